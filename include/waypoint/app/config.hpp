@@ -1,0 +1,49 @@
+#pragma once
+// waypoint.yaml, loaded and checked. Every error names file, line and column.
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "waypoint/transport/transports.hpp"
+
+namespace waypoint::app {
+
+// A configuration error an operator can act on: "FILE:LINE:COLUMN: what is wrong".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TimerConfig {
+  std::chrono::milliseconds t1{500};
+  std::chrono::milliseconds t2{4000};
+  std::chrono::milliseconds t4{5000};
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warning, error, critical, off
+  std::string pattern = "%Y-%m-%d %H:%M:%S.%e [%l] %v";
+};
+
+struct MetricsConfig {
+  std::string file;  // Prometheus text file written on SIGUSR1 and at exit; empty: none
+};
+
+struct Config {
+  std::string path;
+  std::vector<transport::ListenerConfig> listeners;
+  std::vector<std::string> domains;  // served domains (registrar, later)
+  std::vector<std::string> names;    // host names/addresses that mean "this server"
+  TimerConfig timers;
+  transport::TransportSettings transport;
+  LogConfig log;
+  MetricsConfig metrics;
+};
+
+// Throws ConfigError on a missing file, bad YAML, unknown key or bad value.
+Config loadConfig(const std::string& path);
+
+}  // namespace waypoint::app

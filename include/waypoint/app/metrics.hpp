@@ -1,0 +1,17 @@
+#pragma once
+// Counters of every component, rendered as Prometheus text and written to a file.
+
+#include <string>
+
+#include "waypoint/app/dispatcher.hpp"
+#include "waypoint/transport/transports.hpp"
+
+namespace waypoint::app {
+
+std::string renderMetrics(const transport::TransportCounters& transport, const DispatcherCounters& dispatcher);
+
+// Writes through a temporary file and a rename, so a reader never sees half a file.
+// Returns false (and logs) on failure.
+bool writeMetricsFile(const std::string& path, const std::string& text);
+
+}  // namespace waypoint::app

@@ -1,0 +1,41 @@
+#pragma once
+// Cuts a byte stream (TCP, TLS) into SIP messages by Content-Length (RFC 3261 §18.3),
+// and recognises RFC 5626 §4.4.1 CRLF keepalives between messages.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace waypoint::sip {
+
+class StreamFramer {
+ public:
+  enum class Kind {
+    needMore,   // no complete frame buffered yet
+    message,    // frame() holds one complete message (no leading CR/LF)
+    ping,       // a double CRLF: answer with a single CRLF
+    pong,       // a single CRLF (a pong to our ping), seen once a message follows it
+    error,      // the stream is broken (reason()); close the connection
+  };
+
+  explicit StreamFramer(std::size_t maxMessageSize) : maxMessageSize_(maxMessageSize) {}
+
+  void feed(std::string_view bytes) { buffer_.append(bytes); }
+  // Takes the next event out of the buffer. After error every call returns error.
+  Kind next();
+  std::string_view frame() const { return frame_; }
+  const std::string& reason() const { return reason_; }
+  std::size_t buffered() const { return buffer_.size() - consumed_; }
+
+ private:
+  Kind fail(std::string reason);
+  void compact();
+  std::string buffer_;
+  std::size_t consumed_ = 0;
+  std::string frame_;
+  std::string reason_;
+  std::size_t maxMessageSize_;
+  bool broken_ = false;
+};
+
+}  // namespace waypoint::sip

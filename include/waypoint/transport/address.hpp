@@ -1,0 +1,63 @@
+#pragma once
+// Value types naming transports, endpoints and flows. No I/O here.
+
+#include <boost/asio/ip/address.hpp>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace waypoint::transport {
+
+enum class Protocol : std::uint8_t { udp, tcp, tls, ws, wss };
+
+std::string_view toString(Protocol protocol);            // "UDP", "TCP", ...
+std::optional<Protocol> protocolFromString(std::string_view text);  // any case
+bool isReliable(Protocol protocol);                      // everything but UDP
+
+struct Endpoint {
+  boost::asio::ip::address address;
+  std::uint16_t port = 0;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+std::string toString(const Endpoint& endpoint);  // "127.0.0.1:5060", "[::1]:5060"
+
+// The flow a message arrived on. connectionId is 0 for UDP.
+struct Source {
+  Protocol protocol = Protocol::udp;
+  Endpoint local;
+  Endpoint remote;
+  std::uint64_t connectionId = 0;
+};
+
+// Where to send. For a stream protocol, connectionId (when non-zero and still open) is
+// used first, then any open connection to remote, then a new connection. For UDP, local
+// picks the listening socket to send from (the one the request came in on).
+struct Destination {
+  Protocol protocol = Protocol::udp;
+  Endpoint remote;
+  std::uint64_t connectionId = 0;
+  std::optional<Endpoint> local;
+};
+std::string toString(const Destination& destination);
+
+// RFC 3261 §18.2.2 with RFC 3581 §4: where a response goes, given the top Via of the
+// request and the flow the request arrived on.
+struct ViaSentBy {
+  std::optional<std::uint16_t> port;  // sent-by port
+  bool hasRport = false;              // the client asked for rport (RFC 3581)
+};
+Destination responseDestination(const ViaSentBy& via, const Source& source);
+
+// RFC 3261 §18.1.1: a request bigger than the MTU limit (or within 200 bytes of it) goes
+// over TCP instead of UDP when the target allows it.
+Protocol chooseRequestProtocol(Protocol wanted, std::size_t messageSize, std::size_t mtuLimit,
+                               bool targetAllowsTcp);
+
+}  // namespace waypoint::transport
+
+template <>
+struct std::hash<waypoint::transport::Endpoint> {
+  std::size_t operator()(const waypoint::transport::Endpoint& e) const noexcept;
+};

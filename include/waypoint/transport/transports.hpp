@@ -1,0 +1,89 @@
+#pragma once
+// The listeners, connections and flow table of the daemon, all on one io_context.
+//
+// Incoming bytes are cut into messages (datagrams as they come, streams by
+// Content-Length) and handed to one MessageHandler with the flow they arrived on.
+// Outgoing messages reuse the flow named by a Destination where it still exists.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "waypoint/transport/address.hpp"
+
+namespace waypoint::transport {
+
+struct ListenerConfig {
+  Protocol protocol = Protocol::udp;
+  std::string address;  // numeric IPv4 or IPv6
+  std::uint16_t port = 5060;
+};
+
+struct TransportSettings {
+  std::size_t maxMessageSize = 65536;
+  std::size_t udpMtu = 1300;
+  int udpReceiveBuffer = 0;  // SO_RCVBUF bytes; 0 leaves the kernel default
+  std::chrono::seconds tcpIdleTimeout{600};
+  std::chrono::seconds tcpConnectTimeout{10};
+  std::size_t maxConnectionsPerSource = 64;
+  std::size_t maxConnections = 16384;
+};
+
+// Counters of what the transports did; read by the metrics code.
+struct TransportCounters {
+  std::uint64_t udpDatagramsReceived = 0;
+  std::uint64_t udpDatagramsSent = 0;
+  std::uint64_t udpOversizeDropped = 0;
+  std::uint64_t keepalivesReceived = 0;
+  std::uint64_t tcpConnectionsAccepted = 0;
+  std::uint64_t tcpConnectionsOpened = 0;
+  std::uint64_t tcpConnectionsRejected = 0;  // per-source or global limit
+  std::uint64_t tcpConnectionsClosedIdle = 0;
+  std::uint64_t tcpConnectionsClosedOversize = 0;
+  std::uint64_t tcpConnectionsClosedFraming = 0;
+  std::uint64_t tcpMessagesReceived = 0;
+  std::uint64_t tcpMessagesSent = 0;
+  std::uint64_t sendErrors = 0;
+  std::uint64_t tcpOpenConnections = 0;  // a gauge
+};
+
+using MessageHandler = std::function<void(const Source& source, std::string_view bytes)>;
+using SendErrorHandler = std::function<void(const Destination& destination, std::error_code)>;
+
+class Transports {
+ public:
+  Transports(boost::asio::io_context& io, TransportSettings settings, MessageHandler onMessage);
+  ~Transports();
+  Transports(const Transports&) = delete;
+  Transports& operator=(const Transports&) = delete;
+
+  // Binds a listener. Throws std::runtime_error naming the address on failure.
+  void listen(const ListenerConfig& config);
+  // The endpoints actually bound (port 0 resolved), in listen() order.
+  std::vector<std::pair<Protocol, Endpoint>> boundEndpoints() const;
+
+  // Sends bytes; never blocks. A failure (no socket for the family, connect refused,
+  // reset) is counted, logged and reported to onError if given.
+  void send(const Destination& destination, std::string bytes, SendErrorHandler onError = {});
+
+  // Closes every listener and connection (shutdown).
+  void close();
+
+  const TransportCounters& counters() const;
+  const TransportSettings& settings() const;
+
+ struct Impl;  // defined in transports.cpp, with the listener and connection classes
+
+ private:
+  void accept(boost::asio::ip::tcp::acceptor& acceptor);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace waypoint::transport

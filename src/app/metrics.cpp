@@ -1,0 +1,62 @@
+#include "waypoint/app/metrics.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace waypoint::app {
+
+namespace {
+
+void counter(std::string& out, const char* name, std::uint64_t value, const char* type = "counter") {
+  out.append("# TYPE waypoint_").append(name).append(" ").append(type).append("\n");
+  out.append("waypoint_").append(name).append(" ").append(std::to_string(value)).append("\n");
+}
+
+}  // namespace
+
+std::string renderMetrics(const transport::TransportCounters& t, const DispatcherCounters& d) {
+  std::string out;
+  counter(out, "udp_datagrams_received", t.udpDatagramsReceived);
+  counter(out, "udp_datagrams_sent", t.udpDatagramsSent);
+  counter(out, "udp_oversize_dropped", t.udpOversizeDropped);
+  counter(out, "keepalives_received", t.keepalivesReceived);
+  counter(out, "tcp_connections_accepted", t.tcpConnectionsAccepted);
+  counter(out, "tcp_connections_opened", t.tcpConnectionsOpened);
+  counter(out, "tcp_connections_rejected", t.tcpConnectionsRejected);
+  counter(out, "tcp_connections_closed_idle", t.tcpConnectionsClosedIdle);
+  counter(out, "tcp_connections_closed_oversize", t.tcpConnectionsClosedOversize);
+  counter(out, "tcp_connections_closed_framing", t.tcpConnectionsClosedFraming);
+  counter(out, "tcp_messages_received", t.tcpMessagesReceived);
+  counter(out, "tcp_messages_sent", t.tcpMessagesSent);
+  counter(out, "send_errors", t.sendErrors);
+  counter(out, "tcp_open_connections", t.tcpOpenConnections, "gauge");
+  counter(out, "messages_unparseable", d.messagesUnparseable);
+  counter(out, "requests_received", d.requestsReceived);
+  counter(out, "requests_malformed", d.requestsMalformed);
+  counter(out, "responses_received", d.responsesReceived);
+  counter(out, "responses_dropped", d.responsesDropped);
+  counter(out, "options_answered", d.optionsAnswered);
+  counter(out, "requests_not_implemented", d.requestsNotImplemented);
+  return out;
+}
+
+bool writeMetricsFile(const std::string& path, const std::string& text) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream file(temporary, std::ios::trunc);
+    file << text;
+    if (!file.flush()) {
+      spdlog::error("cannot write metrics file {}", temporary);
+      return false;
+    }
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    spdlog::error("cannot rename {} to {}", temporary, path);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace waypoint::app

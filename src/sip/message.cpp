@@ -1,0 +1,526 @@
+#include "waypoint/sip/message.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <strings.h>
+#include <utility>
+
+#include "sofia.hpp"
+
+namespace waypoint::sip {
+
+using detail::view;
+
+namespace detail {
+
+std::string urlText(const url_t* url) {
+  if (url == nullptr) return {};
+  const isize_t length = url_e(nullptr, 0, url);
+  if (length <= 0) return {};
+  std::string text(static_cast<std::size_t>(length) + 1, '\0');
+  url_e(text.data(), static_cast<isize_t>(text.size()), url);
+  text.resize(static_cast<std::size_t>(length));
+  return text;
+}
+
+std::string headerValueText(msg_t* msg, const msg_header_t* header) {
+  char* encoded = sip_header_as_string(msg_home(msg), reinterpret_cast<const sip_header_t*>(header));
+  if (encoded == nullptr) return {};
+  std::string text(encoded);
+  su_free(msg_home(msg), encoded);
+  return text;
+}
+
+}  // namespace detail
+
+namespace {
+
+msg_pub_t* pub(msg_t* msg) { return reinterpret_cast<msg_pub_t*>(sip_object(msg)); }
+
+std::optional<std::uint16_t> portOf(const char* text) {
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  unsigned value = 0;
+  const std::string_view s(text);
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end != s.data() + s.size() || value > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(value);
+}
+
+std::optional<std::uint32_t> uintOf(std::string_view s) {
+  std::uint32_t value = 0;
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end == s.data()) return std::nullopt;
+  return value;
+}
+
+NameAddr nameAddrOf(const char* display, const url_t* url, const char* tag) {
+  NameAddr result;
+  result.displayName = std::string(view(display));
+  result.uri = detail::urlText(url);
+  result.tag = std::string(view(tag));
+  return result;
+}
+
+template <typename Header>
+std::vector<NameAddr> routeList(const Header* first) {
+  std::vector<NameAddr> result;
+  for (const Header* r = first; r != nullptr; r = r->r_next) {
+    result.push_back(nameAddrOf(r->r_display, r->r_url, nullptr));
+  }
+  return result;
+}
+
+// A datagram's Content-Length, read the way sofia will read it, so that a body shorter
+// than it can still be parsed far enough to answer 400 (RFC 3261 §18.3).
+std::optional<std::size_t> declaredContentLength(std::string_view bytes) {
+  const std::size_t headerEnd = bytes.find("\r\n\r\n");
+  const std::string_view headers = bytes.substr(0, headerEnd);
+  std::size_t pos = 0;
+  while (pos < headers.size()) {
+    std::size_t eol = headers.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = headers.size();
+    std::string_view line = headers.substr(pos, eol - pos);
+    pos = eol + 2;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view name = line.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    const bool isLength = (name.size() == 14 && strncasecmp(name.data(), "Content-Length", 14) == 0) ||
+                          (name.size() == 1 && (name[0] == 'l' || name[0] == 'L'));
+    if (!isLength) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    std::size_t length = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+    if (ec != std::errc() || end == value.data()) return std::nullopt;
+    return length;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Uri> parseUri(std::string_view text) {
+  if (text.empty() || text.size() > 4096) return std::nullopt;
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  std::optional<Uri> result;
+  url_t* url = url_make(home, std::string(text).c_str());
+  if (url != nullptr && (url->url_type == url_sip || url->url_type == url_sips ||
+                         url->url_type == url_tel)) {
+    Uri uri;
+    uri.scheme = std::string(view(url->url_scheme));
+    uri.user = std::string(view(url->url_user));
+    uri.host = std::string(view(url->url_host));
+    uri.port = portOf(url->url_port);
+    if (url->url_params != nullptr) {
+      char value[64];
+      if (url_param(url->url_params, "transport", value, sizeof value) > 0) uri.transport = value;
+      uri.lr = url_has_param(url, "lr") != 0;
+    }
+    result = std::move(uri);
+  }
+  su_home_deinit(home);
+  return result;
+}
+
+ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
+  ParseResult result;
+  if (bytes.empty()) {
+    result.error = "Empty message";
+    return result;
+  }
+  if (bytes.size() > limits.maxMessageSize) {
+    result.error = "Message larger than " + std::to_string(limits.maxMessageSize) + " bytes";
+    return result;
+  }
+  if (bytes.front() == '\r' || bytes.front() == '\n') {
+    result.error = "Leading CR/LF";  // the transport strips keepalive CRLFs first
+    return result;
+  }
+  // A body shorter than Content-Length fails in sofia; pad it so that the headers still
+  // parse and a request can be answered "400 Body shorter than Content-Length".
+  std::string padded;
+  std::string_view input = bytes;
+  bool bodyShort = false;
+  const std::size_t headerEnd = bytes.find("\r\n\r\n");
+  if (headerEnd != std::string_view::npos) {
+    const auto declared = declaredContentLength(bytes);
+    const std::size_t bodyAvailable = bytes.size() - headerEnd - 4;
+    if (declared && *declared > bodyAvailable && *declared <= limits.maxMessageSize) {
+      padded.assign(bytes);
+      padded.append(*declared - bodyAvailable, ' ');
+      input = padded;
+      bodyShort = true;
+    }
+  }
+
+  msg_t* msg = msg_create(sip_default_mclass(), MSG_DO_EXTRACT_COPY);
+  if (msg == nullptr) {
+    result.error = "Out of memory";
+    return result;
+  }
+  // SOFIA-NOTES trap 1: every message gets a maxsize.
+  msg_maxsize(msg, static_cast<usize_t>(std::max(limits.maxMessageSize, input.size()) + 1));
+  void* buffer = msg_buf_alloc(msg, input.size() + 1);
+  if (buffer == nullptr) {
+    msg_destroy(msg);
+    result.error = "Out of memory";
+    return result;
+  }
+  std::memcpy(buffer, input.data(), input.size());
+  msg_buf_commit(msg, input.size(), 1);
+  const int extracted = msg_extract(msg);
+  sip_t* sip = sip_object(msg);
+  // SOFIA-NOTES trap 3: 0 at end of input (e.g. a NUL inside a header) is an error too.
+  if (extracted != 1 || sip == nullptr || (sip->sip_request == nullptr && sip->sip_status == nullptr)) {
+    msg_destroy(msg);
+    result.error = extracted == 0 ? "Incomplete message" : "Unparseable message";
+    return result;
+  }
+  if (std::memchr(bytes.data(), '\0', headerEnd == std::string_view::npos ? bytes.size() : headerEnd) !=
+      nullptr) {
+    msg_destroy(msg);
+    result.error = "NUL byte in headers";
+    return result;
+  }
+  result.message.emplace(Message(msg));
+  if (bodyShort) {
+    result.error = "Body shorter than Content-Length";
+  } else if ((sip->sip_flags & MSG_FLG_BODY) == 0) {
+    result.error = "Missing empty line after headers";
+  }
+  return result;
+}
+
+Message::Message(msg_s* msg) : msg_(msg) {}
+Message::Message(Message&& other) noexcept : msg_(std::exchange(other.msg_, nullptr)) {}
+Message& Message::operator=(Message&& other) noexcept {
+  if (this != &other) {
+    if (msg_ != nullptr) msg_destroy(msg_);
+    msg_ = std::exchange(other.msg_, nullptr);
+  }
+  return *this;
+}
+Message::~Message() {
+  if (msg_ != nullptr) msg_destroy(msg_);
+}
+
+bool Message::isRequest() const { return sip_object(msg_)->sip_request != nullptr; }
+
+std::string_view Message::method() const {
+  const sip_t* sip = sip_object(msg_);
+  return sip->sip_request ? view(sip->sip_request->rq_method_name) : std::string_view();
+}
+
+std::string Message::requestUri() const {
+  const sip_t* sip = sip_object(msg_);
+  return sip->sip_request ? detail::urlText(sip->sip_request->rq_url) : std::string();
+}
+
+std::optional<Uri> Message::requestUriParts() const {
+  const sip_t* sip = sip_object(msg_);
+  if (sip->sip_request == nullptr) return std::nullopt;
+  return parseUri(requestUri());
+}
+
+int Message::statusCode() const {
+  const sip_t* sip = sip_object(msg_);
+  return sip->sip_status ? sip->sip_status->st_status : 0;
+}
+
+std::string_view Message::reasonPhrase() const {
+  const sip_t* sip = sip_object(msg_);
+  return sip->sip_status ? view(sip->sip_status->st_phrase) : std::string_view();
+}
+
+namespace {
+Via viaOf(const sip_via_t* v) {
+  Via via;
+  const std::string_view protocol = view(v->v_protocol);
+  const std::size_t slash = protocol.rfind('/');
+  via.protocol = std::string(slash == std::string_view::npos ? protocol : protocol.substr(slash + 1));
+  via.host = std::string(view(v->v_host));
+  via.port = portOf(v->v_port);
+  via.branch = std::string(view(v->v_branch));
+  via.received = std::string(view(v->v_received));
+  via.hasRport = v->v_rport != nullptr;
+  via.rport = portOf(v->v_rport);
+  return via;
+}
+}  // namespace
+
+std::vector<Via> Message::vias() const {
+  std::vector<Via> result;
+  for (const sip_via_t* v = sip_object(msg_)->sip_via; v != nullptr; v = v->v_next) {
+    result.push_back(viaOf(v));
+  }
+  return result;
+}
+
+std::optional<Via> Message::topVia() const {
+  const sip_via_t* v = sip_object(msg_)->sip_via;
+  if (v == nullptr) return std::nullopt;
+  return viaOf(v);
+}
+
+std::optional<NameAddr> Message::from() const {
+  const sip_from_t* f = sip_object(msg_)->sip_from;
+  if (f == nullptr) return std::nullopt;
+  return nameAddrOf(f->a_display, f->a_url, f->a_tag);
+}
+
+std::optional<NameAddr> Message::to() const {
+  const sip_to_t* t = sip_object(msg_)->sip_to;
+  if (t == nullptr) return std::nullopt;
+  return nameAddrOf(t->a_display, t->a_url, t->a_tag);
+}
+
+std::string_view Message::callId() const {
+  const sip_call_id_t* id = sip_object(msg_)->sip_call_id;
+  return id ? view(id->i_id) : std::string_view();
+}
+
+std::optional<CSeq> Message::cseq() const {
+  const sip_cseq_t* cs = sip_object(msg_)->sip_cseq;
+  if (cs == nullptr) return std::nullopt;
+  return CSeq{cs->cs_seq, std::string(view(cs->cs_method_name))};
+}
+
+std::optional<std::uint32_t> Message::maxForwards() const {
+  const sip_max_forwards_t* mf = sip_object(msg_)->sip_max_forwards;
+  if (mf == nullptr) return std::nullopt;
+  return static_cast<std::uint32_t>(std::min<unsigned long>(mf->mf_count, UINT32_MAX));
+}
+
+std::vector<NameAddr> Message::routes() const { return routeList(sip_object(msg_)->sip_route); }
+
+std::vector<NameAddr> Message::recordRoutes() const {
+  return routeList(sip_object(msg_)->sip_record_route);
+}
+
+std::vector<Contact> Message::contacts() const {
+  std::vector<Contact> result;
+  for (const sip_contact_t* m = sip_object(msg_)->sip_contact; m != nullptr; m = m->m_next) {
+    Contact contact;
+    contact.wildcard = m->m_url->url_type == url_any;
+    contact.address = nameAddrOf(m->m_display, m->m_url, nullptr);
+    if (m->m_expires != nullptr) contact.expires = uintOf(m->m_expires);
+    if (m->m_q != nullptr) {
+      char* end = nullptr;
+      const double q = std::strtod(m->m_q, &end);
+      if (end != m->m_q) contact.q = q;
+    }
+    for (const msg_param_t* p = m->m_params; p != nullptr && *p != nullptr; ++p) {
+      contact.params.emplace_back(*p);
+    }
+    result.push_back(std::move(contact));
+  }
+  return result;
+}
+
+std::optional<std::uint32_t> Message::expires() const {
+  const sip_expires_t* ex = sip_object(msg_)->sip_expires;
+  if (ex == nullptr) return std::nullopt;
+  return static_cast<std::uint32_t>(ex->ex_delta);
+}
+
+std::optional<std::size_t> Message::contentLength() const {
+  const sip_content_length_t* l = sip_object(msg_)->sip_content_length;
+  if (l == nullptr) return std::nullopt;
+  return l->l_length;
+}
+
+std::string_view Message::body() const {
+  const sip_payload_t* pl = sip_object(msg_)->sip_payload;
+  if (pl == nullptr || pl->pl_data == nullptr) return {};
+  std::size_t length = pl->pl_len;
+  if (const auto declared = contentLength()) length = std::min(length, *declared);
+  return std::string_view(pl->pl_data, length);
+}
+
+std::vector<std::string> Message::proxyRequire() const {
+  std::vector<std::string> result;
+  const sip_proxy_require_t* pr = sip_object(msg_)->sip_proxy_require;
+  for (; pr != nullptr; pr = pr->k_next) {
+    for (const msg_param_t* item = pr->k_items; item != nullptr && *item != nullptr; ++item) {
+      result.emplace_back(*item);
+    }
+  }
+  return result;
+}
+
+namespace {
+
+// The header class for a name (compact forms included); nullptr for unknown headers.
+msg_hclass_t* knownClass(std::string_view name) {
+  if (name.empty() || name.size() > 128) return nullptr;
+  const std::string text(name);
+  isize_t length = 0;
+  const msg_href_t* href = msg_find_hclass(sip_default_mclass(), text.c_str(), &length);
+  if (href == nullptr || href->hr_class == nullptr || length != static_cast<isize_t>(text.size()) ||
+      href->hr_class == sip_unknown_class) {
+    return nullptr;
+  }
+  return href->hr_class;
+}
+
+bool sameName(const char* a, std::string_view b) {
+  return a != nullptr && std::strlen(a) == b.size() && strncasecmp(a, b.data(), b.size()) == 0;
+}
+
+}  // namespace
+
+std::vector<std::string> Message::headerValues(std::string_view name) const {
+  std::vector<std::string> result;
+  sip_t* sip = sip_object(msg_);
+  if (msg_hclass_t* hc = knownClass(name)) {
+    msg_header_t** slot = msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
+    for (msg_header_t* h = slot ? *slot : nullptr; h != nullptr; h = h->sh_next) {
+      result.push_back(detail::headerValueText(msg_, h));
+    }
+    return result;
+  }
+  for (const sip_unknown_t* u = sip->sip_unknown; u != nullptr; u = u->un_next) {
+    if (sameName(u->un_name, name)) result.emplace_back(view(u->un_value));
+  }
+  return result;
+}
+
+bool Message::hasHeader(std::string_view name) const { return !headerValues(name).empty(); }
+
+bool Message::pushVia(std::string_view value) {
+  sip_via_t* via = sip_via_make(msg_home(msg_), std::string(value).c_str());
+  if (via == nullptr) return false;
+  return msg_header_insert(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(via)) == 0;
+}
+
+bool Message::popVia() {
+  sip_t* sip = sip_object(msg_);
+  if (sip->sip_via == nullptr) return false;
+  return msg_header_remove(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(sip->sip_via)) == 0;
+}
+
+bool Message::setTopViaReceived(std::string_view sourceIp, std::uint16_t sourcePort) {
+  sip_via_t* via = sip_object(msg_)->sip_via;
+  if (via == nullptr) return false;
+  const bool hasRport = via->v_rport != nullptr;
+  const bool hostDiffers = view(via->v_host) != sourceIp;
+  if (!hasRport && !hostDiffers) return true;
+  su_home_t* home = msg_home(msg_);
+  if (hostDiffers || hasRport) {
+    const std::string param = "received=" + std::string(sourceIp);
+    if (msg_header_replace_param(home, via->v_common, param.c_str()) < 0) return false;
+  }
+  if (hasRport) {
+    const std::string param = "rport=" + std::to_string(sourcePort);
+    if (msg_header_replace_param(home, via->v_common, param.c_str()) < 0) return false;
+  }
+  msg_fragment_clear(via->v_common);
+  return true;
+}
+
+bool Message::decrementMaxForwards(std::uint32_t initialWhenMissing) {
+  sip_max_forwards_t* mf = sip_object(msg_)->sip_max_forwards;
+  if (mf == nullptr) {
+    return addHeader("Max-Forwards", std::to_string(initialWhenMissing));
+  }
+  if (mf->mf_count == 0) return false;
+  mf->mf_count -= 1;
+  msg_fragment_clear(mf->mf_common);
+  return true;
+}
+
+bool Message::popRoute() {
+  sip_t* sip = sip_object(msg_);
+  if (sip->sip_route == nullptr) return false;
+  return msg_header_remove(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(sip->sip_route)) == 0;
+}
+
+bool Message::pushRecordRoute(std::string_view value) {
+  sip_record_route_t* rr = sip_record_route_make(msg_home(msg_), std::string(value).c_str());
+  if (rr == nullptr) return false;
+  return msg_header_insert(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(rr)) == 0;
+}
+
+bool Message::addHeader(std::string_view name, std::string_view value) {
+  if (name.empty() || name.find_first_of(":\r\n ") != std::string_view::npos ||
+      value.find_first_of("\r\n") != std::string_view::npos) {
+    return false;
+  }
+  std::string line;
+  line.reserve(name.size() + value.size() + 2);
+  line.append(name).append(": ").append(value);
+  return msg_header_add_str(msg_, pub(msg_), line.c_str()) == 0;
+}
+
+bool Message::removeHeader(std::string_view name) {
+  sip_t* sip = sip_object(msg_);
+  if (msg_hclass_t* hc = knownClass(name)) {
+    msg_header_t** slot = msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
+    if (slot == nullptr || *slot == nullptr) return false;
+    return msg_header_remove_all(msg_, pub(msg_), *slot) == 0;
+  }
+  bool removed = false;
+  sip_unknown_t* u = sip->sip_unknown;
+  while (u != nullptr) {
+    sip_unknown_t* next = u->un_next;
+    if (sameName(u->un_name, name)) {
+      msg_header_remove(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(u));
+      removed = true;
+    }
+    u = next;
+  }
+  return removed;
+}
+
+bool Message::setHeader(std::string_view name, std::string_view value) {
+  if (name.empty() || value.find_first_of("\r\n") != std::string_view::npos) return false;
+  removeHeader(name);
+  return addHeader(name, value);
+}
+
+std::string Message::serialize() const {
+  if (msg_serialize(msg_, pub(msg_)) < 0 || msg_prepare(msg_) < 0) return {};
+  const isize_t count = msg_iovec(msg_, nullptr, 0);
+  if (count <= 0) return {};
+  std::vector<msg_iovec_t> vec(static_cast<std::size_t>(count));
+  msg_iovec(msg_, vec.data(), count);
+  std::size_t total = 0;
+  for (const auto& v : vec) total += v.mv_len;
+  std::string out;
+  out.reserve(total);
+  for (const auto& v : vec) out.append(static_cast<const char*>(v.mv_base), v.mv_len);
+  return out;
+}
+
+std::string buildResponse(const Message& request, int status, std::string_view reason,
+                          std::string_view toTag, const std::vector<std::string>& extraHeaders) {
+  msg_t* msg = request.raw();
+  const sip_t* sip = sip_object(msg);
+  std::string out;
+  out.reserve(512);
+  out.append("SIP/2.0 ").append(std::to_string(status)).append(" ").append(reason).append("\r\n");
+  for (const sip_via_t* v = sip->sip_via; v != nullptr; v = v->v_next) {
+    out.append("Via: ").append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(v))).append("\r\n");
+  }
+  if (sip->sip_from) {
+    out.append("From: ").append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(sip->sip_from))).append("\r\n");
+  }
+  if (sip->sip_to) {
+    out.append("To: ").append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(sip->sip_to)));
+    if (status > 100 && sip->sip_to->a_tag == nullptr && !toTag.empty()) out.append(";tag=").append(toTag);
+    out.append("\r\n");
+  }
+  if (sip->sip_call_id) out.append("Call-ID: ").append(view(sip->sip_call_id->i_id)).append("\r\n");
+  if (sip->sip_cseq) {
+    out.append("CSeq: ").append(std::to_string(sip->sip_cseq->cs_seq)).append(" ")
+        .append(view(sip->sip_cseq->cs_method_name)).append("\r\n");
+  }
+  for (const auto& line : extraHeaders) out.append(line).append("\r\n");
+  out.append("Content-Length: 0\r\n\r\n");
+  return out;
+}
+
+}  // namespace waypoint::sip

@@ -1,0 +1,108 @@
+#include "waypoint/sip/stream_framer.hpp"
+
+#include <charconv>
+#include <strings.h>
+
+namespace waypoint::sip {
+
+namespace {
+
+bool isContentLengthName(std::string_view name) {
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+  return (name.size() == 14 && strncasecmp(name.data(), "Content-Length", 14) == 0) ||
+         (name.size() == 1 && (name[0] == 'l' || name[0] == 'L'));
+}
+
+enum class LengthResult { found, missing, malformed };
+
+// Reads Content-Length from the header block (start line excluded is fine: it has no
+// colon before the first space that could match).
+LengthResult contentLength(std::string_view headers, std::size_t& length) {
+  std::size_t pos = headers.find("\r\n");
+  while (pos != std::string_view::npos && pos < headers.size()) {
+    pos += 2;
+    std::size_t eol = headers.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = headers.size();
+    const std::string_view line = headers.substr(pos, eol - pos);
+    pos = eol;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || !isContentLengthName(line.substr(0, colon))) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+    if (ec != std::errc() || end != value.data() + value.size()) return LengthResult::malformed;
+    return LengthResult::found;
+  }
+  return LengthResult::missing;
+}
+
+}  // namespace
+
+StreamFramer::Kind StreamFramer::fail(std::string reason) {
+  broken_ = true;
+  reason_ = std::move(reason);
+  return Kind::error;
+}
+
+StreamFramer::Kind StreamFramer::next() {
+  if (broken_) return Kind::error;
+  frame_.clear();
+  std::string_view pending(buffer_);
+  pending.remove_prefix(consumed_);
+
+  // RFC 5626 §4.4.1: "\r\n\r\n" is a ping, a lone "\r\n" the pong. Between messages only.
+  if (!pending.empty() && (pending.front() == '\r' || pending.front() == '\n')) {
+    if (pending.starts_with("\r\n\r\n")) {
+      consumed_ += 4;
+      return Kind::ping;
+    }
+    if (pending.size() < 4 && std::string_view("\r\n\r\n").starts_with(pending)) {
+      // "\r", "\r\n" or "\r\n\r": a ping split over reads may still be arriving. A
+      // CRLF is known to be a pong only once the next bytes are not CRLF.
+      return Kind::needMore;
+    }
+    if (pending.starts_with("\r\n")) {
+      consumed_ += 2;
+      return Kind::pong;
+    }
+    consumed_ += 1;  // a stray CR or LF
+    return next();
+  }
+
+  const std::size_t headerEnd = pending.find("\r\n\r\n");
+  if (headerEnd == std::string_view::npos) {
+    if (pending.size() > maxMessageSize_) return fail("Headers exceed the maximum message size");
+    compact();
+    return Kind::needMore;
+  }
+  std::size_t length = 0;
+  switch (contentLength(pending.substr(0, headerEnd), length)) {
+    case LengthResult::missing:
+      return fail("Missing Content-Length on a stream transport");
+    case LengthResult::malformed:
+      return fail("Malformed Content-Length");
+    case LengthResult::found:
+      break;
+  }
+  const std::size_t total = headerEnd + 4;
+  if (length > maxMessageSize_ || total + length > maxMessageSize_) {
+    return fail("Message exceeds the maximum message size");
+  }
+  if (pending.size() < total + length) {
+    compact();
+    return Kind::needMore;
+  }
+  frame_.assign(pending.substr(0, total + length));
+  consumed_ += total + length;
+  return Kind::message;
+}
+
+void StreamFramer::compact() {
+  if (consumed_ > 0) {
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+  }
+}
+
+}  // namespace waypoint::sip

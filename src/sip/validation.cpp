@@ -1,0 +1,129 @@
+#include "waypoint/sip/validation.hpp"
+
+#include <cstring>
+
+#include "sofia.hpp"
+
+namespace waypoint::sip {
+
+using detail::view;
+
+namespace {
+
+// RFC 3261 §8.1.1.5: the CSeq sequence number MUST be less than 2^31.
+constexpr std::uint32_t kMaxCSeq = 0x7fffffffu;
+
+// The canonical name and typed slot of the header an error line belongs to.
+struct ErrorHeader {
+  std::string name;  // canonical ("Call-ID"), or empty for a line that names no header
+  bool typedHeaderPresent = false;
+};
+
+ErrorHeader classify(const sip_t* sip, const msg_header_t* error) {
+  ErrorHeader result;
+  const char* data = static_cast<const char*>(error->sh_data);
+  const std::string_view line(data ? data : "", data ? error->sh_len : 0);
+  const std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return result;
+  std::string name(line.substr(0, colon));
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
+  if (name.empty()) return result;
+  isize_t length = 0;
+  const msg_href_t* href = msg_find_hclass(sip_default_mclass(), name.c_str(), &length);
+  if (href == nullptr || href->hr_class == nullptr || href->hr_class == sip_unknown_class ||
+      length != static_cast<isize_t>(name.size())) {
+    result.name = name;
+    return result;
+  }
+  result.name = view(href->hr_class->hc_name);
+  msg_header_t** slot = msg_hclass_offset(sip_default_mclass(),
+                                          reinterpret_cast<msg_pub_t*>(const_cast<sip_t*>(sip)),
+                                          href->hr_class);
+  result.typedHeaderPresent = slot != nullptr && *slot != nullptr;
+  return result;
+}
+
+// The first header that failed to parse, as "Malformed X" or "Duplicate X" (a second
+// instance of a single-instance header lands in the error list beside the first).
+std::optional<std::string> headerError(const sip_t* sip) {
+  for (const msg_header_t* e = reinterpret_cast<const msg_header_t*>(sip->sip_error); e != nullptr;
+       e = e->sh_next) {
+    const ErrorHeader header = classify(sip, e);
+    if (header.name.empty()) return std::string("Malformed header line");
+    return (header.typedHeaderPresent ? "Duplicate " : "Malformed ") + header.name;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> missingMandatory(const sip_t* sip) {
+  if (sip->sip_via == nullptr) return "Missing Via";
+  if (sip->sip_from == nullptr) return "Missing From";
+  if (sip->sip_to == nullptr) return "Missing To";
+  if (sip->sip_call_id == nullptr) return "Missing Call-ID";
+  if (sip->sip_cseq == nullptr) return "Missing CSeq";
+  return std::nullopt;
+}
+
+bool validNameAddrUrl(const url_t* url) {
+  return url != nullptr && url->url_type != url_invalid && url->url_type != url_unknown &&
+         url->url_scheme != nullptr;
+}
+
+std::optional<std::string> badAddresses(const sip_t* sip, bool allowWildcardContact) {
+  if (!validNameAddrUrl(sip->sip_from->a_url)) return "Malformed From";
+  if (!validNameAddrUrl(sip->sip_to->a_url)) return "Malformed To";
+  if (sip->sip_cseq->cs_seq > kMaxCSeq) return "Malformed CSeq";
+  for (const sip_contact_t* m = sip->sip_contact; m != nullptr; m = m->m_next) {
+    if (m->m_url->url_type == url_any) {
+      // "Contact: *" only in REGISTER, alone (RFC 3261 §10.2.2).
+      if (!allowWildcardContact || m != sip->sip_contact || m->m_next != nullptr) return "Malformed Contact";
+      continue;
+    }
+    if (m->m_url->url_type == url_invalid || m->m_url->url_host == nullptr ||
+        m->m_url->url_scheme == nullptr) {
+      return "Malformed Contact";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Rejection> validateRequest(const Message& request) {
+  const sip_t* sip = sip_object(request.raw());
+  const sip_request_t* rq = sip->sip_request;
+  if (rq == nullptr) return Rejection{400, "Not a request"};
+  if (rq->rq_version == nullptr || std::strcmp(rq->rq_version, "SIP/2.0") != 0) {
+    return Rejection{505, "Version Not Supported"};
+  }
+  const url_t* ruri = rq->rq_url;
+  if (ruri == nullptr || (ruri->url_type != url_sip && ruri->url_type != url_sips &&
+                          ruri->url_type != url_tel)) {
+    return Rejection{416, "Unsupported URI Scheme"};
+  }
+  if (ruri->url_type != url_tel && ruri->url_host == nullptr) {
+    return Rejection{400, "Malformed Request-URI"};
+  }
+  if (auto error = headerError(sip)) return Rejection{400, *error};
+  if (auto missing = missingMandatory(sip)) return Rejection{400, *missing};
+  if (auto bad = badAddresses(sip, rq->rq_method == sip_method_register)) return Rejection{400, *bad};
+  const std::string_view method = view(rq->rq_method_name);
+  if (view(sip->sip_cseq->cs_method_name) != method) return Rejection{400, "CSeq method mismatch"};
+  return std::nullopt;
+}
+
+std::optional<std::string> validateResponse(const Message& response) {
+  const sip_t* sip = sip_object(response.raw());
+  const sip_status_t* st = sip->sip_status;
+  if (st == nullptr) return "Not a response";
+  if (st->st_status < 100 || st->st_status > 699) return "Invalid status code";
+  if (st->st_version == nullptr || std::strcmp(st->st_version, "SIP/2.0") != 0) {
+    return "Unsupported SIP version";
+  }
+  if (auto error = headerError(sip)) return error;
+  if (auto missing = missingMandatory(sip)) return missing;
+  if (sip->sip_cseq->cs_seq > kMaxCSeq) return "Malformed CSeq";
+  return std::nullopt;
+}
+
+}  // namespace waypoint::sip

@@ -1,0 +1,78 @@
+#include "waypoint/transport/address.hpp"
+
+#include <strings.h>
+
+namespace waypoint::transport {
+
+std::string_view toString(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::udp: return "UDP";
+    case Protocol::tcp: return "TCP";
+    case Protocol::tls: return "TLS";
+    case Protocol::ws: return "WS";
+    case Protocol::wss: return "WSS";
+  }
+  return "?";
+}
+
+std::optional<Protocol> protocolFromString(std::string_view text) {
+  for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::tls, Protocol::ws, Protocol::wss}) {
+    const std::string_view name = toString(p);
+    if (name.size() == text.size() && strncasecmp(name.data(), text.data(), text.size()) == 0) return p;
+  }
+  return std::nullopt;
+}
+
+bool isReliable(Protocol protocol) { return protocol != Protocol::udp; }
+
+std::string toString(const Endpoint& endpoint) {
+  if (endpoint.address.is_v6()) {
+    return "[" + endpoint.address.to_string() + "]:" + std::to_string(endpoint.port);
+  }
+  return endpoint.address.to_string() + ":" + std::to_string(endpoint.port);
+}
+
+std::string toString(const Destination& destination) {
+  std::string text(toString(destination.protocol));
+  text.append(" ").append(toString(destination.remote));
+  if (destination.connectionId != 0) text.append(" #").append(std::to_string(destination.connectionId));
+  return text;
+}
+
+Destination responseDestination(const ViaSentBy& via, const Source& source) {
+  Destination destination;
+  destination.protocol = source.protocol;
+  destination.local = source.local;
+  destination.remote.address = source.remote.address;
+  if (isReliable(source.protocol)) {
+    // §18.2.2: the connection the request came on; if it is gone, a new one to the
+    // received address and the sent-by port.
+    destination.connectionId = source.connectionId;
+    const std::uint16_t defaultPort = source.protocol == Protocol::tls ? 5061 : 5060;
+    destination.remote.port = via.port.value_or(defaultPort);
+    return destination;
+  }
+  // RFC 3581 §4: with rport, back to the source port. Otherwise to received (the source
+  // address, which is what the proxy writes there) and the sent-by port.
+  destination.remote.port = via.hasRport ? source.remote.port : via.port.value_or(5060);
+  return destination;
+}
+
+Protocol chooseRequestProtocol(Protocol wanted, std::size_t messageSize, std::size_t mtuLimit,
+                               bool targetAllowsTcp) {
+  if (wanted == Protocol::udp && messageSize > mtuLimit && targetAllowsTcp) return Protocol::tcp;
+  return wanted;
+}
+
+}  // namespace waypoint::transport
+
+std::size_t std::hash<waypoint::transport::Endpoint>::operator()(
+    const waypoint::transport::Endpoint& e) const noexcept {
+  std::size_t h = 0;
+  if (e.address.is_v4()) {
+    h = e.address.to_v4().to_uint();
+  } else {
+    for (unsigned char b : e.address.to_v6().to_bytes()) h = h * 131 + b;
+  }
+  return h * 65599 + e.port;
+}

@@ -1,0 +1,117 @@
+#include "waypoint/app/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace waypoint::app {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    std::ofstream(path_) << text;
+    return path_;
+  }
+  // The message of the ConfigError that loading `text` throws.
+  std::string errorFor(const std::string& text) {
+    try {
+      loadConfig(write(text));
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no ConfigError for:\n" << text;
+    return {};
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+
+  std::string path_ = (std::filesystem::temp_directory_path() /
+                       ("waypoint-config-test-" + std::to_string(::getpid()) + ".yaml")).string();
+};
+
+constexpr const char* kMinimal = "listen:\n  - { transport: udp, address: 127.0.0.1, port: 5070 }\n";
+
+TEST_F(ConfigTest, LoadsTheSampleConfiguration) {
+  const Config config = loadConfig(std::string(WAYPOINT_SOURCE_DIR) + "/config/waypoint.yaml");
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[0].protocol, transport::Protocol::udp);
+  EXPECT_EQ(config.listeners[1].protocol, transport::Protocol::tcp);
+  EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(config.listeners[0].port, 5060);
+  EXPECT_EQ(config.domains, std::vector<std::string>{"localhost"});
+  EXPECT_EQ(config.timers.t1, std::chrono::milliseconds(500));
+  EXPECT_EQ(config.timers.t2, std::chrono::milliseconds(4000));
+  EXPECT_EQ(config.timers.t4, std::chrono::milliseconds(5000));
+  EXPECT_EQ(config.transport.maxMessageSize, 65536u);
+  EXPECT_EQ(config.transport.udpMtu, 1300u);
+}
+
+TEST_F(ConfigTest, AppliesDefaultsToAMinimalFile) {
+  const Config config = loadConfig(write(kMinimal));
+  EXPECT_EQ(config.timers.t1, std::chrono::milliseconds(500));
+  EXPECT_EQ(config.transport.tcpIdleTimeout, std::chrono::seconds(600));
+  EXPECT_EQ(config.log.level, "info");
+  EXPECT_TRUE(config.metrics.file.empty());
+}
+
+TEST_F(ConfigTest, ParsesDurationsWithUnits) {
+  const Config config = loadConfig(write(std::string(kMinimal) +
+                                         "timers: { t1: 50ms, t2: 2s, t4: 1m }\nlimits: { tcp_idle_timeout: 2m }\n"));
+  EXPECT_EQ(config.timers.t1, std::chrono::milliseconds(50));
+  EXPECT_EQ(config.timers.t2, std::chrono::milliseconds(2000));
+  EXPECT_EQ(config.timers.t4, std::chrono::milliseconds(60000));
+  EXPECT_EQ(config.transport.tcpIdleTimeout, std::chrono::seconds(120));
+}
+
+TEST_F(ConfigTest, UnknownTopLevelKeyNamesFileLineAndColumn) {
+  const std::string error = errorFor(std::string(kMinimal) + "domains: [a]\nlisten_on: 5060\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":4:1: "));
+  EXPECT_THAT(error, HasSubstr("unknown key 'listen_on'"));
+}
+
+TEST_F(ConfigTest, UnknownNestedKeyNamesItsPosition) {
+  const std::string error = errorFor(std::string(kMinimal) + "timers:\n  t1: 500ms\n  t3: 1s\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":5:3: "));
+  EXPECT_THAT(error, HasSubstr("'t3'"));
+}
+
+TEST_F(ConfigTest, DurationWithoutUnitIsAnError) {
+  const std::string error = errorFor(std::string(kMinimal) + "timers: { t1: 500 }\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":3:"));
+  EXPECT_THAT(error, HasSubstr("duration with a unit"));
+}
+
+TEST_F(ConfigTest, BadYamlSyntaxNamesTheLine) {
+  const std::string error = errorFor("listen:\n  - { transport: udp, address: 127.0.0.1\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":"));
+  EXPECT_THAT(error, Not(HasSubstr(":0:")));
+}
+
+TEST_F(ConfigTest, RejectsBadListeners) {
+  EXPECT_THAT(errorFor("listen:\n  - { transport: sctp, address: 127.0.0.1 }\n"), HasSubstr("transport must be udp or tcp"));
+  EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: example.com }\n"), HasSubstr("numeric IPv4 or IPv6"));
+  EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: 127.0.0.1, port: 70000 }\n"),
+              HasSubstr("port must be between 0 and 65535"));
+  EXPECT_THAT(errorFor("listen: []\n"), HasSubstr("non-empty list"));
+  EXPECT_THAT(errorFor("domains: [a]\n"), HasSubstr("'listen' is required"));
+}
+
+TEST_F(ConfigTest, RejectsBadValues) {
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "log: { level: loud }\n"), HasSubstr("log level must be one of"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "limits: { max_message_size: abc }\n"), HasSubstr("whole number"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "timers: { t1: 5s, t2: 1s }\n"), HasSubstr("t2 must not be shorter"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "domains: localhost\n"), HasSubstr("domains must be a list"));
+}
+
+TEST_F(ConfigTest, MissingFileIsAnError) {
+  EXPECT_THROW(loadConfig("/nonexistent/waypoint.yaml"), ConfigError);
+}
+
+}  // namespace
+}  // namespace waypoint::app
