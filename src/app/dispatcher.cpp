@@ -51,10 +51,15 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
     rejection = sip::validateRequest(message);
   }
   if (rejection) {
+    // Without a Via there is nowhere to send a response; an ACK is never answered.
+    if (!message.topVia() || message.method() == "ACK") {
+      ++counters_.requestsDropped;
+      spdlog::warn("drop {} from {}: {}", message.method(), describe(source), rejection->reason);
+      return;
+    }
     ++counters_.requestsMalformed;
     spdlog::warn("reject {} from {}: {} {}", message.method(), describe(source), rejection->status, rejection->reason);
-    // Without a Via there is nowhere to send a response; an ACK is never answered.
-    if (message.topVia() && message.method() != "ACK") respond(source, message, rejection->status, rejection->reason);
+    respond(source, message, rejection->status, rejection->reason);
     return;
   }
   onRequest(source, message);

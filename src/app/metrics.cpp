@@ -35,6 +35,7 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "messages_unparseable", d.messagesUnparseable);
   counter(out, "requests_received", d.requestsReceived);
   counter(out, "requests_malformed", d.requestsMalformed);
+  counter(out, "requests_dropped", d.requestsDropped);
   counter(out, "responses_received", d.responsesReceived);
   counter(out, "responses_dropped", d.responsesDropped);
   counter(out, "options_answered", d.optionsAnswered);

@@ -408,14 +408,13 @@ bool Message::setTopViaReceived(std::string_view sourceIp, std::uint16_t sourceP
   const bool hasRport = via->v_rport != nullptr;
   const bool hostDiffers = view(via->v_host) != sourceIp;
   if (!hasRport && !hostDiffers) return true;
+  // sofia keeps the parameter string itself, so it must live in the message's home.
   su_home_t* home = msg_home(msg_);
-  if (hostDiffers || hasRport) {
-    const std::string param = "received=" + std::string(sourceIp);
-    if (msg_header_replace_param(home, via->v_common, param.c_str()) < 0) return false;
-  }
+  const std::string received = "received=" + std::string(sourceIp);
+  if (msg_header_replace_param(home, via->v_common, su_strdup(home, received.c_str())) < 0) return false;
   if (hasRport) {
-    const std::string param = "rport=" + std::to_string(sourcePort);
-    if (msg_header_replace_param(home, via->v_common, param.c_str()) < 0) return false;
+    const std::string rport = "rport=" + std::to_string(sourcePort);
+    if (msg_header_replace_param(home, via->v_common, su_strdup(home, rport.c_str())) < 0) return false;
   }
   msg_fragment_clear(via->v_common);
   return true;

@@ -35,6 +35,12 @@ std::string_view stripLeadingCrlf(std::string_view bytes) {
   return start == std::string_view::npos ? std::string_view() : bytes.substr(start);
 }
 
+// Callers compare with std::errc, so system errors cross the boundary as std's.
+std::error_code toStd(const boost::system::error_code& ec) {
+  if (ec.category() == boost::system::system_category()) return {ec.value(), std::system_category()};
+  return ec;
+}
+
 }  // namespace
 
 class UdpListener;
@@ -101,7 +107,7 @@ class UdpListener {
                             [this, held, destination, onError](boost::system::error_code e, std::size_t) {
                               if (e == asio::error::operation_aborted) return;
                               if (e) {
-                                owner_.reportSendError(destination, e, onError);
+                                owner_.reportSendError(destination, toStd(e), onError);
                               } else {
                                 ++owner_.counters.udpDatagramsSent;
                               }
@@ -109,7 +115,7 @@ class UdpListener {
       return;
     }
     if (ec) {
-      owner_.reportSendError(destination, ec, onError);
+      owner_.reportSendError(destination, toStd(ec), onError);
       return;
     }
     ++owner_.counters.udpDatagramsSent;
@@ -180,7 +186,7 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
       if (self->closed_) return;
       if (ec) {
         spdlog::warn("TCP connect to {} failed: {}", toString(self->remote_), ec.message());
-        self->fail(ec);
+        self->fail(toStd(ec));
         return;
       }
       ++self->owner_.counters.tcpConnectionsOpened;
@@ -229,7 +235,7 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
         if (ec != asio::error::eof && ec != asio::error::connection_reset) {
           spdlog::warn("TCP read from {} failed: {}", toString(self->remote_), ec.message());
         }
-        self->fail(ec == asio::error::eof ? std::make_error_code(std::errc::connection_reset) : ec);
+        self->fail(ec == asio::error::eof ? std::make_error_code(std::errc::connection_reset) : toStd(ec));
         return;
       }
       self->lastActivity_ = Clock::now();
@@ -282,7 +288,7 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
       if (self->closed_) return;
       if (ec) {
         spdlog::warn("TCP write to {} failed: {}", toString(self->remote_), ec.message());
-        self->fail(ec);
+        self->fail(toStd(ec));
         return;
       }
       if (self->queue_.front().bytes != "\r\n") ++self->owner_.counters.tcpMessagesSent;

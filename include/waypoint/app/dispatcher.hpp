@@ -16,7 +16,8 @@ namespace waypoint::app {
 struct DispatcherCounters {
   std::uint64_t messagesUnparseable = 0;
   std::uint64_t requestsReceived = 0;
-  std::uint64_t requestsMalformed = 0;
+  std::uint64_t requestsMalformed = 0;  // answered 400 (or 416/505)
+  std::uint64_t requestsDropped = 0;    // malformed and unanswerable: no Via, or an ACK
   std::uint64_t responsesReceived = 0;
   std::uint64_t responsesDropped = 0;
   std::uint64_t optionsAnswered = 0;

@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <functional>
+
+#include "waypoint/transport/address.hpp"
+#include "waypoint/transport/transports.hpp"
+
+namespace waypoint::transport {
+namespace {
+
+namespace asio = boost::asio;
+
+Endpoint at(const char* address, std::uint16_t port) { return {asio::ip::make_address(address), port}; }
+
+Source udpSource() { return Source{Protocol::udp, at("127.0.0.1", 5060), at("192.0.2.1", 40123), 0}; }
+
+TEST(ResponseDestinationTest, UdpWithRportGoesBackToTheSourcePort) {
+  const Destination d = responseDestination(ViaSentBy{5062, true}, udpSource());
+  EXPECT_EQ(d.protocol, Protocol::udp);
+  EXPECT_EQ(d.remote, at("192.0.2.1", 40123));
+  EXPECT_EQ(d.local, at("127.0.0.1", 5060));
+}
+
+TEST(ResponseDestinationTest, UdpWithoutRportGoesToTheReceivedAddressAndSentByPort) {
+  EXPECT_EQ(responseDestination(ViaSentBy{5062, false}, udpSource()).remote, at("192.0.2.1", 5062));
+  EXPECT_EQ(responseDestination(ViaSentBy{std::nullopt, false}, udpSource()).remote, at("192.0.2.1", 5060));
+}
+
+TEST(ResponseDestinationTest, TcpReusesTheConnectionAndFallsBackToSentByPort) {
+  const Source source{Protocol::tcp, at("127.0.0.1", 5060), at("192.0.2.1", 50000), 42};
+  const Destination d = responseDestination(ViaSentBy{5070, true}, source);
+  EXPECT_EQ(d.protocol, Protocol::tcp);
+  EXPECT_EQ(d.connectionId, 42u);
+  EXPECT_EQ(d.remote, at("192.0.2.1", 5070));
+  const Source tls{Protocol::tls, at("127.0.0.1", 5061), at("192.0.2.1", 50000), 7};
+  EXPECT_EQ(responseDestination(ViaSentBy{std::nullopt, false}, tls).remote.port, 5061);
+}
+
+TEST(ChooseRequestProtocolTest, LargeUdpRequestSwitchesToTcpWhenTheTargetAllows) {
+  EXPECT_EQ(chooseRequestProtocol(Protocol::udp, 1300, 1300, true), Protocol::udp);
+  EXPECT_EQ(chooseRequestProtocol(Protocol::udp, 1301, 1300, true), Protocol::tcp);
+  EXPECT_EQ(chooseRequestProtocol(Protocol::udp, 1301, 1300, false), Protocol::udp);
+  EXPECT_EQ(chooseRequestProtocol(Protocol::tcp, 100, 1300, true), Protocol::tcp);
+}
+
+TEST(AddressTest, FormatsAndParses) {
+  EXPECT_EQ(toString(at("::1", 5060)), "[::1]:5060");
+  EXPECT_EQ(toString(at("127.0.0.1", 5060)), "127.0.0.1:5060");
+  EXPECT_EQ(protocolFromString("tcp"), Protocol::tcp);
+  EXPECT_EQ(protocolFromString("UDP"), Protocol::udp);
+  EXPECT_EQ(protocolFromString("sctp"), std::nullopt);
+  EXPECT_FALSE(isReliable(Protocol::udp));
+  EXPECT_TRUE(isReliable(Protocol::tls));
+}
+
+constexpr std::string_view kOptions =
+    "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK1\r\n"
+    "Content-Length: 0\r\n\r\n";
+
+// Two transport stacks on one loop, talking over loopback TCP.
+class TransportsLoopbackTest : public ::testing::Test {
+ protected:
+  // Runs the loop until the condition holds; the deadline only bounds a broken test.
+  bool runUntil(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.run_for(std::chrono::milliseconds(10));
+      if (io_.stopped()) io_.restart();
+    }
+    return done();
+  }
+
+  asio::io_context io_;
+  std::vector<std::pair<Source, std::string>> serverGot_;
+  std::vector<std::pair<Source, std::string>> clientGot_;
+  Transports server_{io_, TransportSettings{}, [this](const Source& s, std::string_view b) {
+                       serverGot_.emplace_back(s, std::string(b));
+                     }};
+  Transports client_{io_, TransportSettings{}, [this](const Source& s, std::string_view b) {
+                       clientGot_.emplace_back(s, std::string(b));
+                     }};
+};
+
+TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
+  server_.listen(ListenerConfig{Protocol::tcp, "127.0.0.1", 0});
+  const Endpoint serverAt = server_.boundEndpoints().at(0).second;
+  client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt}, std::string(kOptions));
+  client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt}, std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 2; }));
+  EXPECT_EQ(serverGot_[0].second, kOptions);
+  EXPECT_EQ(client_.counters().tcpConnectionsOpened, 1u);
+  EXPECT_EQ(server_.counters().tcpConnectionsAccepted, 1u);
+  const Source& from = serverGot_[0].first;
+  EXPECT_EQ(from.protocol, Protocol::tcp);
+  EXPECT_NE(from.connectionId, 0u);
+  EXPECT_EQ(from.connectionId, serverGot_[1].first.connectionId);
+
+  // The reply names the connection; its remote port is not listening, so only the
+  // connection itself can carry it.
+  server_.send(Destination{Protocol::tcp, Endpoint{from.remote.address, 1}, from.connectionId, std::nullopt},
+               std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return clientGot_.size() == 1; }));
+  EXPECT_EQ(clientGot_[0].second, kOptions);
+  EXPECT_EQ(server_.counters().tcpConnectionsOpened, 0u);
+  EXPECT_EQ(server_.counters().sendErrors, 0u);
+}
+
+TEST_F(TransportsLoopbackTest, ReportsARefusedConnectionToTheSender) {
+  // A port that was just free: bind, read it, close.
+  asio::ip::tcp::acceptor probe(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::uint16_t freePort = probe.local_endpoint().port();
+  probe.close();
+  std::error_code reported;
+  client_.send(Destination{Protocol::tcp, at("127.0.0.1", freePort), 0, std::nullopt}, std::string(kOptions),
+               [&](const Destination&, std::error_code ec) { reported = ec; });
+  ASSERT_TRUE(runUntil([&] { return static_cast<bool>(reported); }));
+  EXPECT_TRUE(reported == std::errc::connection_refused) << reported.message();
+  EXPECT_EQ(client_.counters().sendErrors, 1u);
+  EXPECT_EQ(client_.counters().tcpOpenConnections, 0u);
+}
+
+TEST_F(TransportsLoopbackTest, UdpDatagramsArriveWithTheirSourceAndKeepalivesAreCounted) {
+  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
+  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
+  const Endpoint serverAt = server_.boundEndpoints().at(0).second;
+  const Endpoint clientAt = client_.boundEndpoints().at(0).second;
+  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt}, "\r\n\r\n");
+  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt}, "\r\n" + std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 1; }));
+  EXPECT_EQ(serverGot_[0].second, kOptions);  // leading CRLF stripped before the parser
+  EXPECT_EQ(serverGot_[0].first.remote, clientAt);
+  EXPECT_EQ(server_.counters().keepalivesReceived, 1u);
+}
+
+TEST_F(TransportsLoopbackTest, ListenFailureNamesTheAddress) {
+  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
+  const Endpoint taken = server_.boundEndpoints().at(0).second;
+  try {
+    client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", taken.port});
+    FAIL() << "a second bind to the same UDP port succeeded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("UDP " + toString(taken)), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace waypoint::transport
