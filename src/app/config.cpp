@@ -154,7 +154,8 @@ Config loadConfig(const std::string& path) {
   }
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
-  r.onlyKeys(root, "the configuration", {"listen", "domains", "names", "timers", "limits", "log", "metrics"});
+  r.onlyKeys(root, "the configuration",
+             {"listen", "domains", "names", "timers", "transactions", "limits", "log", "metrics"});
 
   Config config;
   config.path = path;
@@ -173,6 +174,15 @@ Config loadConfig(const std::string& path) {
     if (timers["t2"]) config.timers.t2 = r.duration(timers["t2"], "t2", std::chrono::milliseconds(1));
     if (timers["t4"]) config.timers.t4 = r.duration(timers["t4"], "t4", std::chrono::milliseconds(1));
     if (config.timers.t2 < config.timers.t1) r.fail(timers.Mark(), "t2 must not be shorter than t1");
+  }
+  if (const auto transactions = root["transactions"]) {
+    r.expectMap(transactions, "transactions");
+    r.onlyKeys(transactions, "transactions", {"send_100_trying"});
+    if (const auto trying = transactions["send_100_trying"]) {
+      const std::string value = r.string(trying, "send_100_trying");
+      if (value != "true" && value != "false") r.fail(trying.Mark(), "send_100_trying must be true or false");
+      config.transactions.send100Trying = value == "true";
+    }
   }
   if (const auto node = root["limits"]) limits(r, node, config.transport);
 

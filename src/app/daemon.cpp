@@ -13,6 +13,7 @@
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/app/local_identity.hpp"
 #include "waypoint/app/metrics.hpp"
+#include "waypoint/transaction/transaction_layer.hpp"
 #include "waypoint/transport/transports.hpp"
 
 namespace waypoint::app {
@@ -39,6 +40,34 @@ LocalIdentity identityFrom(const Config& config, const transport::Transports& tr
   }
   return identity;
 }
+
+// Keeps one Asio timer on the transaction layer's earliest deadline. It is re-armed only
+// when an earlier deadline appears, so most transactions cost no timer syscall.
+class TransactionTimerDriver {
+ public:
+  TransactionTimerDriver(asio::io_context& io, transaction::TransactionLayer& layer) : timer_(io), layer_(layer) {}
+
+  void rearm() {
+    const auto next = layer_.nextExpiry();
+    if (!next || (armed_ && *next >= armedFor_)) return;
+    armed_ = true;
+    armedFor_ = *next;
+    timer_.expires_at(*next);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec == asio::error::operation_aborted) return;
+      armed_ = false;
+      layer_.fireDueTimers();
+      rearm();
+    });
+  }
+  void stop() { timer_.cancel(); }
+
+ private:
+  asio::steady_timer timer_;
+  transaction::TransactionLayer& layer_;
+  bool armed_ = false;
+  transaction::TimePoint armedFor_{};
+};
 
 // Pings systemd's watchdog at half its interval when the unit asks for one.
 class Watchdog {
@@ -70,15 +99,24 @@ class Watchdog {
 int runDaemon(const Config& config) {
   asio::io_context io(1);
   std::unique_ptr<Dispatcher> dispatcher;
-  transport::Transports transports(io, config.transport, [&dispatcher](const transport::Source& source, std::string_view bytes) {
+  std::unique_ptr<TransactionTimerDriver> timerDriver;
+  transport::Transports transports(io, config.transport, [&](const transport::Source& source, std::string_view bytes) {
     dispatcher->onMessage(source, bytes);
+    timerDriver->rearm();
   });
   for (const auto& listener : config.listeners) transports.listen(listener);
   const LocalIdentity identity = identityFrom(config, transports);
-  dispatcher = std::make_unique<Dispatcher>(transports, identity, sip::ParseLimits{config.transport.maxMessageSize});
+  const transaction::SteadyClock clock;
+  transaction::LayerSettings layerSettings;
+  layerSettings.timers = transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
+  layerSettings.send100Trying = config.transactions.send100Trying;
+  dispatcher = std::make_unique<Dispatcher>(transports, identity, sip::ParseLimits{config.transport.maxMessageSize},
+                                            clock, layerSettings);
+  timerDriver = std::make_unique<TransactionTimerDriver>(io, dispatcher->transactions());
 
   auto writeMetrics = [&] {
-    const std::string text = renderMetrics(transports.counters(), dispatcher->counters());
+    const std::string text =
+        renderMetrics(transports.counters(), dispatcher->counters(), dispatcher->transactions().counters());
     if (!config.metrics.file.empty()) writeMetricsFile(config.metrics.file, text);
     return text;
   };
@@ -90,6 +128,7 @@ int runDaemon(const Config& config) {
     spdlog::info("signal {}: shutting down", signal);
     sd_notify(0, "STOPPING=1");
     watchdog.stop();
+    timerDriver->stop();
     transports.close();
     io.stop();
   });

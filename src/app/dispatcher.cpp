@@ -21,8 +21,25 @@ const std::vector<std::string> kOptionsHeaders = {
 
 }  // namespace
 
-Dispatcher::Dispatcher(transport::Transports& transports, const LocalIdentity& identity, sip::ParseLimits limits)
-    : transports_(transports), identity_(identity), limits_(limits), random_(std::random_device{}()) {}
+void TransportSender::send(const transport::Destination& destination, const std::string& bytes,
+                           ErrorHandler onError) {
+  if (spdlog::should_log(spdlog::level::debug)) {
+    const std::string_view firstLine = std::string_view(bytes).substr(0, bytes.find('\r'));
+    spdlog::debug("send \"{}\" to {}", firstLine, transport::toString(destination));
+  }
+  transports_.send(destination, bytes, [onError = std::move(onError)](const transport::Destination&, std::error_code ec) {
+    if (onError) onError(ec);
+  });
+}
+
+Dispatcher::Dispatcher(transport::Transports& transports, const LocalIdentity& identity, sip::ParseLimits limits,
+                       const transaction::Clock& clock, transaction::LayerSettings settings)
+    : transports_(transports),
+      identity_(identity),
+      limits_(limits),
+      sender_(transports),
+      layer_(clock, sender_, *this, settings),
+      random_(std::random_device{}()) {}
 
 void Dispatcher::onMessage(const transport::Source& source, std::string_view bytes) {
   sip::ParseResult parsed = sip::Message::parse(bytes, limits_);
@@ -35,9 +52,16 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
   if (message.isResponse()) {
     ++counters_.responsesReceived;
     auto problem = parsed.error.empty() ? sip::validateResponse(message) : std::optional<std::string>(parsed.error);
-    ++counters_.responsesDropped;  // no client transactions yet: nothing can match it
-    spdlog::warn("drop response {} from {}: {}", message.statusCode(), describe(source),
-                 problem ? *problem : "no matching transaction");
+    if (problem) {
+      ++counters_.responsesDropped;
+      spdlog::warn("drop response {} from {}: {}", message.statusCode(), describe(source), *problem);
+      return;
+    }
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("recv {} {} Call-ID {} from {}", message.statusCode(), message.reasonPhrase(), message.callId(),
+                    describe(source));
+    }
+    layer_.receiveResponse(message, source);
     return;
   }
   ++counters_.requestsReceived;
@@ -59,35 +83,46 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
     }
     ++counters_.requestsMalformed;
     spdlog::warn("reject {} from {}: {} {}", message.method(), describe(source), rejection->status, rejection->reason);
-    respond(source, message, rejection->status, rejection->reason);
+    respondStateless(source, message, rejection->status, rejection->reason);
     return;
   }
-  onRequest(source, message);
+  layer_.receiveRequest(message, source);
 }
 
-void Dispatcher::onRequest(const transport::Source& source, const sip::Message& request) {
-  const std::string_view method = request.method();
-  if (method == "ACK") return;  // ACK to a final response we sent statelessly: nothing to do
+void Dispatcher::onRequest(transaction::TransactionId server, const sip::Message& request,
+                           const transport::Source&) {
   const auto uri = request.requestUriParts();
-  if (method == "OPTIONS" && uri && uri->user.empty() && identity_.isLocal(*uri)) {
+  if (request.method() == "OPTIONS" && uri && uri->user.empty() && identity_.isLocal(*uri)) {
     ++counters_.optionsAnswered;
-    respond(source, request, 200, "OK", kOptionsHeaders);
+    layer_.respond(server, 200, sip::buildResponse(request, 200, "OK", newTag(), kOptionsHeaders));
     return;
   }
   ++counters_.requestsNotImplemented;
-  respond(source, request, 501, "Not Implemented");
+  layer_.respond(server, 501, sip::buildResponse(request, 501, "Not Implemented", newTag()));
 }
 
-void Dispatcher::respond(const transport::Source& source, const sip::Message& request, int status,
-                         std::string_view reason, const std::vector<std::string>& extraHeaders) {
+void Dispatcher::onAck(const sip::Message& ack, const transport::Source& source) {
+  // No 2xx is sent by this daemon yet, so nothing is waiting for this ACK.
+  ++counters_.acksUnmatched;
+  spdlog::debug("ACK Call-ID {} from {} matches no transaction", ack.callId(), describe(source));
+}
+
+void Dispatcher::onResponse(transaction::TransactionId, const sip::Message&) {}
+
+void Dispatcher::onStrayResponse(const sip::Message& response, const transport::Source& source) {
+  ++counters_.responsesDropped;
+  spdlog::warn("drop response {} from {}: no matching transaction", response.statusCode(), describe(source));
+}
+
+void Dispatcher::onClientTimeout(transaction::TransactionId) {}
+void Dispatcher::onClientTransportError(transaction::TransactionId) {}
+
+void Dispatcher::respondStateless(const transport::Source& source, const sip::Message& request, int status,
+                                  std::string_view reason) {
   const auto via = request.topVia();
   const transport::Destination destination =
       transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source);
-  std::string response = sip::buildResponse(request, status, reason, newTag(), extraHeaders);
-  if (spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("send {} {} Call-ID {} to {}", status, reason, request.callId(), transport::toString(destination));
-  }
-  transports_.send(destination, std::move(response));
+  sender_.send(destination, sip::buildResponse(request, status, reason, newTag()), {});
 }
 
 std::string Dispatcher::newTag() {

@@ -16,7 +16,8 @@ void counter(std::string& out, const char* name, std::uint64_t value, const char
 
 }  // namespace
 
-std::string renderMetrics(const transport::TransportCounters& t, const DispatcherCounters& d) {
+std::string renderMetrics(const transport::TransportCounters& t, const DispatcherCounters& d,
+                          const transaction::TransactionCounters& x) {
   std::string out;
   counter(out, "udp_datagrams_received", t.udpDatagramsReceived);
   counter(out, "udp_datagrams_sent", t.udpDatagramsSent);
@@ -40,6 +41,21 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "responses_dropped", d.responsesDropped);
   counter(out, "options_answered", d.optionsAnswered);
   counter(out, "requests_not_implemented", d.requestsNotImplemented);
+  counter(out, "acks_unmatched", d.acksUnmatched);
+  counter(out, "transactions_server_created", x.serverTransactionsCreated);
+  counter(out, "transactions_client_created", x.clientTransactionsCreated);
+  counter(out, "transactions_request_retransmissions_absorbed", x.requestRetransmissionsAbsorbed);
+  counter(out, "transactions_acks_absorbed", x.acksAbsorbed);
+  counter(out, "transactions_request_retransmissions_sent", x.requestRetransmissionsSent);
+  counter(out, "transactions_response_retransmissions_sent", x.responseRetransmissionsSent);
+  counter(out, "transactions_responses_absorbed", x.responsesAbsorbed);
+  counter(out, "transactions_client_timeouts", x.clientTimeouts);
+  counter(out, "transactions_server_timeouts", x.serverTimeouts);
+  counter(out, "transactions_transport_errors", x.transportErrors);
+  counter(out, "transactions_stray_responses", x.strayResponses);
+  counter(out, "transactions_live_server", x.liveServerTransactions, "gauge");
+  counter(out, "transactions_live_client", x.liveClientTransactions, "gauge");
+  counter(out, "transactions_pending_timers", x.pendingTimers, "gauge");
   return out;
 }
 

@@ -210,6 +210,9 @@ def test_non_options_501(args):
                               headers=(("Contact", f"<sip:e2e@127.0.0.1:{c.local[1]}>"),
                                        ("Content-Type", "application/sdp")))
         r = c.transact(invite)
+        # The INVITE server transaction sends 100 Trying at once (RFC 3261 17.2.1).
+        assert (r.code, r.reason) == (100, "Trying"), f"INVITE got {r.code} {r.reason} first"
+        r = c.response_to(invite)
         assert (r.code, r.reason) == (501, "Not Implemented"), f"INVITE got {r.code} {r.reason}"
 
         # ACK for the non-2xx (same branch, RFC 3261 §17.1.1.3) must get nothing back.
@@ -228,7 +231,8 @@ def test_non_options_501(args):
         assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
 
         m = d.metrics()
-        assert m["requests_not_implemented"] >= 4, m  # whether the ACK counts is not specified
+        assert m["requests_not_implemented"] == 4, m  # the ACK ends in the transaction
+        assert m["transactions_acks_absorbed"] == 1, m
         assert m["options_answered"] == 1, m
 
 
@@ -304,6 +308,49 @@ def test_ipv6(args):
 
 def run(cmd):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+
+
+def test_options_retransmitted(args):
+    """Issue 3: a retransmitted request reaches its server transaction, gets the same final
+    response again, and is processed once."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        request = options_to_server(d.port, c.local)
+        answers = [c.transact(request) for _ in range(3)]
+        assert all(a.code == 200 for a in answers), answers
+        # Byte-identical: the stored response is resent, not a new one (same To tag).
+        assert len({a.raw for a in answers}) == 1, [a.raw for a in answers]
+        m = d.metrics()
+        assert m["options_answered"] == 1, m
+        assert m["transactions_server_created"] == 1, m
+        assert m["transactions_request_retransmissions_absorbed"] == 2, m
+
+
+def test_invite_server_transaction(args):
+    """Issue 3: an INVITE gets 100 Trying at once, its final response is retransmitted by
+    Timer G until the ACK, and the ACK ends there (absorbed, not passed up)."""
+    with Daemon(args.daemon, timers={"t1": "100ms", "t2": "400ms"}) as d, UdpClient(d.port) as c:
+        invite = make_request("INVITE", "sip:bob@localhost", c.local)
+        c.send(invite.data)
+        first = c.response_to(invite)
+        assert (first.code, first.reason) == (100, "Trying"), first
+        assert ";tag=" not in first.header("to")[0], "a 100 carries no To tag (RFC 3261 8.2.6.2)"
+        final = c.response_to(invite)
+        assert final.code == 501, final
+        # No ACK yet: Timer G resends the same 501 (at 100, 300, 700 ms with T1 = 100 ms).
+        again = [c.response_to(invite, timeout=3) for _ in range(3)]
+        assert all(a.raw == final.raw for a in again), again
+        to = final.header("to")[0]
+        ack = make_request("ACK", "sip:bob@localhost", c.local, call_id=invite.call_id,
+                           branch=invite.branch)
+        # The ACK must carry the same From tag and the To tag of the 501.
+        ack_data = re.sub(rb"From: [^\r]*", b"From: " + first.header("from")[0].encode(), ack.data)
+        ack_data = re.sub(rb"To: [^\r]*", b"To: " + to.encode(), ack_data)
+        c.send(ack_data)
+        m = d.wait_metric("transactions_acks_absorbed", lambda v: v == 1)
+        assert m["transactions_acks_absorbed"] == 1, m
+        assert m["requests_not_implemented"] == 1, m
+        assert m["acks_unmatched"] == 0, m
+        assert m["transactions_response_retransmissions_sent"] >= 3, m
 
 
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}

@@ -87,8 +87,10 @@ class Daemon:
     sends SIGTERM and asserts a clean exit (code 0, no sanitizer report).
     """
 
-    def __init__(self, binary, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")), limits=None):
+    def __init__(self, binary, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")), limits=None, timers=None):
         self.binary = binary
+        self.timers = {"t1": "500ms", "t2": "4s", "t4": "5s"}
+        self.timers.update(timers or {})
         self.listen = tuple(listen)
         self.limits = {"max_message_size": 65536, "tcp_idle_timeout": "600s",
                        "tcp_max_connections_per_source": 64}
@@ -134,7 +136,7 @@ class Daemon:
         lines += [
             "domains: [localhost]",
             "names: [localhost]",
-            "timers: { t1: 500ms, t2: 4s, t4: 5s }",
+            "timers: { " + ", ".join(f"{k}: {v}" for k, v in self.timers.items()) + " }",
             f"limits: {{ {limits} }}",
             "log: { level: debug }",
             f"metrics: {{ file: {_yaml_str(self.metrics_path)} }}",

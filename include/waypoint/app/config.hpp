@@ -23,6 +23,10 @@ struct TimerConfig {
   std::chrono::milliseconds t4{5000};
 };
 
+struct TransactionConfig {
+  bool send100Trying = true;  // INVITE server transactions answer 100 Trying at once
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warning, error, critical, off
   std::string pattern = "%Y-%m-%d %H:%M:%S.%e [%l] %v";
@@ -38,6 +42,7 @@ struct Config {
   std::vector<std::string> domains;  // served domains (registrar, later)
   std::vector<std::string> names;    // host names/addresses that mean "this server"
   TimerConfig timers;
+  TransactionConfig transactions;
   transport::TransportSettings transport;
   LogConfig log;
   MetricsConfig metrics;

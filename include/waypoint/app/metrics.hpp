@@ -8,7 +8,8 @@
 
 namespace waypoint::app {
 
-std::string renderMetrics(const transport::TransportCounters& transport, const DispatcherCounters& dispatcher);
+std::string renderMetrics(const transport::TransportCounters& transport, const DispatcherCounters& dispatcher,
+                          const transaction::TransactionCounters& transactions);
 
 // Writes through a temporary file and a rename, so a reader never sees half a file.
 // Returns false (and logs) on failure.

@@ -1,0 +1,165 @@
+#pragma once
+// The transaction table of RFC 3261 §17: matches messages to transactions, runs the four
+// state machines, and keeps every timer of every transaction in one heap. Sans-I/O: it
+// reads time from a Clock, sends through a Sender and tells its TransactionUser; the
+// daemon drives fireDueTimers() from one Asio timer set to nextExpiry().
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "waypoint/sip/message.hpp"
+#include "waypoint/transaction/actions.hpp"
+#include "waypoint/transport/address.hpp"
+
+namespace waypoint::transaction {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+using TransactionId = std::uint64_t;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual TimePoint now() const = 0;
+};
+
+class SteadyClock final : public Clock {
+ public:
+  TimePoint now() const override { return std::chrono::steady_clock::now(); }
+};
+
+// Where the layer's messages go: the transports in the daemon, a recorder in tests. A
+// failure may be reported from inside send() or later.
+class Sender {
+ public:
+  using ErrorHandler = std::function<void(std::error_code)>;
+  virtual ~Sender() = default;
+  virtual void send(const transport::Destination& destination, const std::string& bytes, ErrorHandler onError) = 0;
+};
+
+// The layer above: the proxy core (and, until it exists, the daemon's own UAS).
+class TransactionUser {
+ public:
+  virtual ~TransactionUser() = default;
+  // A new request made a server transaction (CANCEL makes its own). Answer with respond().
+  virtual void onRequest(TransactionId server, const sip::Message& request, const transport::Source& source) = 0;
+  // An ACK for a 2xx, or an ACK that matches no transaction: it is routed, not absorbed.
+  virtual void onAck(const sip::Message& ack, const transport::Source& source) = 0;
+  // A response for a client transaction (provisional, final, or a retransmitted 2xx).
+  virtual void onResponse(TransactionId client, const sip::Message& response) = 0;
+  // A response matching no client transaction.
+  virtual void onStrayResponse(const sip::Message& response, const transport::Source& source) = 0;
+  // Timer B/F fired: no final response (the TU answers 408 upstream).
+  virtual void onClientTimeout(TransactionId client) = 0;
+  // The transport failed for the request (the TU treats it as 503, §17.1.4).
+  virtual void onClientTransportError(TransactionId client) = 0;
+};
+
+struct LayerSettings {
+  TimerSettings timers;
+  bool send100Trying = true;  // INVITE server transactions answer 100 at once (proxy TU)
+};
+
+struct TransactionCounters {
+  std::uint64_t serverTransactionsCreated = 0;
+  std::uint64_t clientTransactionsCreated = 0;
+  std::uint64_t requestRetransmissionsAbsorbed = 0;  // server: retransmitted requests not passed up
+  std::uint64_t acksAbsorbed = 0;                    // ACKs for non-2xx ended here
+  std::uint64_t requestRetransmissionsSent = 0;      // client: Timer A/E
+  std::uint64_t responseRetransmissionsSent = 0;     // server: Timer G and answers to retransmissions
+  std::uint64_t responsesAbsorbed = 0;               // client: retransmitted finals not passed up
+  std::uint64_t clientTimeouts = 0;                  // Timer B/F
+  std::uint64_t serverTimeouts = 0;                  // Timer H: no ACK
+  std::uint64_t transportErrors = 0;
+  std::uint64_t strayResponses = 0;
+  std::uint64_t liveServerTransactions = 0;  // gauges
+  std::uint64_t liveClientTransactions = 0;
+  std::uint64_t pendingTimers = 0;
+};
+
+// A request for startClient(): the bytes go out as they are (the TU put its Via with
+// `branch` on top); `method` is the request's method.
+struct ClientRequest {
+  std::string bytes;
+  std::string method;
+  std::string branch;
+  transport::Destination destination;
+};
+
+class TransactionLayer {
+ public:
+  TransactionLayer(const Clock& clock, Sender& sender, TransactionUser& user, LayerSettings settings);
+  ~TransactionLayer();
+  TransactionLayer(const TransactionLayer&) = delete;
+  TransactionLayer& operator=(const TransactionLayer&) = delete;
+
+  // From the transports, after parsing and validation.
+  void receiveRequest(const sip::Message& request, const transport::Source& source);
+  void receiveResponse(const sip::Message& response, const transport::Source& source);
+
+  // From the TU. respond() on an ended transaction is ignored (returns false).
+  bool respond(TransactionId server, int status, std::string bytes);
+  TransactionId startClient(ClientRequest request);
+
+  // The INVITE server transaction a CANCEL is for (§9.2), if it is still there.
+  std::optional<TransactionId> inviteForCancel(const sip::Message& cancel) const;
+
+  // Timers: the earliest pending one, and firing everything due at the clock's now.
+  std::optional<TimePoint> nextExpiry();
+  void fireDueTimers();
+
+  const TransactionCounters& counters() const;
+  const LayerSettings& settings() const { return settings_; }
+
+  struct ServerTransaction;
+  struct ClientTransaction;
+
+ private:
+  struct TimerEntry {
+    TimePoint due;
+    TransactionId id;
+    std::uint16_t generation;
+    TimerName timer;
+    bool operator>(const TimerEntry& other) const { return due > other.due; }
+  };
+
+  template <typename Transaction>
+  void execute(Transaction& transaction, const Actions& actions, const sip::Message* event,
+               const transport::Source* source);
+  void arm(TransactionId id, std::uint16_t& generation, TimerName timer, Duration delay);
+  void sendFor(TransactionId id, const transport::Destination& destination, const std::string& bytes);
+  void drainTransportErrors();
+  void onTransportError(TransactionId id);
+  void eraseServer(TransactionId id);
+  void eraseClient(TransactionId id);
+
+  const Clock& clock_;
+  Sender& sender_;
+  TransactionUser& user_;
+  LayerSettings settings_;
+  mutable TransactionCounters counters_;
+  TransactionId nextId_ = 1;
+  std::unordered_map<std::string, TransactionId> serverByKey_;
+  std::unordered_map<std::string, TransactionId> clientByKey_;
+  std::unordered_map<TransactionId, std::unique_ptr<ServerTransaction>> servers_;
+  std::unordered_map<TransactionId, std::unique_ptr<ClientTransaction>> clients_;
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  std::vector<TransactionId> failedSends_;
+  int depth_ = 0;
+};
+
+// The §17.2.3 key of a server transaction for a request (ACK maps to its INVITE).
+// For RFC 2543 requests without the magic cookie, toTag selects the To tag to use.
+std::string serverTransactionKey(const sip::Message& request, std::string_view methodOverride = {},
+                                 std::optional<std::string_view> toTag = std::nullopt);
+// The §17.1.3 key of a client transaction: branch and CSeq method.
+std::string clientTransactionKey(std::string_view branch, std::string_view method);
+
+}  // namespace waypoint::transaction

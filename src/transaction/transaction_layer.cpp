@@ -1,0 +1,390 @@
+#include "waypoint/transaction/transaction_layer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <variant>
+
+#include "waypoint/transaction/client_transactions.hpp"
+#include "waypoint/transaction/server_transactions.hpp"
+
+namespace waypoint::transaction {
+
+namespace {
+
+constexpr std::string_view kMagicCookie = "z9hG4bK";
+using Kind = Action::Kind;
+using TimerGenerations = std::array<std::uint16_t, kTimerCount>;
+
+std::string lower(std::string_view text) {
+  std::string result(text);
+  std::transform(result.begin(), result.end(), result.begin(), [](unsigned char c) { return std::tolower(c); });
+  return result;
+}
+
+std::uint16_t& generationOf(TimerGenerations& generations, TimerName timer) {
+  return generations[static_cast<std::size_t>(timer)];
+}
+
+// §17.1.1.3: the ACK for a non-2xx final response, built from the original request and
+// the response (To with its tag). Empty when the request cannot be re-read.
+std::string buildAck(const std::string& requestBytes, const sip::Message& response) {
+  sip::ParseResult parsed = sip::Message::parse(requestBytes);
+  if (!parsed.message) return {};
+  const sip::Message& request = *parsed.message;
+  const auto via = request.headerValues("Via");
+  const auto from = request.headerValues("From");
+  const auto to = response.headerValues("To");
+  const auto cseq = request.cseq();
+  if (via.empty() || from.empty() || to.empty() || !cseq) return {};
+  std::string ack;
+  ack.reserve(512);
+  ack.append("ACK ").append(request.requestUri()).append(" SIP/2.0\r\n");
+  ack.append("Via: ").append(via.front()).append("\r\n");
+  for (const auto& route : request.headerValues("Route")) ack.append("Route: ").append(route).append("\r\n");
+  ack.append("Max-Forwards: 70\r\n");
+  ack.append("From: ").append(from.front()).append("\r\n");
+  ack.append("To: ").append(to.front()).append("\r\n");
+  ack.append("Call-ID: ").append(request.callId()).append("\r\n");
+  ack.append("CSeq: ").append(std::to_string(cseq->number)).append(" ACK\r\n");
+  ack.append("Content-Length: 0\r\n\r\n");
+  return ack;
+}
+
+}  // namespace
+
+std::string clientTransactionKey(std::string_view branch, std::string_view method) {
+  std::string key;
+  key.reserve(branch.size() + method.size() + 1);
+  key.append(branch).append("|").append(method);
+  return key;
+}
+
+std::string serverTransactionKey(const sip::Message& request, std::string_view methodOverride,
+                                 std::optional<std::string_view> toTag) {
+  const auto via = request.topVia();
+  std::string method(methodOverride.empty() ? request.method() : methodOverride);
+  if (method == "ACK") method = "INVITE";
+  std::string key;
+  key.reserve(128);
+  if (via && via->branch.size() > kMagicCookie.size() && via->branch.starts_with(kMagicCookie)) {
+    // RFC 3261: branch + sent-by + method.
+    key.append("3|").append(via->branch).append("|").append(lower(via->host)).append(":");
+    key.append(via->port ? std::to_string(*via->port) : std::string()).append("|").append(method);
+    return key;
+  }
+  // RFC 2543 (§17.2.3): Request-URI, To tag, From tag, Call-ID, CSeq number, top Via.
+  const auto cseq = request.cseq();
+  const auto from = request.from();
+  const auto to = request.to();
+  const auto vias = request.headerValues("Via");
+  key.append("2|").append(request.requestUri()).append("|");
+  key.append(toTag ? std::string(*toTag) : (to ? to->tag : std::string())).append("|");
+  key.append(from ? from->tag : std::string()).append("|").append(request.callId()).append("|");
+  key.append(cseq ? std::to_string(cseq->number) : std::string()).append("|");
+  key.append(vias.empty() ? std::string() : vias.front()).append("|").append(method);
+  return key;
+}
+
+struct TransactionLayer::ServerTransaction {
+  TransactionId id;
+  std::string key;
+  std::variant<InviteServerTransaction, NonInviteServerTransaction> machine;
+  transport::Destination responseTo;
+  std::string lastResponse;
+  TimerGenerations generations{};
+};
+
+struct TransactionLayer::ClientTransaction {
+  TransactionId id;
+  std::string key;
+  std::variant<InviteClientTransaction, NonInviteClientTransaction> machine;
+  transport::Destination destination;
+  std::string request;
+  std::string ack;
+  TimerGenerations generations{};
+};
+
+TransactionLayer::TransactionLayer(const Clock& clock, Sender& sender, TransactionUser& user, LayerSettings settings)
+    : clock_(clock), sender_(sender), user_(user), settings_(settings) {}
+
+TransactionLayer::~TransactionLayer() = default;
+
+void TransactionLayer::arm(TransactionId id, std::uint16_t& generation, TimerName timer, Duration delay) {
+  ++generation;
+  timers_.push(TimerEntry{clock_.now() + delay, id, generation, timer});
+}
+
+void TransactionLayer::sendFor(TransactionId id, const transport::Destination& destination, const std::string& bytes) {
+  // A failure can come back from inside send(): queue it, never re-enter a machine.
+  sender_.send(destination, bytes, [this, id](std::error_code) {
+    failedSends_.push_back(id);
+    if (depth_ == 0) drainTransportErrors();
+  });
+}
+
+template <typename Transaction>
+void TransactionLayer::execute(Transaction& t, const Actions& actions, const sip::Message* event,
+                               const transport::Source* source) {
+  constexpr bool isServer = std::is_same_v<Transaction, ServerTransaction>;
+  const TransactionId id = t.id;
+  bool terminate = false;
+  for (const Action& action : actions) {
+    switch (action.kind) {
+      case Kind::sendRequest:
+        if constexpr (!isServer) sendFor(id, t.destination, t.request);
+        break;
+      case Kind::sendAck:
+        if constexpr (!isServer) {
+          if (t.ack.empty() && event != nullptr) t.ack = buildAck(t.request, *event);
+          if (!t.ack.empty()) sendFor(id, t.destination, t.ack);
+        }
+        break;
+      case Kind::sendResponse:
+        if constexpr (isServer) sendFor(id, t.responseTo, t.lastResponse);
+        break;
+      case Kind::deliver:
+        if (event == nullptr) break;
+        if constexpr (isServer) {
+          if (event->method() == "ACK") {
+            user_.onAck(*event, *source);
+          } else {
+            user_.onRequest(id, *event, *source);
+          }
+        } else {
+          user_.onResponse(id, *event);
+        }
+        break;
+      case Kind::timeout:
+        if constexpr (isServer) {
+          ++counters_.serverTimeouts;
+          spdlog::warn("no ACK for the final response of server transaction {} (Timer H)", id);
+        } else {
+          ++counters_.clientTimeouts;
+          user_.onClientTimeout(id);
+        }
+        break;
+      case Kind::transportError:
+        if constexpr (!isServer) user_.onClientTransportError(id);
+        break;
+      case Kind::startTimer:
+        arm(id, generationOf(t.generations, action.timer), action.timer, action.delay);
+        break;
+      case Kind::stopTimer:
+        ++generationOf(t.generations, action.timer);  // the heap entry goes stale
+        break;
+      case Kind::terminate:
+        terminate = true;
+        break;
+    }
+  }
+  if (terminate) {
+    if constexpr (isServer) {
+      eraseServer(id);
+    } else {
+      eraseClient(id);
+    }
+  }
+}
+
+void TransactionLayer::receiveRequest(const sip::Message& request, const transport::Source& source) {
+  ++depth_;
+  const bool isAck = request.method() == "ACK";
+  std::string key = serverTransactionKey(request);
+  auto found = serverByKey_.find(key);
+  if (found == serverByKey_.end() && isAck && !request.topVia()->branch.starts_with(kMagicCookie)) {
+    // RFC 2543: the ACK carries the To tag of our response, the INVITE had none.
+    key = serverTransactionKey(request, {}, std::string_view());
+    found = serverByKey_.find(key);
+  }
+  if (found != serverByKey_.end()) {
+    ServerTransaction& t = *servers_.at(found->second);
+    Actions actions;
+    if (isAck) {
+      auto* invite = std::get_if<InviteServerTransaction>(&t.machine);
+      if (invite != nullptr) {
+        actions = invite->onAck();
+        if (!actions.has(Kind::deliver)) ++counters_.acksAbsorbed;
+      }
+    } else {
+      actions = std::visit([](auto& m) { return m.onRequestRetransmission(); }, t.machine);
+      ++counters_.requestRetransmissionsAbsorbed;
+      if (actions.has(Kind::sendResponse)) ++counters_.responseRetransmissionsSent;
+    }
+    execute(t, actions, &request, &source);
+  } else if (isAck) {
+    user_.onAck(request, source);  // an ACK for a 2xx after its transaction, or a stray one
+  } else {
+    const TransactionId id = nextId_++;
+    const auto via = request.topVia();
+    const bool reliable = transport::isReliable(source.protocol);
+    const bool invite = request.method() == "INVITE";
+    using Machine = decltype(ServerTransaction::machine);
+    auto t = std::make_unique<ServerTransaction>(
+        id, key,
+        invite ? Machine(InviteServerTransaction(settings_.timers, reliable))
+               : Machine(NonInviteServerTransaction(settings_.timers, reliable)),
+        transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source));
+    ServerTransaction& ref = *t;
+    serverByKey_.emplace(std::move(key), id);
+    servers_.emplace(id, std::move(t));
+    ++counters_.serverTransactionsCreated;
+    if (invite && settings_.send100Trying) {
+      // §17.2.1: quench retransmissions at once; no To tag on a 100 (§8.2.6.2).
+      respond(id, 100, sip::buildResponse(request, 100, "Trying"));
+    }
+    const Actions actions = std::visit([](auto& m) { return m.start(); }, ref.machine);
+    execute(ref, actions, &request, &source);
+  }
+  --depth_;
+  drainTransportErrors();
+}
+
+void TransactionLayer::receiveResponse(const sip::Message& response, const transport::Source& source) {
+  ++depth_;
+  const auto via = response.topVia();
+  const auto cseq = response.cseq();
+  auto found = via && cseq ? clientByKey_.find(clientTransactionKey(via->branch, cseq->method)) : clientByKey_.end();
+  if (found == clientByKey_.end()) {
+    ++counters_.strayResponses;
+    user_.onStrayResponse(response, source);
+  } else {
+    ClientTransaction& t = *clients_.at(found->second);
+    const int status = response.statusCode();
+    const Actions actions = std::visit([status](auto& m) { return m.onResponse(status); }, t.machine);
+    if (!actions.has(Kind::deliver)) ++counters_.responsesAbsorbed;
+    execute(t, actions, &response, &source);
+  }
+  --depth_;
+  drainTransportErrors();
+}
+
+bool TransactionLayer::respond(TransactionId server, int status, std::string bytes) {
+  auto found = servers_.find(server);
+  if (found == servers_.end()) return false;
+  ++depth_;
+  ServerTransaction& t = *found->second;
+  const Actions actions = std::visit([status](auto& m) { return m.onTuResponse(status); }, t.machine);
+  if (actions.has(Kind::sendResponse)) t.lastResponse = std::move(bytes);
+  execute(t, actions, nullptr, nullptr);
+  --depth_;
+  drainTransportErrors();
+  return true;
+}
+
+TransactionId TransactionLayer::startClient(ClientRequest request) {
+  ++depth_;
+  const TransactionId id = nextId_++;
+  const bool reliable = transport::isReliable(request.destination.protocol);
+  using Machine = decltype(ClientTransaction::machine);
+  auto t = std::make_unique<ClientTransaction>(
+      id, clientTransactionKey(request.branch, request.method),
+      request.method == "INVITE" ? Machine(InviteClientTransaction(settings_.timers, reliable))
+                                 : Machine(NonInviteClientTransaction(settings_.timers, reliable)),
+      request.destination, std::move(request.bytes));
+  ClientTransaction& ref = *t;
+  clientByKey_[ref.key] = id;
+  clients_.emplace(id, std::move(t));
+  ++counters_.clientTransactionsCreated;
+  const Actions actions = std::visit([](auto& m) { return m.start(); }, ref.machine);
+  execute(ref, actions, nullptr, nullptr);
+  --depth_;
+  drainTransportErrors();
+  return id;
+}
+
+std::optional<TransactionId> TransactionLayer::inviteForCancel(const sip::Message& cancel) const {
+  auto found = serverByKey_.find(serverTransactionKey(cancel, "INVITE"));
+  if (found == serverByKey_.end()) return std::nullopt;
+  return found->second;
+}
+
+std::optional<TimePoint> TransactionLayer::nextExpiry() {
+  // Drop stale entries on top so the loop timer is not woken for nothing.
+  while (!timers_.empty()) {
+    const TimerEntry& top = timers_.top();
+    bool live = false;
+    if (auto s = servers_.find(top.id); s != servers_.end()) {
+      live = generationOf(s->second->generations, top.timer) == top.generation;
+    } else if (auto c = clients_.find(top.id); c != clients_.end()) {
+      live = generationOf(c->second->generations, top.timer) == top.generation;
+    }
+    if (live) return top.due;
+    timers_.pop();
+  }
+  return std::nullopt;
+}
+
+void TransactionLayer::fireDueTimers() {
+  ++depth_;
+  const TimePoint now = clock_.now();
+  while (!timers_.empty() && timers_.top().due <= now) {
+    const TimerEntry entry = timers_.top();
+    timers_.pop();
+    if (auto s = servers_.find(entry.id); s != servers_.end()) {
+      ServerTransaction& t = *s->second;
+      if (generationOf(t.generations, entry.timer) != entry.generation) continue;
+      const Actions actions = std::visit([&](auto& m) { return m.onTimer(entry.timer); }, t.machine);
+      if (actions.has(Kind::sendResponse)) ++counters_.responseRetransmissionsSent;
+      execute(t, actions, nullptr, nullptr);
+    } else if (auto c = clients_.find(entry.id); c != clients_.end()) {
+      ClientTransaction& t = *c->second;
+      if (generationOf(t.generations, entry.timer) != entry.generation) continue;
+      const Actions actions = std::visit([&](auto& m) { return m.onTimer(entry.timer); }, t.machine);
+      if (actions.has(Kind::sendRequest)) ++counters_.requestRetransmissionsSent;
+      execute(t, actions, nullptr, nullptr);
+    }
+  }
+  --depth_;
+  drainTransportErrors();
+}
+
+void TransactionLayer::drainTransportErrors() {
+  while (depth_ == 0 && !failedSends_.empty()) {
+    const TransactionId id = failedSends_.back();
+    failedSends_.pop_back();
+    onTransportError(id);
+  }
+}
+
+void TransactionLayer::onTransportError(TransactionId id) {
+  ++depth_;
+  ++counters_.transportErrors;
+  if (auto s = servers_.find(id); s != servers_.end()) {
+    ServerTransaction& t = *s->second;
+    const Actions actions = std::visit([](auto& m) { return m.onTransportError(); }, t.machine);
+    execute(t, actions, nullptr, nullptr);
+  } else if (auto c = clients_.find(id); c != clients_.end()) {
+    ClientTransaction& t = *c->second;
+    const Actions actions = std::visit([](auto& m) { return m.onTransportError(); }, t.machine);
+    execute(t, actions, nullptr, nullptr);
+  }
+  --depth_;
+}
+
+void TransactionLayer::eraseServer(TransactionId id) {
+  auto found = servers_.find(id);
+  if (found == servers_.end()) return;
+  auto byKey = serverByKey_.find(found->second->key);
+  if (byKey != serverByKey_.end() && byKey->second == id) serverByKey_.erase(byKey);
+  servers_.erase(found);
+}
+
+void TransactionLayer::eraseClient(TransactionId id) {
+  auto found = clients_.find(id);
+  if (found == clients_.end()) return;
+  auto byKey = clientByKey_.find(found->second->key);
+  if (byKey != clientByKey_.end() && byKey->second == id) clientByKey_.erase(byKey);
+  clients_.erase(found);
+}
+
+const TransactionCounters& TransactionLayer::counters() const {
+  counters_.liveServerTransactions = servers_.size();
+  counters_.liveClientTransactions = clients_.size();
+  counters_.pendingTimers = timers_.size();
+  return counters_;
+}
+
+}  // namespace waypoint::transaction
