@@ -48,7 +48,7 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
     spdlog::warn("drop {} bytes from {}: {}", bytes.size(), describe(source), parsed.error);
     return;
   }
-  const sip::Message& message = *parsed.message;
+  sip::Message& message = *parsed.message;
   if (message.isResponse()) {
     ++counters_.responsesReceived;
     auto problem = parsed.error.empty() ? sip::validateResponse(message) : std::optional<std::string>(parsed.error);
@@ -86,6 +86,9 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
     respondStateless(source, message, rejection->status, rejection->reason);
     return;
   }
+  // RFC 3261 §18.2.1 / RFC 3581 §4: received and rport on the top Via, so that every
+  // response (and later every forwarded request) carries where this really came from.
+  message.setTopViaReceived(source.remote.address.to_string(), source.remote.port);
   layer_.receiveRequest(message, source);
 }
 
@@ -116,6 +119,7 @@ void Dispatcher::onStrayResponse(const sip::Message& response, const transport::
 
 void Dispatcher::onClientTimeout(transaction::TransactionId) {}
 void Dispatcher::onClientTransportError(transaction::TransactionId) {}
+void Dispatcher::onServerFailure(transaction::TransactionId) {}  // counted and logged by the layer
 
 void Dispatcher::respondStateless(const transport::Source& source, const sip::Message& request, int status,
                                   std::string_view reason) {

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <strings.h>
+#include <cctype>
 #include <utility>
 
 #include "sofia.hpp"
@@ -22,6 +23,20 @@ std::string urlText(const url_t* url) {
   url_e(text.data(), static_cast<isize_t>(text.size()), url);
   text.resize(static_cast<std::size_t>(length));
   return text;
+}
+
+msg_hclass_t* knownHeaderClass(std::string_view name) {
+  if (name.empty() || name.size() > 64) return nullptr;
+  const std::string text(name);
+  isize_t contentStart = 0;  // where a value would start in "Name: value"; unused here
+  const msg_href_t* href = msg_find_hclass(sip_default_mclass(), text.c_str(), &contentStart);
+  if (href == nullptr || href->hr_class == nullptr || href->hr_class == sip_unknown_class) return nullptr;
+  msg_hclass_t* hc = href->hr_class;
+  const bool fullName = hc->hc_name != nullptr && strcasecmp(hc->hc_name, text.c_str()) == 0;
+  const bool compactName = hc->hc_short[0] != '\0' && text.size() == 1 &&
+                           std::tolower(static_cast<unsigned char>(hc->hc_short[0])) ==
+                               std::tolower(static_cast<unsigned char>(text[0]));
+  return fullName || compactName ? hc : nullptr;
 }
 
 std::string headerValueText(msg_t* msg, const msg_header_t* header) {
@@ -72,38 +87,98 @@ std::vector<NameAddr> routeList(const Header* first) {
   return result;
 }
 
-// A datagram's Content-Length, read the way sofia will read it, so that a body shorter
-// than it can still be parsed far enough to answer 400 (RFC 3261 §18.3).
-std::optional<std::size_t> declaredContentLength(std::string_view bytes) {
-  const std::size_t headerEnd = bytes.find("\r\n\r\n");
-  const std::string_view headers = bytes.substr(0, headerEnd);
-  std::size_t pos = 0;
-  while (pos < headers.size()) {
-    std::size_t eol = headers.find("\r\n", pos);
-    if (eol == std::string_view::npos) eol = headers.size();
-    std::string_view line = headers.substr(pos, eol - pos);
-    pos = eol + 2;
+// Where a datagram's header section ends (CRLF CRLF, or LF LF for LF-only senders), and
+// its first Content-Length header as written.
+struct DatagramLayout {
+  std::size_t bodyStart = std::string_view::npos;
+  bool hasLength = false;
+  bool lengthValid = false;
+  std::size_t length = 0;
+  std::size_t nameStart = 0;  // of the Content-Length header name, for renaming it
+  std::size_t nameLength = 0;
+};
+
+DatagramLayout layoutOf(std::string_view bytes) {
+  DatagramLayout layout;
+  std::size_t pos = bytes.find('\n');  // skip the start line
+  while (pos != std::string_view::npos && pos + 1 < bytes.size()) {
+    const std::size_t lineStart = pos + 1;
+    std::size_t eol = bytes.find('\n', lineStart);
+    if (eol == std::string_view::npos) eol = bytes.size();
+    std::string_view line = bytes.substr(lineStart, eol - lineStart);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) {
+      layout.bodyStart = std::min(eol + 1, bytes.size());
+      return layout;
+    }
+    pos = eol;
     const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
+    if (layout.hasLength || colon == std::string_view::npos) continue;
     std::string_view name = line.substr(0, colon);
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
     const bool isLength = (name.size() == 14 && strncasecmp(name.data(), "Content-Length", 14) == 0) ||
                           (name.size() == 1 && (name[0] == 'l' || name[0] == 'L'));
     if (!isLength) continue;
+    layout.hasLength = true;
+    layout.nameStart = lineStart;
+    layout.nameLength = name.size();
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    std::size_t length = 0;
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
-    if (ec != std::errc() || end == value.data()) return std::nullopt;
-    return length;
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), layout.length);
+    // sofia keeps Content-Length in 32 bits: a longer number is malformed, not just large.
+    layout.lengthValid = ec == std::errc() && end == value.data() + value.size() && !value.empty() &&
+                         layout.length <= 0xffffffffu;
   }
-  return std::nullopt;
+  return layout;
+}
+
+bool isSipVersion(const char* version) { return version != nullptr && std::strncmp(version, "SIP/", 4) == 0; }
+
+// One sofia parse of a complete datagram. nullptr (with a reason) when it fails.
+msg_t* extract(std::string_view input, std::string& error) {
+  msg_t* msg = msg_create(sip_default_mclass(), MSG_DO_EXTRACT_COPY);
+  if (msg == nullptr) {
+    error = "Out of memory";
+    return nullptr;
+  }
+  // SOFIA-NOTES trap 1: every message gets a maxsize; our own limit was checked already.
+  msg_maxsize(msg, static_cast<usize_t>(input.size() + 4096));
+  void* buffer = msg_buf_alloc(msg, input.size() + 1);
+  if (buffer == nullptr) {
+    msg_destroy(msg);
+    error = "Out of memory";
+    return nullptr;
+  }
+  std::memcpy(buffer, input.data(), input.size());
+  msg_buf_commit(msg, input.size(), 1);
+  const int extracted = msg_extract(msg);
+  const sip_t* sip = sip_object(msg);
+  // SOFIA-NOTES trap 3: 0 at the end of the input is an error too.
+  if (extracted != 1 || sip == nullptr || (sip->sip_request == nullptr && sip->sip_status == nullptr)) {
+    msg_destroy(msg);
+    error = extracted == 0 ? "Incomplete message" : "Unparseable message";
+    return nullptr;
+  }
+  const bool sip2 = sip->sip_request ? isSipVersion(sip->sip_request->rq_version)
+                                     : isSipVersion(sip->sip_status->st_version);
+  if (!sip2) {
+    msg_destroy(msg);
+    error = "Not a SIP message";
+    return nullptr;
+  }
+  if ((sip->sip_flags & MSG_FLG_BODY) == 0) {
+    msg_destroy(msg);
+    error = "Truncated message: no empty line after the headers";
+    return nullptr;
+  }
+  return msg;
 }
 
 }  // namespace
 
 std::optional<Uri> parseUri(std::string_view text) {
-  if (text.empty() || text.size() > 4096) return std::nullopt;
+  if (text.empty() || text.size() > 4096 || text.find('\0') != std::string_view::npos) return std::nullopt;
   su_home_t home[1] = {SU_HOME_INIT(home)};
   std::optional<Uri> result;
   url_t* url = url_make(home, std::string(text).c_str());
@@ -114,6 +189,10 @@ std::optional<Uri> parseUri(std::string_view text) {
     uri.user = std::string(view(url->url_user));
     uri.host = std::string(view(url->url_host));
     uri.port = portOf(url->url_port);
+    if (url->url_port != nullptr && !uri.port) {
+      su_home_deinit(home);
+      return std::nullopt;  // not a port number
+    }
     if (url->url_params != nullptr) {
       char value[64];
       if (url_param(url->url_params, "transport", value, sizeof value) > 0) uri.transport = value;
@@ -139,58 +218,33 @@ ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
     result.error = "Leading CR/LF";  // the transport strips keepalive CRLFs first
     return result;
   }
-  // A body shorter than Content-Length fails in sofia; pad it so that the headers still
-  // parse and a request can be answered "400 Body shorter than Content-Length".
-  std::string padded;
+  const DatagramLayout layout = layoutOf(bytes);
+  if (layout.bodyStart == std::string_view::npos) {
+    result.error = "Truncated message: no empty line after the headers";
+    return result;
+  }
+  if (std::memchr(bytes.data(), '\0', layout.bodyStart) != nullptr) {
+    result.error = "NUL byte in headers";  // SOFIA-NOTES trap 3
+    return result;
+  }
+  // A Content-Length that is not a number, or promises more than the datagram holds, is
+  // fatal to sofia. Parse the headers with it renamed, so a request can still be answered
+  // "400 <problem>" (RFC 3261 §18.3); the message is never forwarded.
+  std::string renamed;
   std::string_view input = bytes;
-  bool bodyShort = false;
-  const std::size_t headerEnd = bytes.find("\r\n\r\n");
-  if (headerEnd != std::string_view::npos) {
-    const auto declared = declaredContentLength(bytes);
-    const std::size_t bodyAvailable = bytes.size() - headerEnd - 4;
-    if (declared && *declared > bodyAvailable && *declared <= limits.maxMessageSize) {
-      padded.assign(bytes);
-      padded.append(*declared - bodyAvailable, ' ');
-      input = padded;
-      bodyShort = true;
-    }
+  std::string lengthError;
+  const std::size_t bodyAvailable = bytes.size() - layout.bodyStart;
+  if (layout.hasLength && (!layout.lengthValid || layout.length > bodyAvailable)) {
+    lengthError = layout.lengthValid ? "Body shorter than Content-Length" : "Malformed Content-Length";
+    renamed.reserve(bytes.size() + 16);
+    renamed.append(bytes.substr(0, layout.nameStart)).append("X-Invalid-Content-Length");
+    renamed.append(bytes.substr(layout.nameStart + layout.nameLength, layout.bodyStart - layout.nameStart - layout.nameLength));
+    input = renamed;  // no body: a 400 does not need it
   }
-
-  msg_t* msg = msg_create(sip_default_mclass(), MSG_DO_EXTRACT_COPY);
-  if (msg == nullptr) {
-    result.error = "Out of memory";
-    return result;
-  }
-  // SOFIA-NOTES trap 1: every message gets a maxsize.
-  msg_maxsize(msg, static_cast<usize_t>(std::max(limits.maxMessageSize, input.size()) + 1));
-  void* buffer = msg_buf_alloc(msg, input.size() + 1);
-  if (buffer == nullptr) {
-    msg_destroy(msg);
-    result.error = "Out of memory";
-    return result;
-  }
-  std::memcpy(buffer, input.data(), input.size());
-  msg_buf_commit(msg, input.size(), 1);
-  const int extracted = msg_extract(msg);
-  sip_t* sip = sip_object(msg);
-  // SOFIA-NOTES trap 3: 0 at end of input (e.g. a NUL inside a header) is an error too.
-  if (extracted != 1 || sip == nullptr || (sip->sip_request == nullptr && sip->sip_status == nullptr)) {
-    msg_destroy(msg);
-    result.error = extracted == 0 ? "Incomplete message" : "Unparseable message";
-    return result;
-  }
-  if (std::memchr(bytes.data(), '\0', headerEnd == std::string_view::npos ? bytes.size() : headerEnd) !=
-      nullptr) {
-    msg_destroy(msg);
-    result.error = "NUL byte in headers";
-    return result;
-  }
+  msg_t* msg = extract(input, result.error);
+  if (msg == nullptr) return result;
   result.message.emplace(Message(msg));
-  if (bodyShort) {
-    result.error = "Body shorter than Content-Length";
-  } else if ((sip->sip_flags & MSG_FLG_BODY) == 0) {
-    result.error = "Missing empty line after headers";
-  }
+  result.error = lengthError;
   return result;
 }
 
@@ -353,19 +407,6 @@ std::vector<std::string> Message::proxyRequire() const {
 
 namespace {
 
-// The header class for a name (compact forms included); nullptr for unknown headers.
-msg_hclass_t* knownClass(std::string_view name) {
-  if (name.empty() || name.size() > 128) return nullptr;
-  const std::string text(name);
-  isize_t length = 0;
-  const msg_href_t* href = msg_find_hclass(sip_default_mclass(), text.c_str(), &length);
-  if (href == nullptr || href->hr_class == nullptr || length != static_cast<isize_t>(text.size()) ||
-      href->hr_class == sip_unknown_class) {
-    return nullptr;
-  }
-  return href->hr_class;
-}
-
 bool sameName(const char* a, std::string_view b) {
   return a != nullptr && std::strlen(a) == b.size() && strncasecmp(a, b.data(), b.size()) == 0;
 }
@@ -375,7 +416,7 @@ bool sameName(const char* a, std::string_view b) {
 std::vector<std::string> Message::headerValues(std::string_view name) const {
   std::vector<std::string> result;
   sip_t* sip = sip_object(msg_);
-  if (msg_hclass_t* hc = knownClass(name)) {
+  if (msg_hclass_t* hc = detail::knownHeaderClass(name)) {
     msg_header_t** slot = msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
     for (msg_header_t* h = slot ? *slot : nullptr; h != nullptr; h = h->sh_next) {
       result.push_back(detail::headerValueText(msg_, h));
@@ -444,19 +485,23 @@ bool Message::pushRecordRoute(std::string_view value) {
 }
 
 bool Message::addHeader(std::string_view name, std::string_view value) {
-  if (name.empty() || name.find_first_of(":\r\n ") != std::string_view::npos ||
+  if (name.empty() || name.size() > 64 || name.find_first_of(":\r\n \t") != std::string_view::npos ||
       value.find_first_of("\r\n") != std::string_view::npos) {
     return false;
+  }
+  // msg_header_add_make places the header before the body (msg_header_add_str would not).
+  if (msg_hclass_t* hc = detail::knownHeaderClass(name)) {
+    return msg_header_add_make(msg_, pub(msg_), hc, std::string(value).c_str()) == 0;
   }
   std::string line;
   line.reserve(name.size() + value.size() + 2);
   line.append(name).append(": ").append(value);
-  return msg_header_add_str(msg_, pub(msg_), line.c_str()) == 0;
+  return msg_header_add_make(msg_, pub(msg_), sip_unknown_class, line.c_str()) == 0;
 }
 
 bool Message::removeHeader(std::string_view name) {
   sip_t* sip = sip_object(msg_);
-  if (msg_hclass_t* hc = knownClass(name)) {
+  if (msg_hclass_t* hc = detail::knownHeaderClass(name)) {
     msg_header_t** slot = msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
     if (slot == nullptr || *slot == nullptr) return false;
     return msg_header_remove_all(msg_, pub(msg_), *slot) == 0;

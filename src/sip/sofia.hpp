@@ -26,4 +26,8 @@ std::string headerValueText(msg_t* msg, const msg_header_t* header);
 
 inline sip_t* sipOf(msg_t* msg) { return sip_object(msg); }
 
+// The header class for a name, full or compact, any case; nullptr for headers sofia does
+// not know (they are kept as "unknown" headers).
+msg_hclass_t* knownHeaderClass(std::string_view name);
+
 }  // namespace waypoint::sip::detail

@@ -28,32 +28,28 @@ ErrorHeader classify(const sip_t* sip, const msg_header_t* error) {
   std::string name(line.substr(0, colon));
   while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
   if (name.empty()) return result;
-  isize_t length = 0;
-  const msg_href_t* href = msg_find_hclass(sip_default_mclass(), name.c_str(), &length);
-  if (href == nullptr || href->hr_class == nullptr || href->hr_class == sip_unknown_class ||
-      length != static_cast<isize_t>(name.size())) {
-    result.name = name;
-    return result;
-  }
-  result.name = view(href->hr_class->hc_name);
-  msg_header_t** slot = msg_hclass_offset(sip_default_mclass(),
-                                          reinterpret_cast<msg_pub_t*>(const_cast<sip_t*>(sip)),
-                                          href->hr_class);
+  msg_hclass_t* hc = detail::knownHeaderClass(name);
+  if (hc == nullptr) return result;  // not a header we know: a stray line
+  result.name = view(hc->hc_name);
+  msg_header_t** slot =
+      msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(const_cast<sip_t*>(sip)), hc);
   result.typedHeaderPresent = slot != nullptr && *slot != nullptr;
   return result;
 }
 
-// The first header that failed to parse, as "Malformed X" or "Duplicate X" (a second
-// instance of a single-instance header lands in the error list beside the first).
+// The first known header that failed to parse, as "Malformed X" or "Duplicate X" (a
+// second instance of a single-instance header lands in the error list beside the first).
 std::optional<std::string> headerError(const sip_t* sip) {
   for (const msg_header_t* e = reinterpret_cast<const msg_header_t*>(sip->sip_error); e != nullptr;
        e = e->sh_next) {
     const ErrorHeader header = classify(sip, e);
-    if (header.name.empty()) return std::string("Malformed header line");
-    return (header.typedHeaderPresent ? "Duplicate " : "Malformed ") + header.name;
+    if (!header.name.empty()) return (header.typedHeaderPresent ? "Duplicate " : "Malformed ") + header.name;
   }
   return std::nullopt;
 }
+
+// A line that names no header at all (no colon, or an unknown name that failed).
+bool hasStrayLine(const sip_t* sip) { return sip->sip_error != nullptr; }
 
 std::optional<std::string> missingMandatory(const sip_t* sip) {
   if (sip->sip_via == nullptr) return "Missing Via";
@@ -106,6 +102,7 @@ std::optional<Rejection> validateRequest(const Message& request) {
   }
   if (auto error = headerError(sip)) return Rejection{400, *error};
   if (auto missing = missingMandatory(sip)) return Rejection{400, *missing};
+  if (hasStrayLine(sip)) return Rejection{400, "Malformed header line"};
   if (auto bad = badAddresses(sip, rq->rq_method == sip_method_register)) return Rejection{400, *bad};
   const std::string_view method = view(rq->rq_method_name);
   if (view(sip->sip_cseq->cs_method_name) != method) return Rejection{400, "CSeq method mismatch"};
@@ -122,6 +119,7 @@ std::optional<std::string> validateResponse(const Message& response) {
   }
   if (auto error = headerError(sip)) return error;
   if (auto missing = missingMandatory(sip)) return missing;
+  if (hasStrayLine(sip)) return "Malformed header line";
   if (sip->sip_cseq->cs_seq > kMaxCSeq) return "Malformed CSeq";
   return std::nullopt;
 }

@@ -88,7 +88,8 @@ Actions InviteClientTransaction::onTimer(TimerName timer) {
 
 Actions InviteClientTransaction::onTransportError() {
   Actions out;
-  if (state_ == State::calling || state_ == State::proceeding) {
+  // Figure 5: "Transport Err. / Inform TU" from Calling, Proceeding and Completed (the ACK).
+  if (state_ == State::calling || state_ == State::proceeding || state_ == State::completed) {
     out.add(Kind::transportError);
   }
   if (state_ != State::terminated) {

@@ -95,6 +95,7 @@ struct TransactionLayer::ServerTransaction {
   transport::Destination responseTo;
   std::string lastResponse;
   TimerGenerations generations{};
+  std::string responseToTag;  // RFC 2543 transactions only: an ACK must carry it (§17.2.3)
 };
 
 struct TransactionLayer::ClientTransaction {
@@ -131,6 +132,7 @@ void TransactionLayer::execute(Transaction& t, const Actions& actions, const sip
   constexpr bool isServer = std::is_same_v<Transaction, ServerTransaction>;
   const TransactionId id = t.id;
   bool terminate = false;
+  bool serverFailed = false;
   for (const Action& action : actions) {
     switch (action.kind) {
       case Kind::sendRequest:
@@ -161,13 +163,18 @@ void TransactionLayer::execute(Transaction& t, const Actions& actions, const sip
         if constexpr (isServer) {
           ++counters_.serverTimeouts;
           spdlog::warn("no ACK for the final response of server transaction {} (Timer H)", id);
+          serverFailed = true;
         } else {
           ++counters_.clientTimeouts;
           user_.onClientTimeout(id);
         }
         break;
       case Kind::transportError:
-        if constexpr (!isServer) user_.onClientTransportError(id);
+        if constexpr (isServer) {
+          serverFailed = true;
+        } else {
+          user_.onClientTransportError(id);
+        }
         break;
       case Kind::startTimer:
         arm(id, generationOf(t.generations, action.timer), action.timer, action.delay);
@@ -187,6 +194,7 @@ void TransactionLayer::execute(Transaction& t, const Actions& actions, const sip
       eraseClient(id);
     }
   }
+  if (serverFailed) user_.onServerFailure(id);  // after erasing: the TU may not respond again
 }
 
 void TransactionLayer::receiveRequest(const sip::Message& request, const transport::Source& source) {
@@ -194,10 +202,13 @@ void TransactionLayer::receiveRequest(const sip::Message& request, const transpo
   const bool isAck = request.method() == "ACK";
   std::string key = serverTransactionKey(request);
   auto found = serverByKey_.find(key);
-  if (found == serverByKey_.end() && isAck && !request.topVia()->branch.starts_with(kMagicCookie)) {
-    // RFC 2543: the ACK carries the To tag of our response, the INVITE had none.
-    key = serverTransactionKey(request, {}, std::string_view());
-    found = serverByKey_.find(key);
+  if (found == serverByKey_.end() && isAck && key.starts_with("2|")) {
+    // RFC 2543: the INVITE had no To tag; its ACK must carry the one of our response.
+    found = serverByKey_.find(serverTransactionKey(request, {}, std::string_view()));
+    const auto to = request.to();
+    if (found != serverByKey_.end() && (!to || servers_.at(found->second)->responseToTag != to->tag)) {
+      found = serverByKey_.end();
+    }
   }
   if (found != serverByKey_.end()) {
     ServerTransaction& t = *servers_.at(found->second);
@@ -267,7 +278,13 @@ bool TransactionLayer::respond(TransactionId server, int status, std::string byt
   ++depth_;
   ServerTransaction& t = *found->second;
   const Actions actions = std::visit([status](auto& m) { return m.onTuResponse(status); }, t.machine);
-  if (actions.has(Kind::sendResponse)) t.lastResponse = std::move(bytes);
+  if (actions.has(Kind::sendResponse)) {
+    if (t.key.starts_with("2|") && status >= 200) {
+      sip::ParseResult parsed = sip::Message::parse(bytes);
+      if (parsed.message && parsed.message->to()) t.responseToTag = parsed.message->to()->tag;
+    }
+    t.lastResponse = std::move(bytes);
+  }
   execute(t, actions, nullptr, nullptr);
   --depth_;
   drainTransportErrors();

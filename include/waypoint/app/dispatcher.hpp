@@ -54,6 +54,7 @@ class Dispatcher final : public transaction::TransactionUser {
   void onStrayResponse(const sip::Message& response, const transport::Source& source) override;
   void onClientTimeout(transaction::TransactionId client) override;
   void onClientTransportError(transaction::TransactionId client) override;
+  void onServerFailure(transaction::TransactionId server) override;
 
  private:
   void respondStateless(const transport::Source& source, const sip::Message& request, int status,

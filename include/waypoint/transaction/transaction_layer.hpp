@@ -60,6 +60,9 @@ class TransactionUser {
   virtual void onClientTimeout(TransactionId client) = 0;
   // The transport failed for the request (the TU treats it as 503, §17.1.4).
   virtual void onClientTransportError(TransactionId client) = 0;
+  // A server transaction failed: no ACK before Timer H (§17.2.1), or the response could
+  // not be sent (§17.2.4). The transaction is gone when this is called.
+  virtual void onServerFailure(TransactionId server) = 0;
 };
 
 struct LayerSettings {
