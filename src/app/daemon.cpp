@@ -110,6 +110,7 @@ int runDaemon(const Config& config) {
   transaction::LayerSettings layerSettings;
   layerSettings.timers = transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
   layerSettings.send100Trying = config.transactions.send100Trying;
+  layerSettings.udpMtu = config.transport.udpMtu;
   dispatcher = std::make_unique<Dispatcher>(transports, identity, sip::ParseLimits{config.transport.maxMessageSize},
                                             clock, layerSettings);
   timerDriver = std::make_unique<TransactionTimerDriver>(io, dispatcher->transactions());

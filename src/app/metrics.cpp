@@ -53,6 +53,7 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "transactions_server_timeouts", x.serverTimeouts);
   counter(out, "transactions_transport_errors", x.transportErrors);
   counter(out, "transactions_stray_responses", x.strayResponses);
+  counter(out, "transactions_requests_moved_to_tcp", x.requestsMovedToTcp);
   counter(out, "transactions_live_server", x.liveServerTransactions, "gauge");
   counter(out, "transactions_live_client", x.liveClientTransactions, "gauge");
   counter(out, "transactions_pending_timers", x.pendingTimers, "gauge");

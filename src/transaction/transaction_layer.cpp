@@ -53,6 +53,22 @@ std::string buildAck(const std::string& requestBytes, const sip::Message& respon
   return ack;
 }
 
+// The request with the transport of its top Via set to `protocol` ("SIP/2.0/TCP ...").
+std::optional<std::string> withTopViaTransport(const std::string& bytes, transport::Protocol protocol) {
+  sip::ParseResult parsed = sip::Message::parse(bytes);
+  if (!parsed.message || !parsed.error.empty()) return std::nullopt;
+  sip::Message& request = *parsed.message;
+  const auto vias = request.headerValues("Via");
+  if (vias.empty()) return std::nullopt;
+  const std::string& top = vias.front();
+  const std::size_t space = top.find_first_of(" \t");
+  const std::size_t slash = top.rfind('/', space);
+  if (space == std::string::npos || slash == std::string::npos) return std::nullopt;
+  const std::string moved = top.substr(0, slash + 1) + std::string(transport::toString(protocol)) + top.substr(space);
+  if (!request.popVia() || !request.pushVia(moved)) return std::nullopt;
+  return request.serialize();
+}
+
 }  // namespace
 
 std::string clientTransactionKey(std::string_view branch, std::string_view method) {
@@ -293,6 +309,16 @@ bool TransactionLayer::respond(TransactionId server, int status, std::string byt
 
 TransactionId TransactionLayer::startClient(ClientRequest request) {
   ++depth_;
+  const transport::Protocol protocol = transport::chooseRequestProtocol(
+      request.destination.protocol, request.bytes.size(), settings_.udpMtu, request.targetAllowsTcp);
+  if (protocol != request.destination.protocol) {
+    if (auto moved = withTopViaTransport(request.bytes, protocol)) {
+      request.bytes = std::move(*moved);
+      request.destination.protocol = protocol;
+      request.destination.local.reset();  // a TCP connection picks its own local end
+      ++counters_.requestsMovedToTcp;
+    }
+  }
   const TransactionId id = nextId_++;
   const bool reliable = transport::isReliable(request.destination.protocol);
   using Machine = decltype(ClientTransaction::machine);

@@ -353,6 +353,16 @@ def test_invite_server_transaction(args):
         assert m["transactions_response_retransmissions_sent"] >= 3, m
 
 
+def test_via_received_rport(args):
+    """RFC 3581 section 4: a request whose Via asks for rport gets a response whose Via says
+    where it really came from (received, and rport with the source port)."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        r = c.transact(options_to_server(d.port, c.local))
+        via = r.header("via")[0]
+        assert f"rport={c.local[1]}" in via, via
+        assert "received=127.0.0.1" in via, via
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 

@@ -412,3 +412,68 @@ TEST_F(TransactionLayerTest, TenThousandClientTransactionsAreAllReclaimed) {
 
 }  // namespace
 }  // namespace waypoint::testkit
+
+namespace waypoint::testkit {
+namespace {
+
+// ======== RFC 3261 §18.1.1: a request over the UDP MTU limit goes over TCP ========
+
+class RequestSizeTest : public TransactionLayerTest {
+ protected:
+  // A request of `lowerVias` extra Via lines of about 110 bytes each below the proxy's.
+  static RequestSpec withVias(std::size_t lowerVias) {
+    RequestSpec spec = forwarded("MESSAGE", "z9hG4bKbig1");
+    for (std::size_t i = 0; i < lowerVias; ++i) {
+      spec.lowerVias.push_back("SIP/2.0/UDP hop" + std::to_string(i) +
+                               ".relay.example.com:5060;branch=z9hG4bK" + std::string(60, 'a' + i % 26));
+    }
+    return spec;
+  }
+};
+
+TEST_F(RequestSizeTest, BigUdpRequestGoesOverTcpWithItsTopViaChanged) {
+  const transaction::ClientRequest big = clientRequest(withVias(12));
+  ASSERT_GT(big.bytes.size(), 1300u);
+  layer.startClient(big);
+  runFor(clock, layer, 2000ms);
+  ASSERT_EQ(sender.count(), 1u) << "over TCP the request is not retransmitted";
+  const SentMessage& sent = sender.sent().at(0);
+  EXPECT_EQ(sent.destination.protocol, Protocol::tcp);
+  EXPECT_EQ(sent.destination.remote, downstream().remote);
+  // Only the top Via changes its transport; every other line stays as it was.
+  const std::string expected = [&] {
+    std::string text = big.bytes;
+    const std::string from = "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKbig1";
+    text.replace(text.find(from), from.size(), "Via: SIP/2.0/TCP 203.0.113.1:5060;branch=z9hG4bKbig1");
+    return text;
+  }();
+  EXPECT_EQ(sent.bytes, expected);
+  EXPECT_EQ(layer.counters().requestsMovedToTcp, 1u);
+
+  // The response still matches: branch and CSeq method did not change.
+  receiveResponse(responseText(sent.bytes, 200, "OK"));
+  EXPECT_EQ(user.count(Event::response), 1u);
+}
+
+TEST_F(RequestSizeTest, SmallUdpRequestStaysOnUdp) {
+  const transaction::ClientRequest small = clientRequest(withVias(2));
+  ASSERT_LE(small.bytes.size(), 1300u);
+  layer.startClient(small);
+  ASSERT_GE(sender.count(), 1u);
+  EXPECT_EQ(sender.sent().at(0).destination.protocol, Protocol::udp);
+  EXPECT_EQ(sender.sent().at(0).bytes, small.bytes);
+  EXPECT_EQ(layer.counters().requestsMovedToTcp, 0u);
+}
+
+TEST_F(RequestSizeTest, BigRequestStaysOnUdpWhenTheTargetTakesOnlyUdp) {
+  transaction::ClientRequest big = clientRequest(withVias(12));
+  big.targetAllowsTcp = false;
+  layer.startClient(big);
+  runFor(clock, layer, 600ms);
+  ASSERT_EQ(sender.count(), 2u) << "over UDP Timer E retransmits at T1";
+  EXPECT_EQ(sender.sent().at(0).destination.protocol, Protocol::udp);
+  EXPECT_EQ(sender.sent().at(0).bytes, big.bytes);
+}
+
+}  // namespace
+}  // namespace waypoint::testkit

@@ -68,6 +68,7 @@ class TransactionUser {
 struct LayerSettings {
   TimerSettings timers;
   bool send100Trying = true;  // INVITE server transactions answer 100 at once (proxy TU)
+  std::size_t udpMtu = 1300;  // a bigger request goes over TCP (RFC 3261 §18.1.1)
 };
 
 struct TransactionCounters {
@@ -82,18 +83,22 @@ struct TransactionCounters {
   std::uint64_t serverTimeouts = 0;                  // Timer H: no ACK
   std::uint64_t transportErrors = 0;
   std::uint64_t strayResponses = 0;
+  std::uint64_t requestsMovedToTcp = 0;  // over the UDP MTU limit (§18.1.1)
   std::uint64_t liveServerTransactions = 0;  // gauges
   std::uint64_t liveClientTransactions = 0;
   std::uint64_t pendingTimers = 0;
 };
 
 // A request for startClient(): the bytes go out as they are (the TU put its Via with
-// `branch` on top); `method` is the request's method.
+// `branch` on top); `method` is the request's method. A UDP request bigger than the MTU
+// limit goes over TCP instead, with its top Via changed to match, when the target allows
+// TCP (RFC 3261 §18.1.1).
 struct ClientRequest {
   std::string bytes;
   std::string method;
   std::string branch;
   transport::Destination destination;
+  bool targetAllowsTcp = true;
 };
 
 class TransactionLayer {
