@@ -114,6 +114,10 @@ int runDaemon(const Config& config) {
   dispatcher = std::make_unique<Dispatcher>(transports, identity, sip::ParseLimits{config.transport.maxMessageSize},
                                             clock, layerSettings);
   timerDriver = std::make_unique<TransactionTimerDriver>(io, dispatcher->transactions());
+  transports.onUnreachable([&](const transport::Destination& destination, std::error_code) {
+    dispatcher->transactions().destinationUnreachable(destination);
+    timerDriver->rearm();
+  });
 
   auto writeMetrics = [&] {
     const std::string text =

@@ -32,6 +32,7 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "tcp_messages_received", t.tcpMessagesReceived);
   counter(out, "tcp_messages_sent", t.tcpMessagesSent);
   counter(out, "send_errors", t.sendErrors);
+  counter(out, "udp_unreachable", t.udpUnreachable);
   counter(out, "tcp_open_connections", t.tcpOpenConnections, "gauge");
   counter(out, "messages_unparseable", d.messagesUnparseable);
   counter(out, "requests_received", d.requestsReceived);

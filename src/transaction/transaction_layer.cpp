@@ -338,6 +338,15 @@ TransactionId TransactionLayer::startClient(ClientRequest request) {
   return id;
 }
 
+void TransactionLayer::destinationUnreachable(const transport::Destination& destination) {
+  for (const auto& [id, client] : clients_) {
+    if (client->destination.protocol == transport::Protocol::udp && client->destination.remote == destination.remote) {
+      failedSends_.push_back(id);
+    }
+  }
+  drainTransportErrors();
+}
+
 std::optional<TransactionId> TransactionLayer::inviteForCancel(const sip::Message& cancel) const {
   auto found = serverByKey_.find(serverTransactionKey(cancel, "INVITE"));
   if (found == serverByKey_.end()) return std::nullopt;
@@ -394,12 +403,13 @@ void TransactionLayer::drainTransportErrors() {
 
 void TransactionLayer::onTransportError(TransactionId id) {
   ++depth_;
-  ++counters_.transportErrors;
   if (auto s = servers_.find(id); s != servers_.end()) {
+    ++counters_.transportErrors;
     ServerTransaction& t = *s->second;
     const Actions actions = std::visit([](auto& m) { return m.onTransportError(); }, t.machine);
     execute(t, actions, nullptr, nullptr);
   } else if (auto c = clients_.find(id); c != clients_.end()) {
+    ++counters_.transportErrors;
     ClientTransaction& t = *c->second;
     const Actions actions = std::visit([](auto& m) { return m.onTransportError(); }, t.machine);
     execute(t, actions, nullptr, nullptr);

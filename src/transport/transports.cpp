@@ -7,7 +7,12 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <deque>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
@@ -61,6 +66,7 @@ struct Transports::Impl {
   asio::io_context& io;
   TransportSettings settings;
   MessageHandler onMessage;
+  UnreachableHandler onUnreachable;
   TransportCounters counters;
   std::vector<std::unique_ptr<UdpListener>> udpListeners;
   std::vector<std::unique_ptr<tcp::acceptor>> tcpAcceptors;
@@ -86,6 +92,14 @@ class UdpListener {
     }
     socket_.bind(at);
     socket_.non_blocking(true);
+    // ICMP errors for datagrams we send are queued on the socket (Linux IP_RECVERR), so
+    // a dead UDP next hop fails its client transaction at once (§17.1.4).
+    const int on = 1;
+    if (at.address().is_v6()) {
+      ::setsockopt(socket_.native_handle(), IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+    } else {
+      ::setsockopt(socket_.native_handle(), IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+    }
     local_ = toEndpoint(socket_.local_endpoint());
   }
 
@@ -125,8 +139,11 @@ class UdpListener {
   void receive() {
     socket_.async_receive_from(asio::buffer(buffer_), from_, [this](boost::system::error_code ec, std::size_t n) {
       if (ec == asio::error::operation_aborted || owner_.closed) return;
-      if (!ec) handle(n);
-      // ICMP errors (connection refused) show up here on Linux: the next read goes on.
+      if (!ec) {
+        handle(n);
+      } else {
+        drainErrorQueue();  // an ICMP error for something we sent surfaces as a read error
+      }
       receive();
     });
   }
@@ -146,6 +163,39 @@ class UdpListener {
     }
     const Source source{Protocol::udp, local_, toEndpoint(from_), 0};
     owner_.onMessage(source, bytes);
+  }
+
+  // Reads every queued ICMP error and reports the destination it was for.
+  void drainErrorQueue() {
+    for (int i = 0; i < 64; ++i) {
+      sockaddr_storage to{};
+      char control[512];
+      char data[1];
+      iovec iov{data, sizeof data};
+      msghdr msg{};
+      msg.msg_name = &to;
+      msg.msg_namelen = sizeof to;
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      if (::recvmsg(socket_.native_handle(), &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        const bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
+        const bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+        if (!v4 && !v6) continue;
+        sock_extended_err err{};
+        std::memcpy(&err, CMSG_DATA(c), sizeof err);
+        if (err.ee_origin != SO_EE_ORIGIN_ICMP && err.ee_origin != SO_EE_ORIGIN_ICMP6) continue;
+        udp::endpoint remote;
+        std::memcpy(remote.data(), &to, std::min<std::size_t>(msg.msg_namelen, sizeof to));
+        const Destination destination{Protocol::udp, toEndpoint(remote), 0, local_};
+        ++owner_.counters.udpUnreachable;
+        const std::error_code ec(static_cast<int>(err.ee_errno), std::system_category());
+        spdlog::warn("UDP {} unreachable: {}", toString(destination.remote), ec.message());
+        if (owner_.onUnreachable) owner_.onUnreachable(destination, ec);
+      }
+    }
   }
 
   Transports::Impl& owner_;
@@ -510,6 +560,8 @@ void Transports::close() {
   auto connections = impl.connections;
   for (auto& [id, connection] : connections) connection->close();
 }
+
+void Transports::onUnreachable(UnreachableHandler handler) { impl_->onUnreachable = std::move(handler); }
 
 const TransportCounters& Transports::counters() const { return impl_->counters; }
 const TransportSettings& Transports::settings() const { return impl_->settings; }

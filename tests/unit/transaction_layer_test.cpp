@@ -477,3 +477,31 @@ TEST_F(RequestSizeTest, BigRequestStaysOnUdpWhenTheTargetTakesOnlyUdp) {
 
 }  // namespace
 }  // namespace waypoint::testkit
+
+namespace waypoint::testkit {
+namespace {
+
+// ======== §17.1.4: an ICMP error for a UDP destination fails its client transactions ========
+
+TEST_F(TransactionLayerTest, UnreachableDestinationFailsOnlyItsUdpClientTransactions) {
+  const TransactionId toBob = layer.startClient(clientRequest(forwarded("INVITE", "z9hG4bKicmp1")));
+  transaction::ClientRequest other = clientRequest(forwarded("OPTIONS", "z9hG4bKicmp2"));
+  other.destination.remote = endpoint("198.51.100.99", 5060);
+  layer.startClient(other);
+  ASSERT_EQ(liveClients(), 2u);
+
+  layer.destinationUnreachable(downstream());
+  ASSERT_EQ(user.count(Event::clientTransportError), 1u);
+  EXPECT_EQ(user.of(Event::clientTransportError)[0].id, toBob);
+  EXPECT_EQ(liveClients(), 1u);
+  EXPECT_EQ(layer.counters().transportErrors, 1u);
+
+  // The failed transaction sends nothing more; the other one still retransmits.
+  const std::size_t before = sender.countOf("INVITE ");
+  runFor(clock, layer, 1000ms);
+  EXPECT_EQ(sender.countOf("INVITE "), before);
+  EXPECT_GT(sender.countOf("OPTIONS "), 1u);
+}
+
+}  // namespace
+}  // namespace waypoint::testkit

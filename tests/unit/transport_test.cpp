@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <chrono>
 #include <functional>
 
@@ -133,6 +134,23 @@ TEST_F(TransportsLoopbackTest, UdpDatagramsArriveWithTheirSourceAndKeepalivesAre
   EXPECT_EQ(serverGot_[0].second, kOptions);  // leading CRLF stripped before the parser
   EXPECT_EQ(serverGot_[0].first.remote, clientAt);
   EXPECT_EQ(server_.counters().keepalivesReceived, 1u);
+}
+
+TEST_F(TransportsLoopbackTest, IcmpPortUnreachableIsReportedWithTheDestination) {
+  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
+  asio::ip::udp::socket probe(io_, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const Endpoint closed{probe.local_endpoint().address(), probe.local_endpoint().port()};
+  probe.close();
+  std::vector<Destination> unreachable;
+  client_.onUnreachable([&](const Destination& d, std::error_code ec) {
+    EXPECT_TRUE(ec == std::errc::connection_refused) << ec.message();
+    unreachable.push_back(d);
+  });
+  client_.send(Destination{Protocol::udp, closed, 0, std::nullopt}, std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return !unreachable.empty(); }));
+  EXPECT_EQ(unreachable[0].protocol, Protocol::udp);
+  EXPECT_EQ(unreachable[0].remote, closed);
+  EXPECT_EQ(client_.counters().udpUnreachable, 1u);
 }
 
 TEST_F(TransportsLoopbackTest, ListenFailureNamesTheAddress) {

@@ -116,6 +116,10 @@ class TransactionLayer {
   bool respond(TransactionId server, int status, std::string bytes);
   TransactionId startClient(ClientRequest request);
 
+  // The transports learned that destination is unreachable (an ICMP error): every client
+  // transaction waiting on it over UDP fails with a transport error (§17.1.4).
+  void destinationUnreachable(const transport::Destination& destination);
+
   // The INVITE server transaction a CANCEL is for (§9.2), if it is still there.
   std::optional<TransactionId> inviteForCancel(const sip::Message& cancel) const;
 

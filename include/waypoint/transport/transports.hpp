@@ -51,11 +51,14 @@ struct TransportCounters {
   std::uint64_t tcpMessagesReceived = 0;
   std::uint64_t tcpMessagesSent = 0;
   std::uint64_t sendErrors = 0;
+  std::uint64_t udpUnreachable = 0;  // ICMP errors for datagrams we sent
   std::uint64_t tcpOpenConnections = 0;  // a gauge
 };
 
 using MessageHandler = std::function<void(const Source& source, std::string_view bytes)>;
 using SendErrorHandler = std::function<void(const Destination& destination, std::error_code)>;
+// An ICMP error (port or host unreachable) came back for a UDP datagram sent to destination.
+using UnreachableHandler = std::function<void(const Destination& destination, std::error_code)>;
 
 class Transports {
  public:
@@ -72,6 +75,9 @@ class Transports {
   // Sends bytes; never blocks. A failure (no socket for the family, connect refused,
   // reset) is counted, logged and reported to onError if given.
   void send(const Destination& destination, std::string bytes, SendErrorHandler onError = {});
+
+  // Who learns of ICMP errors for UDP datagrams (RFC 3261 §17.1.4 transport errors).
+  void onUnreachable(UnreachableHandler handler);
 
   // Closes every listener and connection (shutdown).
   void close();
