@@ -155,7 +155,7 @@ Config loadConfig(const std::string& path) {
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
   r.onlyKeys(root, "the configuration",
-             {"listen", "domains", "names", "timers", "transactions", "limits", "log", "metrics"});
+             {"listen", "domains", "names", "timers", "transactions", "registrar", "limits", "log", "metrics"});
 
   Config config;
   config.path = path;
@@ -182,6 +182,23 @@ Config loadConfig(const std::string& path) {
       const std::string value = r.string(trying, "send_100_trying");
       if (value != "true" && value != "false") r.fail(trying.Mark(), "send_100_trying must be true or false");
       config.transactions.send100Trying = value == "true";
+    }
+  }
+  if (const auto reg = root["registrar"]) {
+    r.expectMap(reg, "registrar");
+    r.onlyKeys(reg, "registrar", {"min_expires", "max_expires", "default_expires", "max_contacts"});
+    using std::chrono::duration_cast;
+    using std::chrono::seconds;
+    auto& rc = config.registrar;
+    if (reg["min_expires"]) rc.minExpires = duration_cast<seconds>(r.duration(reg["min_expires"], "min_expires", seconds(1)));
+    if (reg["max_expires"]) rc.maxExpires = duration_cast<seconds>(r.duration(reg["max_expires"], "max_expires", seconds(1)));
+    if (reg["default_expires"]) {
+      rc.defaultExpires = duration_cast<seconds>(r.duration(reg["default_expires"], "default_expires", seconds(1)));
+    }
+    if (reg["max_contacts"]) rc.maxContacts = r.unsignedValue(reg["max_contacts"], "max_contacts", 1, 1000);
+    if (rc.maxExpires < rc.minExpires) r.fail(reg.Mark(), "max_expires must not be shorter than min_expires");
+    if (rc.defaultExpires < rc.minExpires || rc.defaultExpires > rc.maxExpires) {
+      r.fail(reg.Mark(), "default_expires must lie between min_expires and max_expires");
     }
   }
   if (const auto node = root["limits"]) limits(r, node, config.transport);

@@ -13,6 +13,7 @@
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/app/local_identity.hpp"
 #include "waypoint/app/metrics.hpp"
+#include "waypoint/registrar/registrar.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
 #include "waypoint/transport/transports.hpp"
 
@@ -41,14 +42,20 @@ LocalIdentity identityFrom(const Config& config, const transport::Transports& tr
   return identity;
 }
 
-// Keeps one Asio timer on the transaction layer's earliest deadline. It is re-armed only
-// when an earlier deadline appears, so most transactions cost no timer syscall.
-class TransactionTimerDriver {
+// Keeps one Asio timer on the earliest deadline of the transaction layer and of the
+// location store. It is re-armed only when an earlier deadline appears, so most
+// transactions and registrations cost no timer syscall.
+class TimerDriver {
  public:
-  TransactionTimerDriver(asio::io_context& io, transaction::TransactionLayer& layer) : timer_(io), layer_(layer) {}
+  TimerDriver(asio::io_context& io, const transaction::Clock& clock, transaction::TransactionLayer& layer,
+              registrar::Registrar& registrar)
+      : timer_(io), clock_(clock), layer_(layer), registrar_(registrar) {}
 
   void rearm() {
-    const auto next = layer_.nextExpiry();
+    auto next = layer_.nextExpiry();
+    if (const auto bindings = registrar_.store().nextExpiry(); bindings && (!next || *bindings < *next)) {
+      next = bindings;
+    }
     if (!next || (armed_ && *next >= armedFor_)) return;
     armed_ = true;
     armedFor_ = *next;
@@ -57,6 +64,7 @@ class TransactionTimerDriver {
       if (ec == asio::error::operation_aborted) return;
       armed_ = false;
       layer_.fireDueTimers();
+      registrar_.expire(clock_.now());
       rearm();
     });
   }
@@ -64,7 +72,9 @@ class TransactionTimerDriver {
 
  private:
   asio::steady_timer timer_;
+  const transaction::Clock& clock_;
   transaction::TransactionLayer& layer_;
+  registrar::Registrar& registrar_;
   bool armed_ = false;
   transaction::TimePoint armedFor_{};
 };
@@ -99,7 +109,7 @@ class Watchdog {
 int runDaemon(const Config& config) {
   asio::io_context io(1);
   std::unique_ptr<Dispatcher> dispatcher;
-  std::unique_ptr<TransactionTimerDriver> timerDriver;
+  std::unique_ptr<TimerDriver> timerDriver;
   transport::Transports transports(io, config.transport, [&](const transport::Source& source, std::string_view bytes) {
     dispatcher->onMessage(source, bytes);
     timerDriver->rearm();
@@ -111,9 +121,14 @@ int runDaemon(const Config& config) {
   layerSettings.timers = transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
   layerSettings.send100Trying = config.transactions.send100Trying;
   layerSettings.udpMtu = config.transport.udpMtu;
+  registrar::InMemoryLocationStore locations;
+  registrar::Registrar registrar(
+      locations, std::set<std::string>(config.domains.begin(), config.domains.end()),
+      registrar::RegistrarSettings{config.registrar.minExpires, config.registrar.maxExpires,
+                                   config.registrar.defaultExpires, config.registrar.maxContacts});
   dispatcher = std::make_unique<Dispatcher>(transports, identity, sip::ParseLimits{config.transport.maxMessageSize},
-                                            clock, layerSettings);
-  timerDriver = std::make_unique<TransactionTimerDriver>(io, dispatcher->transactions());
+                                            clock, layerSettings, registrar);
+  timerDriver = std::make_unique<TimerDriver>(io, clock, dispatcher->transactions(), registrar);
   transports.onUnreachable([&](const transport::Destination& destination, std::error_code) {
     dispatcher->transactions().destinationUnreachable(destination);
     timerDriver->rearm();
@@ -121,7 +136,7 @@ int runDaemon(const Config& config) {
 
   auto writeMetrics = [&] {
     const std::string text =
-        renderMetrics(transports.counters(), dispatcher->counters(), dispatcher->transactions().counters());
+        renderMetrics(transports.counters(), dispatcher->counters(), dispatcher->transactions().counters(), registrar);
     if (!config.metrics.file.empty()) writeMetricsFile(config.metrics.file, text);
     return text;
   };

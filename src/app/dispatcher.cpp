@@ -14,7 +14,7 @@ std::string describe(const transport::Source& source) {
 
 // What the server itself can answer as a UAS today; grows with the registrar and proxy.
 const std::vector<std::string> kOptionsHeaders = {
-    "Allow: OPTIONS",
+    "Allow: OPTIONS, REGISTER",
     "Accept: application/sdp",
     "Supported: ",
 };
@@ -33,9 +33,12 @@ void TransportSender::send(const transport::Destination& destination, const std:
 }
 
 Dispatcher::Dispatcher(transport::Transports& transports, const LocalIdentity& identity, sip::ParseLimits limits,
-                       const transaction::Clock& clock, transaction::LayerSettings settings)
+                       const transaction::Clock& clock, transaction::LayerSettings settings,
+                       registrar::Registrar& registrar)
     : transports_(transports),
       identity_(identity),
+      clock_(clock),
+      registrar_(registrar),
       limits_(limits),
       sender_(transports),
       layer_(clock, sender_, *this, settings),
@@ -93,8 +96,16 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
 }
 
 void Dispatcher::onRequest(transaction::TransactionId server, const sip::Message& request,
-                           const transport::Source&) {
+                           const transport::Source& source) {
   const auto uri = request.requestUriParts();
+  if (request.method() == "REGISTER") {
+    const registrar::RegistrarReply reply = registrar_.handle(request, source, clock_.now());
+    if (reply.status >= 300) {
+      spdlog::info("REGISTER from {} refused: {} {}", describe(source), reply.status, reply.reason);
+    }
+    layer_.respond(server, reply.status, sip::buildResponse(request, reply.status, reply.reason, newTag(), reply.headers));
+    return;
+  }
   if (request.method() == "OPTIONS" && uri && uri->user.empty() && identity_.isLocal(*uri)) {
     ++counters_.optionsAnswered;
     layer_.respond(server, 200, sip::buildResponse(request, 200, "OK", newTag(), kOptionsHeaders));

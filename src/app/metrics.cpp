@@ -17,7 +17,7 @@ void counter(std::string& out, const char* name, std::uint64_t value, const char
 }  // namespace
 
 std::string renderMetrics(const transport::TransportCounters& t, const DispatcherCounters& d,
-                          const transaction::TransactionCounters& x) {
+                          const transaction::TransactionCounters& x, registrar::Registrar& reg) {
   std::string out;
   counter(out, "udp_datagrams_received", t.udpDatagramsReceived);
   counter(out, "udp_datagrams_sent", t.udpDatagramsSent);
@@ -55,6 +55,11 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "transactions_transport_errors", x.transportErrors);
   counter(out, "transactions_stray_responses", x.strayResponses);
   counter(out, "transactions_requests_moved_to_tcp", x.requestsMovedToTcp);
+  counter(out, "registrar_registers_accepted", reg.counters().registersAccepted);
+  counter(out, "registrar_registers_rejected", reg.counters().registersRejected);
+  counter(out, "registrar_bindings_expired", reg.counters().bindingsExpired);
+  counter(out, "registrar_aors", reg.store().aorCount(), "gauge");
+  counter(out, "registrar_bindings", reg.store().bindingCount(), "gauge");
   counter(out, "transactions_live_server", x.liveServerTransactions, "gauge");
   counter(out, "transactions_live_client", x.liveClientTransactions, "gauge");
   counter(out, "transactions_pending_timers", x.pendingTimers, "gauge");

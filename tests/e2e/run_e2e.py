@@ -365,6 +365,31 @@ def test_via_received_rport(args):
         assert "received=127.0.0.1" in via, via
 
 
+def test_register_sipp(args):
+    """Issue 4 (registrar): two contacts, refresh, remove, 423, out-of-order CSeq and
+    "Contact: *" from SIPp; then the bindings are gone and each step was counted."""
+    with Daemon(args.daemon) as d:
+        args.sipp.run("register_uac.xml", "127.0.0.1", d.port, "u1")
+        m = d.metrics()
+        assert m["registrar_bindings"] == 0 and m["registrar_aors"] == 0, m
+        assert m["registrar_registers_accepted"] == 4, m
+        assert m["registrar_registers_rejected"] == 2, m
+
+
+def test_register_nat_binding(args):
+    """Issue 4 (registrar): a binding keeps the flow it came from; a private Contact
+    address is only text. The 200 lists the Contact as registered."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        request = make_request("REGISTER", "sip:localhost", c.local,
+                               headers=(("Contact", "<sip:bob@192.168.1.20:5060>"), ("Expires", "120")))
+        request.data = request.data.replace(f"To: <sip:localhost>".encode(), b"To: <sip:bob@localhost>")
+        r = c.transact(request)
+        assert r.code == 200, r
+        assert r.header("contact") == ["<sip:bob@192.168.1.20:5060>;expires=120"], r.header("contact")
+        m = d.metrics()
+        assert m["registrar_bindings"] == 1 and m["registrar_aors"] == 1, m
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 

@@ -115,3 +115,54 @@ TEST_F(ConfigTest, MissingFileIsAnError) {
 
 }  // namespace
 }  // namespace waypoint::app
+
+namespace waypoint::app {
+namespace {
+
+using ::testing::HasSubstr;
+
+class RegistrarConfigTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    std::ofstream(path_) << "listen:\n  - { transport: udp, address: 127.0.0.1, port: 5070 }\n" << text;
+    return path_;
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+  std::string path_ = (std::filesystem::temp_directory_path() /
+                       ("waypoint-registrar-config-" + std::to_string(::getpid()) + ".yaml")).string();
+};
+
+TEST_F(RegistrarConfigTest, ReadsTheRegistrarSection) {
+  const Config config = loadConfig(
+      write("registrar: { min_expires: 30s, max_expires: 2m, default_expires: 90s, max_contacts: 4 }\n"));
+  EXPECT_EQ(config.registrar.minExpires, std::chrono::seconds(30));
+  EXPECT_EQ(config.registrar.maxExpires, std::chrono::seconds(120));
+  EXPECT_EQ(config.registrar.defaultExpires, std::chrono::seconds(90));
+  EXPECT_EQ(config.registrar.maxContacts, 4u);
+}
+
+TEST_F(RegistrarConfigTest, DefaultsFollowRfc3261) {
+  const Config config = loadConfig(write(""));
+  EXPECT_EQ(config.registrar.minExpires, std::chrono::seconds(60));
+  EXPECT_EQ(config.registrar.maxExpires, std::chrono::seconds(3600));
+  EXPECT_EQ(config.registrar.defaultExpires, std::chrono::seconds(3600));
+  EXPECT_EQ(config.registrar.maxContacts, 10u);
+}
+
+TEST_F(RegistrarConfigTest, RejectsInconsistentExpiries) {
+  const auto errorFor = [&](const std::string& text) -> std::string {
+    try {
+      loadConfig(write(text));
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_THAT(errorFor("registrar: { min_expires: 10m, max_expires: 1m }\n"), HasSubstr("max_expires must not be shorter"));
+  EXPECT_THAT(errorFor("registrar: { default_expires: 10s }\n"), HasSubstr("default_expires must lie between"));
+  EXPECT_THAT(errorFor("registrar: { max_contact: 3 }\n"), HasSubstr("unknown key 'max_contact'"));
+  EXPECT_THAT(errorFor("registrar: { max_contact: 3 }\n"), HasSubstr(path_ + ":3:"));
+}
+
+}  // namespace
+}  // namespace waypoint::app

@@ -27,6 +27,13 @@ struct TransactionConfig {
   bool send100Trying = true;  // INVITE server transactions answer 100 Trying at once
 };
 
+struct RegistrarConfig {
+  std::chrono::seconds minExpires{60};
+  std::chrono::seconds maxExpires{3600};
+  std::chrono::seconds defaultExpires{3600};
+  std::size_t maxContacts = 10;
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warning, error, critical, off
   std::string pattern = "%Y-%m-%d %H:%M:%S.%e [%l] %v";
@@ -43,6 +50,7 @@ struct Config {
   std::vector<std::string> names;    // host names/addresses that mean "this server"
   TimerConfig timers;
   TransactionConfig transactions;
+  RegistrarConfig registrar;
   transport::TransportSettings transport;
   LogConfig log;
   MetricsConfig metrics;

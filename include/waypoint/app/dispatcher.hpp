@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "waypoint/app/local_identity.hpp"
+#include "waypoint/registrar/registrar.hpp"
 #include "waypoint/sip/message.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
 #include "waypoint/transport/transports.hpp"
@@ -40,7 +41,7 @@ class TransportSender final : public transaction::Sender {
 class Dispatcher final : public transaction::TransactionUser {
  public:
   Dispatcher(transport::Transports& transports, const LocalIdentity& identity, sip::ParseLimits limits,
-             const transaction::Clock& clock, transaction::LayerSettings settings);
+             const transaction::Clock& clock, transaction::LayerSettings settings, registrar::Registrar& registrar);
 
   void onMessage(const transport::Source& source, std::string_view bytes);
   const DispatcherCounters& counters() const { return counters_; }
@@ -63,6 +64,8 @@ class Dispatcher final : public transaction::TransactionUser {
 
   transport::Transports& transports_;
   const LocalIdentity& identity_;
+  const transaction::Clock& clock_;
+  registrar::Registrar& registrar_;
   sip::ParseLimits limits_;
   TransportSender sender_;
   transaction::TransactionLayer layer_;

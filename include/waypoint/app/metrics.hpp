@@ -9,7 +9,7 @@
 namespace waypoint::app {
 
 std::string renderMetrics(const transport::TransportCounters& transport, const DispatcherCounters& dispatcher,
-                          const transaction::TransactionCounters& transactions);
+                          const transaction::TransactionCounters& transactions, registrar::Registrar& registrar);
 
 // Writes through a temporary file and a rename, so a reader never sees half a file.
 // Returns false (and logs) on failure.

@@ -1,0 +1,62 @@
+#pragma once
+// REGISTER processing, RFC 3261 §10.3 (with Path, RFC 3327, and +sip.instance/reg-id,
+// RFC 5626). Sans-I/O: takes the request, where it came from and the time, and returns
+// the response to send; the bindings live in a LocationStore.
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "waypoint/registrar/location_store.hpp"
+#include "waypoint/sip/message.hpp"
+
+namespace waypoint::registrar {
+
+struct RegistrarSettings {
+  std::chrono::seconds minExpires{60};
+  std::chrono::seconds maxExpires{3600};
+  std::chrono::seconds defaultExpires{3600};
+  std::size_t maxContacts = 10;  // per AOR
+};
+
+// What to answer: status, reason, and header lines ("Name: value") for the response.
+struct RegistrarReply {
+  int status = 200;
+  std::string reason = "OK";
+  std::vector<std::string> headers;
+};
+
+struct RegistrarCounters {
+  std::uint64_t registersAccepted = 0;
+  std::uint64_t registersRejected = 0;
+  std::uint64_t bindingsExpired = 0;
+};
+
+// "sip:user@host" with the host lower-cased and every parameter dropped (§10.3 step 5).
+// Empty when the URI is not a sip/sips URI with a host.
+std::string canonicalAor(std::string_view uri);
+
+class Registrar {
+ public:
+  Registrar(LocationStore& store, std::set<std::string> domains, RegistrarSettings settings);
+
+  RegistrarReply handle(const sip::Message& request, const transport::Source& source, TimePoint now);
+  // Drops expired bindings (called by the daemon's timer at store().nextExpiry()).
+  void expire(TimePoint now);
+
+  bool servesDomain(std::string_view host) const;
+  LocationStore& store() { return store_; }
+  const RegistrarCounters& counters() const { return counters_; }
+  const RegistrarSettings& settings() const { return settings_; }
+
+ private:
+  RegistrarReply reject(int status, std::string reason, std::vector<std::string> headers = {});
+
+  LocationStore& store_;
+  std::set<std::string> domains_;  // lower-case
+  RegistrarSettings settings_;
+  RegistrarCounters counters_;
+};
+
+}  // namespace waypoint::registrar
