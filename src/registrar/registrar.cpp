@@ -53,6 +53,7 @@ std::string canonicalAor(std::string_view text) {
   std::string aor = "sip:";
   if (!uri->user.empty()) aor.append(uri->user).append("@");
   aor.append(lower(uri->host));
+  if (uri->port) aor.append(":").append(std::to_string(*uri->port));  // §19.1.4: the port counts
   return aor;
 }
 
@@ -167,7 +168,14 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
   for (const Binding& b : bindings) {
     if (b.expiresAt > now) reply.headers.push_back(contactLine(b, now));
   }
-  for (const std::string& p : request.headerValues("Path")) reply.headers.push_back("Path: " + p);
+  // RFC 3327 §5.3: the Path goes back only to a UA that said it supports it.
+  bool pathSupported = false;
+  for (const std::string& s : request.headerValues("Supported")) {
+    if (lower(s).find("path") != std::string::npos) pathSupported = true;
+  }
+  if (pathSupported) {
+    for (const std::string& p : request.headerValues("Path")) reply.headers.push_back("Path: " + p);
+  }
   return reply;
 }
 

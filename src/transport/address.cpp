@@ -26,10 +26,14 @@ std::optional<Protocol> protocolFromString(std::string_view text) {
 bool isReliable(Protocol protocol) { return protocol != Protocol::udp; }
 
 std::string toString(const Endpoint& endpoint) {
-  if (endpoint.address.is_v6()) {
-    return "[" + endpoint.address.to_string() + "]:" + std::to_string(endpoint.port);
-  }
-  return endpoint.address.to_string() + ":" + std::to_string(endpoint.port);
+  // Appends rather than operator+ chains: GCC 12 -O3 warns falsely on those (PR 105329).
+  const std::string address = endpoint.address.to_string();
+  std::string text;
+  text.reserve(address.size() + 8);
+  if (endpoint.address.is_v6()) text.append("[").append(address).append("]");
+  else text.append(address);
+  text.append(":").append(std::to_string(endpoint.port));
+  return text;
 }
 
 std::string toString(const Destination& destination) {

@@ -1,12 +1,12 @@
 // InMemoryLocationStore: the location service behind the registrar (RFC 3261 §10).
+#include "waypoint/registrar/location_store.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "waypoint/registrar/location_store.hpp"
 
 namespace waypoint::registrar {
 namespace {
@@ -34,7 +34,8 @@ std::vector<std::string> contactsOf(const std::vector<Binding>& bindings) {
 
 TEST(LocationStoreTest, LookupReturnsTheBindingsLastReplaced) {
   InMemoryLocationStore store;
-  store.replace("sip:alice@localhost", {binding("sip:alice@192.168.1.20", 60), binding("sip:alice@10.0.0.5", 120)});
+  store.replace("sip:alice@localhost",
+                {binding("sip:alice@192.168.1.20", 60), binding("sip:alice@10.0.0.5", 120)});
 
   const std::vector<Binding> found = store.lookup("sip:alice@localhost");
   ASSERT_EQ(found.size(), 2u);
@@ -44,7 +45,8 @@ TEST(LocationStoreTest, LookupReturnsTheBindingsLastReplaced) {
   EXPECT_EQ(found[1].expiresAt, at(120));
 
   store.replace("sip:alice@localhost", {binding("sip:alice@172.16.0.9", 300)});
-  EXPECT_EQ(contactsOf(store.lookup("sip:alice@localhost")), std::vector<std::string>{"sip:alice@172.16.0.9"});
+  EXPECT_EQ(contactsOf(store.lookup("sip:alice@localhost")),
+            std::vector<std::string>{"sip:alice@172.16.0.9"});
 }
 
 TEST(LocationStoreTest, LookupOfUnknownAorIsEmpty) {
@@ -55,7 +57,8 @@ TEST(LocationStoreTest, LookupOfUnknownAorIsEmpty) {
 
 TEST(LocationStoreTest, ReplaceWithEmptyListRemovesTheAor) {
   InMemoryLocationStore store;
-  store.replace("sip:alice@localhost", {binding("sip:alice@192.168.1.20", 60), binding("sip:alice@10.0.0.5", 120)});
+  store.replace("sip:alice@localhost",
+                {binding("sip:alice@192.168.1.20", 60), binding("sip:alice@10.0.0.5", 120)});
 
   store.replace("sip:alice@localhost", {});
 
@@ -78,7 +81,8 @@ TEST(LocationStoreTest, AorAndBindingCountsFollowReplacements) {
   EXPECT_EQ(store.aorCount(), 0u);
   EXPECT_EQ(store.bindingCount(), 0u);
 
-  store.replace("sip:alice@localhost", {binding("sip:alice@192.168.1.20", 60), binding("sip:alice@10.0.0.5", 120)});
+  store.replace("sip:alice@localhost",
+                {binding("sip:alice@192.168.1.20", 60), binding("sip:alice@10.0.0.5", 120)});
   store.replace("sip:bob@localhost", {binding("sip:bob@192.168.1.30", 60)});
   EXPECT_EQ(store.aorCount(), 2u);
   EXPECT_EQ(store.bindingCount(), 3u);
@@ -94,13 +98,15 @@ TEST(LocationStoreTest, AorAndBindingCountsFollowReplacements) {
 
 TEST(LocationStoreTest, ExpireRemovesExactlyTheBindingsDueAtOrBeforeNow) {
   InMemoryLocationStore store;
-  store.replace("sip:alice@localhost", {binding("sip:alice@192.168.1.20", 10), binding("sip:alice@10.0.0.5", 20)});
+  store.replace("sip:alice@localhost",
+                {binding("sip:alice@192.168.1.20", 10), binding("sip:alice@10.0.0.5", 20)});
 
   EXPECT_EQ(store.expire(at(9)), 0u);
   EXPECT_EQ(store.bindingCount(), 2u);
 
   EXPECT_EQ(store.expire(at(15)), 1u);
-  EXPECT_EQ(contactsOf(store.lookup("sip:alice@localhost")), std::vector<std::string>{"sip:alice@10.0.0.5"});
+  EXPECT_EQ(contactsOf(store.lookup("sip:alice@localhost")),
+            std::vector<std::string>{"sip:alice@10.0.0.5"});
   EXPECT_EQ(store.aorCount(), 1u);
   EXPECT_EQ(store.bindingCount(), 1u);
   EXPECT_EQ(store.nextExpiry(), at(20));
@@ -120,7 +126,8 @@ TEST(LocationStoreTest, ExpireLeavesOtherAorsAlone) {
   EXPECT_EQ(store.expire(at(10)), 1u);
 
   EXPECT_TRUE(store.lookup("sip:alice@localhost").empty());
-  EXPECT_EQ(contactsOf(store.lookup("sip:bob@localhost")), std::vector<std::string>{"sip:bob@192.168.1.30"});
+  EXPECT_EQ(contactsOf(store.lookup("sip:bob@localhost")),
+            std::vector<std::string>{"sip:bob@192.168.1.30"});
   EXPECT_EQ(store.aorCount(), 1u);
   EXPECT_EQ(store.bindingCount(), 1u);
 }
@@ -132,7 +139,8 @@ TEST(LocationStoreTest, NextExpiryIsEmptyForAnEmptyStore) {
 
 TEST(LocationStoreTest, NextExpiryReportsTheEarliestExpiryAcrossAors) {
   InMemoryLocationStore store;
-  store.replace("sip:alice@localhost", {binding("sip:alice@192.168.1.20", 30), binding("sip:alice@10.0.0.5", 40)});
+  store.replace("sip:alice@localhost",
+                {binding("sip:alice@192.168.1.20", 30), binding("sip:alice@10.0.0.5", 40)});
   store.replace("sip:bob@localhost", {binding("sip:bob@192.168.1.30", 10)});
   EXPECT_EQ(store.nextExpiry(), at(10));
 }
@@ -158,7 +166,8 @@ TEST(LocationStoreTest, ExpireAfterARefreshRemovesNothingAtTheOldExpiry) {
   store.replace("sip:alice@localhost", {binding("sip:alice@192.168.1.20", 65)});
 
   EXPECT_EQ(store.expire(at(64)), 0u);
-  EXPECT_EQ(contactsOf(store.lookup("sip:alice@localhost")), std::vector<std::string>{"sip:alice@192.168.1.20"});
+  EXPECT_EQ(contactsOf(store.lookup("sip:alice@localhost")),
+            std::vector<std::string>{"sip:alice@192.168.1.20"});
   EXPECT_EQ(store.lookup("sip:alice@localhost")[0].expiresAt, at(65));
 }
 
@@ -175,7 +184,8 @@ TEST(LocationStoreTest, HundredThousandAorsRegisteredThenAllExpiredLeavesNoBindi
   InMemoryLocationStore store;
   for (int i = 0; i < kAors; ++i) {
     const std::string user = "user" + std::to_string(i);
-    store.replace("sip:" + user + "@localhost", {binding("sip:" + user + "@192.168.1.20", 60 + i % 3600)});
+    store.replace("sip:" + user + "@localhost",
+                  {binding("sip:" + user + "@192.168.1.20", 60 + i % 3600)});
   }
   EXPECT_EQ(store.aorCount(), static_cast<std::size_t>(kAors));
   EXPECT_EQ(store.bindingCount(), static_cast<std::size_t>(kAors));

@@ -33,8 +33,9 @@ struct RegistrarCounters {
   std::uint64_t bindingsExpired = 0;
 };
 
-// "sip:user@host" with the host lower-cased and every parameter dropped (§10.3 step 5).
-// Empty when the URI is not a sip/sips URI with a host.
+// "sip:user@host[:port]" with the host lower-cased, escapes resolved and every parameter
+// dropped (§10.3 step 5); sips AORs share the binding of sip. Empty when the URI is not a
+// sip/sips URI with a host.
 std::string canonicalAor(std::string_view uri);
 
 class Registrar {
