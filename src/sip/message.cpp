@@ -7,6 +7,7 @@
 #include <cctype>
 #include <utility>
 
+#include "content_length.hpp"
 #include "sofia.hpp"
 
 namespace waypoint::sip {
@@ -112,23 +113,15 @@ DatagramLayout layoutOf(std::string_view bytes) {
       return layout;
     }
     pos = eol;
-    const std::size_t colon = line.find(':');
-    if (layout.hasLength || colon == std::string_view::npos) continue;
-    std::string_view name = line.substr(0, colon);
-    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    const bool isLength = (name.size() == 14 && strncasecmp(name.data(), "Content-Length", 14) == 0) ||
-                          (name.size() == 1 && (name[0] == 'l' || name[0] == 'L'));
-    if (!isLength) continue;
+    if (layout.hasLength) continue;
+    const auto length = detail::contentLengthLine(line);
+    if (!length) continue;
     layout.hasLength = true;
     layout.nameStart = lineStart;
-    layout.nameLength = name.size();
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), layout.length);
+    layout.nameLength = length->nameLength;
+    layout.length = length->value.value_or(0);
     // sofia keeps Content-Length in 32 bits: a longer number is malformed, not just large.
-    layout.lengthValid = ec == std::errc() && end == value.data() + value.size() && !value.empty() &&
-                         layout.length <= 0xffffffffu;
+    layout.lengthValid = length->value && *length->value <= 0xffffffffu;
   }
   return layout;
 }

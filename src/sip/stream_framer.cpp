@@ -1,17 +1,10 @@
 #include "waypoint/sip/stream_framer.hpp"
 
-#include <charconv>
-#include <strings.h>
+#include "content_length.hpp"
 
 namespace waypoint::sip {
 
 namespace {
-
-bool isContentLengthName(std::string_view name) {
-  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-  return (name.size() == 14 && strncasecmp(name.data(), "Content-Length", 14) == 0) ||
-         (name.size() == 1 && (name[0] == 'l' || name[0] == 'L'));
-}
 
 enum class LengthResult { found, missing, malformed };
 
@@ -23,15 +16,11 @@ LengthResult contentLength(std::string_view headers, std::size_t& length) {
     pos += 2;
     std::size_t eol = headers.find("\r\n", pos);
     if (eol == std::string_view::npos) eol = headers.size();
-    const std::string_view line = headers.substr(pos, eol - pos);
+    const auto found = detail::contentLengthLine(headers.substr(pos, eol - pos));
     pos = eol;
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos || !isContentLengthName(line.substr(0, colon))) continue;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
-    if (ec != std::errc() || end != value.data() + value.size()) return LengthResult::malformed;
+    if (!found) continue;
+    if (!found->value) return LengthResult::malformed;
+    length = *found->value;
     return LengthResult::found;
   }
   return LengthResult::missing;
@@ -39,8 +28,9 @@ LengthResult contentLength(std::string_view headers, std::size_t& length) {
 
 }  // namespace
 
-StreamFramer::Kind StreamFramer::fail(std::string reason) {
+StreamFramer::Kind StreamFramer::fail(std::string reason, bool oversize) {
   broken_ = true;
+  oversize_ = oversize;
   reason_ = std::move(reason);
   return Kind::error;
 }
@@ -72,7 +62,7 @@ StreamFramer::Kind StreamFramer::next() {
 
   const std::size_t headerEnd = pending.find("\r\n\r\n");
   if (headerEnd == std::string_view::npos) {
-    if (pending.size() > maxMessageSize_) return fail("Headers exceed the maximum message size");
+    if (pending.size() > maxMessageSize_) return fail("Headers exceed the maximum message size", true);
     compact();
     return Kind::needMore;
   }
@@ -87,7 +77,7 @@ StreamFramer::Kind StreamFramer::next() {
   }
   const std::size_t total = headerEnd + 4;
   if (length > maxMessageSize_ || total + length > maxMessageSize_) {
-    return fail("Message exceeds the maximum message size");
+    return fail("Message exceeds the maximum message size", true);
   }
   if (pending.size() < total + length) {
     compact();

@@ -31,9 +31,6 @@ namespace {
 Endpoint toEndpoint(const udp::endpoint& e) { return {e.address(), e.port()}; }
 Endpoint toEndpoint(const tcp::endpoint& e) { return {e.address(), e.port()}; }
 
-// Whether a close reason is "too big" rather than "broken framing".
-bool isOversize(const std::string& reason) { return reason.find("maximum message size") != std::string::npos; }
-
 // Bytes after any leading CR/LF (keepalives, and SOFIA-NOTES trap 2).
 std::string_view stripLeadingCrlf(std::string_view bytes) {
   const std::size_t start = bytes.find_first_not_of("\r\n");
@@ -315,7 +312,7 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
           ++owner_.counters.keepalivesReceived;
           break;
         case sip::StreamFramer::Kind::error:
-          if (isOversize(framer_.reason())) {
+          if (framer_.oversize()) {
             ++owner_.counters.tcpConnectionsClosedOversize;
           } else {
             ++owner_.counters.tcpConnectionsClosedFraming;

@@ -257,6 +257,7 @@ TEST(StreamFramerTest, MissingContentLengthIsAnError) {
   StreamFramer f(kMax);
   EXPECT_EQ(feedAll(f, m), std::vector<Event>{kError});
   EXPECT_FALSE(f.reason().empty());
+  EXPECT_FALSE(f.oversize());  // broken framing, not size
 }
 
 TEST(StreamFramerTest, MalformedContentLengthIsAnError) {
@@ -266,6 +267,7 @@ TEST(StreamFramerTest, MalformedContentLengthIsAnError) {
     StreamFramer f(kMax);
     EXPECT_EQ(feedAll(f, m), std::vector<Event>{kError}) << value;
     EXPECT_FALSE(f.reason().empty()) << value;
+    EXPECT_FALSE(f.oversize()) << value;
   }
 }
 
@@ -285,6 +287,7 @@ TEST(StreamFramerTest, ContentLengthBeyondMaxSizeIsAnErrorBeforeTheBodyArrives) 
 TEST(StreamFramerTest, MessageOneByteOverMaxSizeIsAnError) {
   StreamFramer f(kInvite.size() - 1);
   EXPECT_EQ(feedAll(f, kInvite), std::vector<Event>{kError});
+  EXPECT_TRUE(f.oversize());
 }
 
 TEST(StreamFramerTest, HeadersGrowingPastMaxSizeWithoutBlankLineIsAnError) {
@@ -301,11 +304,13 @@ TEST(StreamFramerTest, HeadersGrowingPastMaxSizeWithoutBlankLineIsAnError) {
   EXPECT_EQ(events, std::vector<Event>{kError});
   EXPECT_LE(fed, 1024u + pad.size()) << "error must come once the buffer passes the limit";
   EXPECT_FALSE(f.reason().empty());
+  EXPECT_TRUE(f.oversize());
 }
 
 TEST(StreamFramerTest, GarbageWithoutLineEndsPastMaxSizeIsAnError) {
   StreamFramer f(1024);
   EXPECT_EQ(feedAll(f, std::string(2000, 'x')), std::vector<Event>{kError});
+  EXPECT_TRUE(f.oversize());
 }
 
 TEST(StreamFramerTest, StaysBrokenAfterAnError) {

@@ -25,10 +25,12 @@ class StreamFramer {
   Kind next();
   std::string_view frame() const { return frame_; }
   const std::string& reason() const { return reason_; }
+  // After error: the stream broke because a message grew past the maximum size.
+  bool oversize() const { return oversize_; }
   std::size_t buffered() const { return buffer_.size() - consumed_; }
 
  private:
-  Kind fail(std::string reason);
+  Kind fail(std::string reason, bool oversize = false);
   void compact();
   std::string buffer_;
   std::size_t consumed_ = 0;
@@ -36,6 +38,7 @@ class StreamFramer {
   std::string reason_;
   std::size_t maxMessageSize_;
   bool broken_ = false;
+  bool oversize_ = false;
 };
 
 }  // namespace waypoint::sip
