@@ -35,8 +35,7 @@ void TransportSender::send(const transport::Destination& destination, const std:
 Dispatcher::Dispatcher(transport::Transports& transports, const LocalIdentity& identity, sip::ParseLimits limits,
                        const transaction::Clock& clock, transaction::LayerSettings settings,
                        registrar::Registrar& registrar)
-    : transports_(transports),
-      identity_(identity),
+    : identity_(identity),
       clock_(clock),
       registrar_(registrar),
       limits_(limits),

@@ -1,15 +1,13 @@
 #include "waypoint/app/local_identity.hpp"
 
-#include <algorithm>
-#include <cctype>
+#include "waypoint/sip/text.hpp"
+
 
 namespace waypoint::app {
 
 std::string LocalIdentity::normalise(std::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  std::string result(host);
-  std::transform(result.begin(), result.end(), result.begin(), [](unsigned char c) { return std::tolower(c); });
-  return result;
+  return sip::lowerAscii(host);
 }
 
 void LocalIdentity::addName(std::string_view hostOrAddress) { names_.insert(normalise(hostOrAddress)); }

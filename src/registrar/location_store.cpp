@@ -4,6 +4,16 @@
 
 namespace waypoint::registrar {
 
+namespace {
+
+TimePoint earliestExpiry(const std::vector<Binding>& bindings) {
+  return std::min_element(bindings.begin(), bindings.end(), [](const Binding& a, const Binding& b) {
+           return a.expiresAt < b.expiresAt;
+         })->expiresAt;
+}
+
+}  // namespace
+
 std::vector<Binding> InMemoryLocationStore::lookup(std::string_view aor) const {
   auto found = aors_.find(std::string(aor));
   return found == aors_.end() ? std::vector<Binding>() : found->second;
@@ -22,11 +32,7 @@ void InMemoryLocationStore::replace(std::string_view aor, std::vector<Binding> b
     return;
   }
   // One heap entry for the AOR's earliest expiry; later ones are re-queued as it fires.
-  const TimePoint earliest =
-      std::min_element(bindings.begin(), bindings.end(), [](const Binding& a, const Binding& b) {
-        return a.expiresAt < b.expiresAt;
-      })->expiresAt;
-  expiries_.push(Expiry{earliest, key});
+  expiries_.push(Expiry{earliestExpiry(bindings), key});
   bindings_ += bindings.size();
   aors_[key] = std::move(bindings);
 }
@@ -48,11 +54,7 @@ std::size_t InMemoryLocationStore::expire(TimePoint now) {
     if (bindings.empty()) {
       aors_.erase(found);
     } else if (before != bindings.size()) {
-      const TimePoint earliest =
-          std::min_element(bindings.begin(), bindings.end(), [](const Binding& a, const Binding& b) {
-            return a.expiresAt < b.expiresAt;
-          })->expiresAt;
-      expiries_.push(Expiry{earliest, aor});
+      expiries_.push(Expiry{earliestExpiry(bindings), aor});
     }
   }
   return removed;

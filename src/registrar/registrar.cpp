@@ -1,22 +1,17 @@
 #include "waypoint/registrar/registrar.hpp"
 
 #include <algorithm>
-#include <cctype>
+
+#include "waypoint/sip/text.hpp"
 
 namespace waypoint::registrar {
 
 namespace {
 
-std::string lower(std::string_view text) {
-  std::string result(text);
-  std::transform(result.begin(), result.end(), result.begin(), [](unsigned char c) { return std::tolower(c); });
-  return result;
-}
-
 std::string paramValue(const std::vector<std::string>& params, std::string_view name) {
   for (const std::string& p : params) {
     const std::size_t eq = p.find('=');
-    if (lower(std::string_view(p).substr(0, eq)) == name) return eq == std::string::npos ? std::string() : p.substr(eq + 1);
+    if (sip::lowerAscii(std::string_view(p).substr(0, eq)) == name) return eq == std::string::npos ? std::string() : p.substr(eq + 1);
   }
   return {};
 }
@@ -25,7 +20,7 @@ std::string paramValue(const std::vector<std::string>& params, std::string_view 
 // clients without an instance, when their contact URIs are the same (§10.3 step 7).
 bool sameBinding(const Binding& a, const Binding& b) {
   if (!a.instance.empty() || !b.instance.empty()) return a.instance == b.instance && a.regId == b.regId;
-  return lower(a.contact) == lower(b.contact);
+  return sip::lowerAscii(a.contact) == sip::lowerAscii(b.contact);
 }
 
 std::string contactLine(const Binding& b, TimePoint now) {
@@ -52,17 +47,17 @@ std::string canonicalAor(std::string_view text) {
   if (!uri || (uri->scheme != "sip" && uri->scheme != "sips") || uri->host.empty()) return {};
   std::string aor = "sip:";
   if (!uri->user.empty()) aor.append(uri->user).append("@");
-  aor.append(lower(uri->host));
+  aor.append(sip::lowerAscii(uri->host));
   if (uri->port) aor.append(":").append(std::to_string(*uri->port));  // §19.1.4: the port counts
   return aor;
 }
 
 Registrar::Registrar(LocationStore& store, std::set<std::string> domains, RegistrarSettings settings)
     : store_(store), settings_(settings) {
-  for (const auto& d : domains) domains_.insert(lower(d));
+  for (const auto& d : domains) domains_.insert(sip::lowerAscii(d));
 }
 
-bool Registrar::servesDomain(std::string_view host) const { return domains_.count(lower(host)) != 0; }
+bool Registrar::servesDomain(std::string_view host) const { return domains_.count(sip::lowerAscii(host)) != 0; }
 
 RegistrarReply Registrar::reject(int status, std::string reason, std::vector<std::string> headers) {
   ++counters_.registersRejected;
@@ -81,7 +76,7 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
     for (std::size_t start = 0; start <= option.size();) {
       std::size_t comma = option.find(',', start);
       if (comma == std::string::npos) comma = option.size();
-      std::string token = lower(option.substr(start, comma - start));
+      std::string token = sip::lowerAscii(option.substr(start, comma - start));
       token.erase(0, token.find_first_not_of(" \t"));
       token.erase(token.find_last_not_of(" \t") + 1);
       if (!token.empty() && token != "path") unsupported.push_back(token);
@@ -171,7 +166,7 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
   // RFC 3327 §5.3: the Path goes back only to a UA that said it supports it.
   bool pathSupported = false;
   for (const std::string& s : request.headerValues("Supported")) {
-    if (lower(s).find("path") != std::string::npos) pathSupported = true;
+    if (sip::lowerAscii(s).find("path") != std::string::npos) pathSupported = true;
   }
   if (pathSupported) {
     for (const std::string& p : request.headerValues("Path")) reply.headers.push_back("Path: " + p);

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <variant>
 
+#include "waypoint/sip/text.hpp"
 #include "waypoint/transaction/client_transactions.hpp"
 #include "waypoint/transaction/server_transactions.hpp"
 
@@ -17,12 +17,6 @@ namespace {
 constexpr std::string_view kMagicCookie = "z9hG4bK";
 using Kind = Action::Kind;
 using TimerGenerations = std::array<std::uint16_t, kTimerCount>;
-
-std::string lower(std::string_view text) {
-  std::string result(text);
-  std::transform(result.begin(), result.end(), result.begin(), [](unsigned char c) { return std::tolower(c); });
-  return result;
-}
 
 std::uint16_t& generationOf(TimerGenerations& generations, TimerName timer) {
   return generations[static_cast<std::size_t>(timer)];
@@ -87,7 +81,7 @@ std::string serverTransactionKey(const sip::Message& request, std::string_view m
   key.reserve(128);
   if (via && via->branch.size() > kMagicCookie.size() && via->branch.starts_with(kMagicCookie)) {
     // RFC 3261: branch + sent-by + method.
-    key.append("3|").append(via->branch).append("|").append(lower(via->host)).append(":");
+    key.append("3|").append(via->branch).append("|").append(sip::lowerAscii(via->host)).append(":");
     key.append(via->port ? std::to_string(*via->port) : std::string()).append("|").append(method);
     return key;
   }

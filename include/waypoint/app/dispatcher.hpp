@@ -62,7 +62,6 @@ class Dispatcher final : public transaction::TransactionUser {
                         std::string_view reason);
   std::string newTag();
 
-  transport::Transports& transports_;
   const LocalIdentity& identity_;
   const transaction::Clock& clock_;
   registrar::Registrar& registrar_;
