@@ -37,12 +37,12 @@ class DiscardingSender final : public transaction::Sender {
 class AnsweringUser final : public transaction::TransactionUser {
  public:
   transaction::TransactionLayer* layer = nullptr;
-  void onRequest(transaction::TransactionId id, const sip::Message& request, const transport::Source&) override {
+  void onRequest(transaction::TransactionId id, sip::Message& request, const transport::Source&) override {
     layer->respond(id, 200, sip::buildResponse(request, 200, "OK", "5f2a9c7e11d04b83"));
   }
-  void onAck(const sip::Message&, const transport::Source&) override {}
-  void onResponse(transaction::TransactionId, const sip::Message&) override {}
-  void onStrayResponse(const sip::Message&, const transport::Source&) override {}
+  void onAck(sip::Message&, const transport::Source&) override {}
+  void onResponse(transaction::TransactionId, sip::Message&) override {}
+  void onStrayResponse(sip::Message&, const transport::Source&) override {}
   void onClientTimeout(transaction::TransactionId) override {}
   void onClientTransportError(transaction::TransactionId) override {}
   void onServerFailure(transaction::TransactionId) override {}

@@ -3,96 +3,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <boost/asio/ip/address.hpp>
-#include <charconv>
 #include <fstream>
 #include <set>
-#include <sstream>
+
+#include "waypoint/config/yaml_reader.hpp"
 
 namespace waypoint::app {
 
 namespace {
 
-// Reads one YAML document, turning every problem into "FILE:LINE:COLUMN: message".
-class Reader {
- public:
-  explicit Reader(std::string path) : path_(std::move(path)) {}
-
-  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& message) const {
-    std::ostringstream text;
-    text << path_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << message;
-    throw ConfigError(text.str());
-  }
-
-  void expectMap(const YAML::Node& node, const std::string& what) const {
-    if (!node.IsMap()) fail(node.Mark(), what + " must be a mapping");
-  }
-
-  // Unknown keys are errors: a typo must not silently fall back to a default.
-  void onlyKeys(const YAML::Node& map, const std::string& where, std::initializer_list<const char*> allowed) const {
-    const std::set<std::string> names(allowed.begin(), allowed.end());
-    for (const auto& entry : map) {
-      const std::string key = entry.first.Scalar();
-      if (names.count(key) == 0) {
-        std::string list;
-        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-        fail(entry.first.Mark(), "unknown key '" + key + "' in " + where + " (expected one of: " + list + ")");
-      }
-    }
-  }
-
-  std::string string(const YAML::Node& node, const std::string& what) const {
-    if (!node.IsScalar()) fail(node.Mark(), what + " must be a string");
-    return node.Scalar();
-  }
-
-  std::uint64_t unsignedValue(const YAML::Node& node, const std::string& what, std::uint64_t min,
-                              std::uint64_t max) const {
-    const std::string text = node.IsScalar() ? node.Scalar() : std::string();
-    std::uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (!node.IsScalar() || ec != std::errc() || end != text.data() + text.size()) {
-      fail(node.Mark(), what + " must be a whole number");
-    }
-    if (value < min || value > max) {
-      fail(node.Mark(), what + " must be between " + std::to_string(min) + " and " + std::to_string(max));
-    }
-    return value;
-  }
-
-  // "500ms", "4s", "2m": a unit is required so that nobody guesses.
-  std::chrono::milliseconds duration(const YAML::Node& node, const std::string& what,
-                                     std::chrono::milliseconds min) const {
-    const std::string text = node.IsScalar() ? node.Scalar() : std::string();
-    std::uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    const std::string unit(end, text.data() + text.size());
-    std::uint64_t factor = 0;
-    if (unit == "ms") factor = 1;
-    if (unit == "s") factor = 1000;
-    if (unit == "m") factor = 60000;
-    if (!node.IsScalar() || ec != std::errc() || end == text.data() || factor == 0) {
-      fail(node.Mark(), what + " must be a duration with a unit, like 500ms, 4s or 2m (got '" + text + "')");
-    }
-    if (value > 24ull * 3600 * 1000 / factor) fail(node.Mark(), what + " is longer than a day");
-    const std::chrono::milliseconds result(value * factor);
-    if (result < min) fail(node.Mark(), what + " must be at least " + std::to_string(min.count()) + "ms");
-    return result;
-  }
-
-  std::vector<std::string> stringList(const YAML::Node& node, const std::string& what) const {
-    if (!node.IsSequence()) fail(node.Mark(), what + " must be a list");
-    std::vector<std::string> result;
-    for (const auto& item : node) {
-      const std::string value = string(item, what + " entry");
-      if (value.empty()) fail(item.Mark(), what + " entry must not be empty");
-      result.push_back(value);
-    }
-    return result;
-  }
-
- private:
-  std::string path_;
-};
+using config::Reader;
 
 transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
   r.expectMap(node, "a listener");
@@ -155,7 +75,8 @@ Config loadConfig(const std::string& path) {
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
   r.onlyKeys(root, "the configuration",
-             {"listen", "domains", "names", "timers", "transactions", "registrar", "limits", "log", "metrics"});
+             {"listen", "domains", "names", "timers", "transactions", "registrar", "limits", "log", "metrics", "routing",
+              "proxy"});
 
   Config config;
   config.path = path;
@@ -179,9 +100,7 @@ Config loadConfig(const std::string& path) {
     r.expectMap(transactions, "transactions");
     r.onlyKeys(transactions, "transactions", {"send_100_trying"});
     if (const auto trying = transactions["send_100_trying"]) {
-      const std::string value = r.string(trying, "send_100_trying");
-      if (value != "true" && value != "false") r.fail(trying.Mark(), "send_100_trying must be true or false");
-      config.transactions.send100Trying = value == "true";
+      config.transactions.send100Trying = r.boolean(trying, "send_100_trying");
     }
   }
   if (const auto reg = root["registrar"]) {
@@ -202,6 +121,14 @@ Config loadConfig(const std::string& path) {
     }
   }
   if (const auto node = root["limits"]) limits(r, node, config.transport);
+  if (const auto proxy = root["proxy"]) {
+    r.expectMap(proxy, "proxy");
+    r.onlyKeys(proxy, "proxy", {"timer_c", "max_forwards"});
+    if (proxy["timer_c"]) config.proxy.timerC = r.duration(proxy["timer_c"], "timer_c", std::chrono::milliseconds(1));
+    if (proxy["max_forwards"]) {
+      config.proxy.maxForwards = static_cast<std::uint32_t>(r.unsignedValue(proxy["max_forwards"], "max_forwards", 1, 255));
+    }
+  }
 
   if (const auto log = root["log"]) {
     r.expectMap(log, "log");
@@ -220,6 +147,7 @@ Config loadConfig(const std::string& path) {
     r.onlyKeys(metrics, "metrics", {"file"});
     if (metrics["file"]) config.metrics.file = r.string(metrics["file"], "metrics file");
   }
+  if (const auto rules = root["routing"]) config.routing = routing::RuleSet::compile(rules, path);
   return config;
 }
 

@@ -11,8 +11,9 @@
 #include <cstdlib>
 
 #include "waypoint/app/dispatcher.hpp"
-#include "waypoint/app/local_identity.hpp"
 #include "waypoint/app/metrics.hpp"
+#include "waypoint/proxy/local_identity.hpp"
+#include "waypoint/proxy/proxy.hpp"
 #include "waypoint/registrar/registrar.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
 #include "waypoint/transport/transports.hpp"
@@ -31,28 +32,25 @@ void configureLogging(const LogConfig& log) {
 
 namespace {
 
-LocalIdentity identityFrom(const Config& config, const transport::Transports& transports) {
-  LocalIdentity identity;
+proxy::LocalIdentity identityFrom(const Config& config, const transport::Transports& transports) {
+  proxy::LocalIdentity identity;
   for (const auto& name : config.names) identity.addName(name);
   for (const auto& domain : config.domains) identity.addName(domain);
-  for (const auto& [protocol, endpoint] : transports.boundEndpoints()) {
-    identity.addName(endpoint.address.to_string());
-    identity.addPort(endpoint.port);
-  }
+  for (const auto& [protocol, endpoint] : transports.boundEndpoints()) identity.addListener(protocol, endpoint);
   return identity;
 }
 
-// Keeps one Asio timer on the earliest deadline of the transaction layer and of the
-// location store. It is re-armed only when an earlier deadline appears, so most
+// Keeps one Asio timer on the earliest deadline of the proxy (Timer C and its transaction
+// layer) and of the location store. It is re-armed only when an earlier deadline appears, so most
 // transactions and registrations cost no timer syscall.
 class TimerDriver {
  public:
-  TimerDriver(asio::io_context& io, const transaction::Clock& clock, transaction::TransactionLayer& layer,
+  TimerDriver(asio::io_context& io, const transaction::Clock& clock, proxy::Proxy& proxy,
               registrar::Registrar& registrar)
-      : timer_(io), clock_(clock), layer_(layer), registrar_(registrar) {}
+      : timer_(io), clock_(clock), proxy_(proxy), registrar_(registrar) {}
 
   void rearm() {
-    auto next = layer_.nextExpiry();
+    auto next = proxy_.nextExpiry();
     if (const auto bindings = registrar_.store().nextExpiry(); bindings && (!next || *bindings < *next)) {
       next = bindings;
     }
@@ -63,7 +61,7 @@ class TimerDriver {
     timer_.async_wait([this](boost::system::error_code ec) {
       if (ec == asio::error::operation_aborted) return;
       armed_ = false;
-      layer_.fireDueTimers();
+      proxy_.fireDueTimers();
       registrar_.expire(clock_.now());
       rearm();
     });
@@ -73,7 +71,7 @@ class TimerDriver {
  private:
   asio::steady_timer timer_;
   const transaction::Clock& clock_;
-  transaction::TransactionLayer& layer_;
+  proxy::Proxy& proxy_;
   registrar::Registrar& registrar_;
   bool armed_ = false;
   transaction::TimePoint armedFor_{};
@@ -104,10 +102,24 @@ class Watchdog {
   std::chrono::microseconds interval_{0};
 };
 
+// SIGHUP: the routing rules are read again from the file and swapped in one step; bindings
+// and live transactions stay. Other sections need a restart (they are checked, not
+// applied). A bad file is refused and the running rules stay.
+void reloadRules(const std::string& path, proxy::Proxy& proxyCore) {
+  try {
+    const Config fresh = loadConfig(path);
+    proxyCore.setRules(fresh.routing);
+    spdlog::info("SIGHUP: reloaded {}: {} routing rules in effect", path, fresh.routing->size());
+  } catch (const ConfigError& error) {
+    spdlog::error("SIGHUP: reload of {} refused, the running rules stay: {}", path, error.what());
+  }
+}
+
 }  // namespace
 
 int runDaemon(const Config& config) {
   asio::io_context io(1);
+  std::unique_ptr<proxy::Proxy> proxyCore;
   std::unique_ptr<Dispatcher> dispatcher;
   std::unique_ptr<TimerDriver> timerDriver;
   transport::Transports transports(io, config.transport, [&](const transport::Source& source, std::string_view bytes) {
@@ -115,7 +127,7 @@ int runDaemon(const Config& config) {
     timerDriver->rearm();
   });
   for (const auto& listener : config.listeners) transports.listen(listener);
-  const LocalIdentity identity = identityFrom(config, transports);
+  const proxy::LocalIdentity identity = identityFrom(config, transports);
   const transaction::SteadyClock clock;
   transaction::LayerSettings layerSettings;
   layerSettings.timers = transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
@@ -126,17 +138,21 @@ int runDaemon(const Config& config) {
       locations, std::set<std::string>(config.domains.begin(), config.domains.end()),
       registrar::RegistrarSettings{config.registrar.minExpires, config.registrar.maxExpires,
                                    config.registrar.defaultExpires, config.registrar.maxContacts});
-  dispatcher = std::make_unique<Dispatcher>(transports, identity, sip::ParseLimits{config.transport.maxMessageSize},
-                                            clock, layerSettings, registrar);
-  timerDriver = std::make_unique<TimerDriver>(io, clock, dispatcher->transactions(), registrar);
+  TransportSender sender(transports);
+  proxyCore = std::make_unique<proxy::Proxy>(clock, sender, layerSettings, identity, registrar,
+                                              proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards});
+  proxyCore->setRules(config.routing);
+  dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore, sip::ParseLimits{config.transport.maxMessageSize});
+  timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar);
   transports.onUnreachable([&](const transport::Destination& destination, std::error_code) {
-    dispatcher->transactions().destinationUnreachable(destination);
+    proxyCore->transactions().destinationUnreachable(destination);
     timerDriver->rearm();
   });
 
   auto writeMetrics = [&] {
     const std::string text =
-        renderMetrics(transports.counters(), dispatcher->counters(), dispatcher->transactions().counters(), registrar);
+        renderMetrics(transports.counters(), dispatcher->counters(), proxyCore->transactions().counters(), registrar,
+                      proxyCore->counters());
     if (!config.metrics.file.empty()) writeMetricsFile(config.metrics.file, text);
     return text;
   };
@@ -161,7 +177,7 @@ int runDaemon(const Config& config) {
         spdlog::info("metrics written{}{}", config.metrics.file.empty() ? "" : " to ", config.metrics.file);
         spdlog::debug("metrics:\n{}", text);
       } else {
-        spdlog::warn("SIGHUP: configuration reload is not supported yet; the running configuration stays");
+        reloadRules(config.path, *proxyCore);
       }
       waitControl();
     });

@@ -17,7 +17,8 @@ void counter(std::string& out, const char* name, std::uint64_t value, const char
 }  // namespace
 
 std::string renderMetrics(const transport::TransportCounters& t, const DispatcherCounters& d,
-                          const transaction::TransactionCounters& x, registrar::Registrar& reg) {
+                          const transaction::TransactionCounters& x, registrar::Registrar& reg,
+                          const proxy::ProxyCounters& p) {
   std::string out;
   counter(out, "udp_datagrams_received", t.udpDatagramsReceived);
   counter(out, "udp_datagrams_sent", t.udpDatagramsSent);
@@ -40,9 +41,6 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "requests_dropped", d.requestsDropped);
   counter(out, "responses_received", d.responsesReceived);
   counter(out, "responses_dropped", d.responsesDropped);
-  counter(out, "options_answered", d.optionsAnswered);
-  counter(out, "requests_not_implemented", d.requestsNotImplemented);
-  counter(out, "acks_unmatched", d.acksUnmatched);
   counter(out, "transactions_server_created", x.serverTransactionsCreated);
   counter(out, "transactions_client_created", x.clientTransactionsCreated);
   counter(out, "transactions_request_retransmissions_absorbed", x.requestRetransmissionsAbsorbed);
@@ -63,6 +61,24 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "transactions_live_server", x.liveServerTransactions, "gauge");
   counter(out, "transactions_live_client", x.liveClientTransactions, "gauge");
   counter(out, "transactions_pending_timers", x.pendingTimers, "gauge");
+  counter(out, "options_answered", p.optionsAnswered);
+  counter(out, "proxy_requests_forwarded", p.requestsForwarded);
+  counter(out, "proxy_responses_forwarded", p.responsesForwarded);
+  counter(out, "proxy_responses_generated", p.responsesGenerated);
+  counter(out, "proxy_stateless_forwarded", p.statelessForwarded);
+  counter(out, "proxy_stateless_dropped", p.statelessDropped);
+  counter(out, "proxy_max_forwards_exceeded", p.maxForwardsExceeded);
+  counter(out, "proxy_loops_detected", p.loopsDetected);
+  counter(out, "proxy_bad_extensions", p.badExtensions);
+  counter(out, "proxy_location_not_found", p.locationNotFound);
+  counter(out, "proxy_location_unavailable", p.locationUnavailable);
+  counter(out, "proxy_rules_rejected", p.rulesRejected);
+  counter(out, "proxy_unresolvable", p.unresolvable);
+  counter(out, "proxy_cancels_received", p.cancelsReceived);
+  counter(out, "proxy_branches_cancelled", p.branchesCancelled);
+  counter(out, "proxy_timer_c_fired", p.timerCFired);
+  counter(out, "proxy_registers_handled", p.registersHandled);
+  counter(out, "proxy_live_contexts", p.liveContexts, "gauge");
   return out;
 }
 

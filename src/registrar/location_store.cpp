@@ -26,11 +26,13 @@ void InMemoryLocationStore::replace(std::string_view aor, std::vector<Binding> b
     bindings_ -= found->second.size();
     if (bindings.empty()) {
       aors_.erase(found);
+      remember(key);
       return;
     }
   } else if (bindings.empty()) {
     return;
   }
+  former_.erase(key);
   // One heap entry for the AOR's earliest expiry; later ones are re-queued as it fires.
   expiries_.push(Expiry{earliestExpiry(bindings), key});
   bindings_ += bindings.size();
@@ -53,11 +55,21 @@ std::size_t InMemoryLocationStore::expire(TimePoint now) {
     bindings_ -= before - bindings.size();
     if (bindings.empty()) {
       aors_.erase(found);
+      remember(aor);
     } else if (before != bindings.size()) {
       expiries_.push(Expiry{earliestExpiry(bindings), aor});
     }
   }
   return removed;
+}
+
+bool InMemoryLocationStore::known(std::string_view aor) const {
+  const std::string key(aor);
+  return aors_.count(key) != 0 || former_.count(key) != 0;
+}
+
+void InMemoryLocationStore::remember(const std::string& aor) {
+  if (former_.size() < kMaxFormerAors) former_.insert(aor);
 }
 
 std::optional<TimePoint> InMemoryLocationStore::nextExpiry() {

@@ -187,6 +187,7 @@ std::optional<Uri> parseUri(std::string_view text) {
       return std::nullopt;  // not a port number
     }
     if (url->url_params != nullptr) {
+      uri.params = url->url_params;
       char value[64];
       if (url_param(url->url_params, "transport", value, sizeof value) > 0) uri.transport = value;
       uri.lr = url_has_param(url, "lr") != 0;
@@ -195,6 +196,20 @@ std::optional<Uri> parseUri(std::string_view text) {
   }
   su_home_deinit(home);
   return result;
+}
+
+std::optional<std::string_view> uriParam(std::string_view params, std::string_view name) {
+  while (!params.empty()) {
+    const std::size_t end = std::min(params.find(';'), params.size());
+    const std::string_view param = params.substr(0, end);
+    const std::size_t equals = std::min(param.find('='), param.size());
+    const std::string_view key = param.substr(0, equals);
+    if (key.size() == name.size() && strncasecmp(key.data(), name.data(), key.size()) == 0) {
+      return equals < param.size() ? param.substr(equals + 1) : std::string_view();
+    }
+    params.remove_prefix(std::min(end + 1, params.size()));
+  }
+  return std::nullopt;
 }
 
 ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
@@ -469,6 +484,26 @@ bool Message::popRoute() {
   sip_t* sip = sip_object(msg_);
   if (sip->sip_route == nullptr) return false;
   return msg_header_remove(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(sip->sip_route)) == 0;
+}
+
+bool Message::popLastRoute() {
+  sip_route_t* last = sip_object(msg_)->sip_route;
+  if (last == nullptr) return false;
+  while (last->r_next != nullptr) last = last->r_next;
+  return msg_header_remove(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(last)) == 0;
+}
+
+bool Message::setRequestUri(std::string_view uri) {
+  sip_t* sip = sip_object(msg_);
+  if (sip->sip_request == nullptr) return false;
+  su_home_t* home = msg_home(msg_);
+  url_t* url = url_make(home, std::string(uri).c_str());
+  if (url == nullptr || url->url_type == url_invalid) return false;
+  sip_request_t* line = sip_request_create(home, sip->sip_request->rq_method, sip->sip_request->rq_method_name,
+                                           reinterpret_cast<url_string_t*>(url), sip->sip_request->rq_version);
+  if (line == nullptr) return false;
+  return msg_header_replace(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(sip->sip_request),
+                            reinterpret_cast<msg_header_t*>(line)) == 0;
 }
 
 bool Message::pushRecordRoute(std::string_view value) {

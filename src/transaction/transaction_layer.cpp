@@ -137,7 +137,7 @@ void TransactionLayer::sendFor(TransactionId id, const transport::Destination& d
 }
 
 template <typename Transaction>
-void TransactionLayer::execute(Transaction& t, const Actions& actions, const sip::Message* event,
+void TransactionLayer::execute(Transaction& t, const Actions& actions, sip::Message* event,
                                const transport::Source* source) {
   constexpr bool isServer = std::is_same_v<Transaction, ServerTransaction>;
   const TransactionId id = t.id;
@@ -207,7 +207,7 @@ void TransactionLayer::execute(Transaction& t, const Actions& actions, const sip
   if (serverFailed) user_.onServerFailure(id);  // after erasing: the TU may not respond again
 }
 
-void TransactionLayer::receiveRequest(const sip::Message& request, const transport::Source& source) {
+void TransactionLayer::receiveRequest(sip::Message& request, const transport::Source& source) {
   ++depth_;
   const bool isAck = request.method() == "ACK";
   std::string key = serverTransactionKey(request);
@@ -263,7 +263,7 @@ void TransactionLayer::receiveRequest(const sip::Message& request, const transpo
   drainTransportErrors();
 }
 
-void TransactionLayer::receiveResponse(const sip::Message& response, const transport::Source& source) {
+void TransactionLayer::receiveResponse(sip::Message& response, const transport::Source& source) {
   ++depth_;
   const auto via = response.topVia();
   const auto cseq = response.cseq();

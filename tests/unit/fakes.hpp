@@ -128,17 +128,17 @@ class RecordingUser final : public transaction::TransactionUser {
   using Kind = UserEvent::Kind;
   explicit RecordingUser(const FakeClock& clock) : clock_(clock) {}
 
-  void onRequest(TransactionId server, const sip::Message& request,
+  void onRequest(TransactionId server, sip::Message& request,
                  const transport::Source& source) override {
     events_.push_back(UserEvent{Kind::request, server, std::string(request.method()), 0,
                                 request.serialize(), source, clock_.elapsed()});
     if (whenRequest) whenRequest(server, request);
   }
-  void onAck(const sip::Message& ack, const transport::Source& source) override {
+  void onAck(sip::Message& ack, const transport::Source& source) override {
     events_.push_back(UserEvent{Kind::ack, 0, std::string(ack.method()), 0, ack.serialize(), source,
                                 clock_.elapsed()});
   }
-  void onResponse(TransactionId client, const sip::Message& response) override {
+  void onResponse(TransactionId client, sip::Message& response) override {
     events_.push_back(UserEvent{Kind::response,
                                 client,
                                 cseqMethod(response),
@@ -147,7 +147,7 @@ class RecordingUser final : public transaction::TransactionUser {
                                 {},
                                 clock_.elapsed()});
   }
-  void onStrayResponse(const sip::Message& response, const transport::Source& source) override {
+  void onStrayResponse(sip::Message& response, const transport::Source& source) override {
     events_.push_back(UserEvent{Kind::strayResponse, 0, cseqMethod(response), response.statusCode(),
                                 response.serialize(), source, clock_.elapsed()});
   }

@@ -370,7 +370,7 @@ TEST_F(TransactionLayerTest, TenThousandServerTransactionsAreAllReclaimed) {
     RequestSpec spec;
     spec.branch = "z9hG4bKbulk" + std::to_string(i);
     spec.method = i % 3 == 0 ? "OPTIONS" : "INVITE";
-    const sip::Message request = parse(requestText(spec));
+    sip::Message request = parse(requestText(spec));
     layer.receiveRequest(request, udpSource());
     const TransactionId id = user.events().back().id;
     if (i % 3 == 0) {

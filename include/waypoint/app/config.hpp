@@ -3,19 +3,18 @@
 
 #include <chrono>
 #include <cstdint>
-#include <stdexcept>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "waypoint/config/yaml_reader.hpp"
+#include "waypoint/routing/rules.hpp"
 #include "waypoint/transport/transports.hpp"
 
 namespace waypoint::app {
 
 // A configuration error an operator can act on: "FILE:LINE:COLUMN: what is wrong".
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using ConfigError = config::ConfigError;
 
 struct TimerConfig {
   std::chrono::milliseconds t1{500};
@@ -39,6 +38,11 @@ struct LogConfig {
   std::string pattern = "%Y-%m-%d %H:%M:%S.%e [%l] %v";
 };
 
+struct ProxyConfig {
+  std::chrono::milliseconds timerC{180000};  // a ringing INVITE branch is cancelled after this
+  std::uint32_t maxForwards = 70;            // inserted into requests that have none
+};
+
 struct MetricsConfig {
   std::string file;  // Prometheus text file written on SIGUSR1 and at exit; empty: none
 };
@@ -54,6 +58,10 @@ struct Config {
   transport::TransportSettings transport;
   LogConfig log;
   MetricsConfig metrics;
+  ProxyConfig proxy;
+  // The compiled `routing:` section; never null (the built-in default when absent).
+  // Shared and immutable, so a reload can swap it while requests hold the old one.
+  std::shared_ptr<const routing::RuleSet> routing = std::make_shared<const routing::RuleSet>();
 };
 
 // Throws ConfigError on a missing file, bad YAML, unknown key or bad value.

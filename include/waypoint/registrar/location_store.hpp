@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "waypoint/transport/address.hpp"
@@ -40,6 +41,9 @@ class LocationStore {
   // Removes bindings whose expiry is at or before now; returns how many went.
   virtual std::size_t expire(TimePoint now) = 0;
   virtual std::optional<TimePoint> nextExpiry() = 0;
+  // The AOR has bindings now, or had some since the store started: a request to it gets
+  // 480 (not registered now) rather than 404 (no such user).
+  virtual bool known(std::string_view aor) const = 0;
   virtual std::size_t aorCount() const = 0;
   virtual std::size_t bindingCount() const = 0;
 };
@@ -50,6 +54,7 @@ class InMemoryLocationStore final : public LocationStore {
   void replace(std::string_view aor, std::vector<Binding> bindings) override;
   std::size_t expire(TimePoint now) override;
   std::optional<TimePoint> nextExpiry() override;
+  bool known(std::string_view aor) const override;
   std::size_t aorCount() const override { return aors_.size(); }
   std::size_t bindingCount() const override { return bindings_; }
 
@@ -64,6 +69,10 @@ class InMemoryLocationStore final : public LocationStore {
   // then is skipped when it comes up.
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
   std::size_t bindings_ = 0;
+  // AORs whose last binding went away, bounded so that churn cannot grow it for ever.
+  static constexpr std::size_t kMaxFormerAors = 1'000'000;
+  void remember(const std::string& aor);
+  std::unordered_set<std::string> former_;
 };
 
 }  // namespace waypoint::registrar

@@ -58,7 +58,12 @@ struct Uri {
   std::optional<std::uint16_t> port;
   std::string transport;  // ;transport= parameter, lower-case as written
   bool lr = false;
+  std::string params;  // every parameter as written, ';'-separated, without the first ';'
 };
+
+// The value of a URI parameter in Uri::params ("" for a parameter without a value), or
+// nullopt when absent. Names compare case-insensitively.
+std::optional<std::string_view> uriParam(std::string_view params, std::string_view name);
 
 // Parses a URI (sip, sips or tel) from text. Never throws.
 std::optional<Uri> parseUri(std::string_view text);
@@ -121,6 +126,8 @@ class Message {
   // Decrements Max-Forwards; inserts "Max-Forwards: <initial>" when missing.
   bool decrementMaxForwards(std::uint32_t initialWhenMissing = 70);
   bool popRoute();
+  bool popLastRoute();  // a strict router's Route set (RFC 3261 §16.4)
+  bool setRequestUri(std::string_view uri);
   bool pushRecordRoute(std::string_view value);  // "<sip:proxy;lr>"
   bool addHeader(std::string_view name, std::string_view value);
   // Removes every instance of the header and adds one with the value.

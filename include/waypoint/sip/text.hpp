@@ -15,4 +15,11 @@ inline std::string lowerAscii(std::string_view text) {
   return result;
 }
 
+// Equal but for the case of ASCII letters; allocates nothing (for per-request matching).
+inline bool equalsIgnoringCase(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](unsigned char x, unsigned char y) {
+    return std::tolower(x) == std::tolower(y);
+  });
+}
+
 }  // namespace waypoint::sip

@@ -49,13 +49,13 @@ class TransactionUser {
  public:
   virtual ~TransactionUser() = default;
   // A new request made a server transaction (CANCEL makes its own). Answer with respond().
-  virtual void onRequest(TransactionId server, const sip::Message& request, const transport::Source& source) = 0;
+  virtual void onRequest(TransactionId server, sip::Message& request, const transport::Source& source) = 0;
   // An ACK for a 2xx, or an ACK that matches no transaction: it is routed, not absorbed.
-  virtual void onAck(const sip::Message& ack, const transport::Source& source) = 0;
+  virtual void onAck(sip::Message& ack, const transport::Source& source) = 0;
   // A response for a client transaction (provisional, final, or a retransmitted 2xx).
-  virtual void onResponse(TransactionId client, const sip::Message& response) = 0;
+  virtual void onResponse(TransactionId client, sip::Message& response) = 0;
   // A response matching no client transaction.
-  virtual void onStrayResponse(const sip::Message& response, const transport::Source& source) = 0;
+  virtual void onStrayResponse(sip::Message& response, const transport::Source& source) = 0;
   // Timer B/F fired: no final response (the TU answers 408 upstream).
   virtual void onClientTimeout(TransactionId client) = 0;
   // The transport failed for the request (the TU treats it as 503, §17.1.4).
@@ -109,8 +109,12 @@ class TransactionLayer {
   TransactionLayer& operator=(const TransactionLayer&) = delete;
 
   // From the transports, after parsing and validation.
-  void receiveRequest(const sip::Message& request, const transport::Source& source);
-  void receiveResponse(const sip::Message& response, const transport::Source& source);
+  void receiveRequest(sip::Message& request, const transport::Source& source);
+  void receiveResponse(sip::Message& response, const transport::Source& source);
+  // The user may edit the message it is handed (a proxy forwards it); these take a
+  // message nobody else keeps.
+  void receiveRequest(sip::Message&& request, const transport::Source& source) { receiveRequest(request, source); }
+  void receiveResponse(sip::Message&& response, const transport::Source& source) { receiveResponse(response, source); }
 
   // From the TU. respond() on an ended transaction is ignored (returns false).
   bool respond(TransactionId server, int status, std::string bytes);
@@ -130,6 +134,22 @@ class TransactionLayer {
   const TransactionCounters& counters() const;
   const LayerSettings& settings() const { return settings_; }
 
+  // Holds back transport-error callbacks while it lives, so that a TU starting a client
+  // transaction learns its id before it can hear that the transaction failed.
+  class DeferCallbacks {
+   public:
+    explicit DeferCallbacks(TransactionLayer& layer) : layer_(layer) { ++layer_.depth_; }
+    ~DeferCallbacks() {
+      --layer_.depth_;
+      layer_.drainTransportErrors();
+    }
+    DeferCallbacks(const DeferCallbacks&) = delete;
+    DeferCallbacks& operator=(const DeferCallbacks&) = delete;
+
+   private:
+    TransactionLayer& layer_;
+  };
+
   struct ServerTransaction;
   struct ClientTransaction;
 
@@ -143,7 +163,7 @@ class TransactionLayer {
   };
 
   template <typename Transaction>
-  void execute(Transaction& transaction, const Actions& actions, const sip::Message* event,
+  void execute(Transaction& transaction, const Actions& actions, sip::Message* event,
                const transport::Source* source);
   void arm(TransactionId id, std::uint16_t& generation, TimerName timer, Duration delay);
   void sendFor(TransactionId id, const transport::Destination& destination, const std::string& bytes);

@@ -1,0 +1,85 @@
+#include "waypoint/proxy/next_hop.hpp"
+
+#include <boost/system/error_code.hpp>
+#include <charconv>
+
+#include "waypoint/sip/text.hpp"
+
+namespace waypoint::proxy {
+
+namespace {
+
+std::optional<boost::asio::ip::address> numericAddress(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(std::string(host), ec);
+  if (ec) return std::nullopt;
+  return address;
+}
+
+std::string uriTransportParam(transport::Protocol protocol) {
+  return protocol == transport::Protocol::udp ? std::string() : ";transport=" + sip::lowerAscii(transport::toString(protocol));
+}
+
+}  // namespace
+
+std::optional<transport::Destination> resolveNumeric(const sip::Uri& uri) {
+  if (uri.scheme != "sip" && uri.scheme != "sips") return std::nullopt;
+  const auto address = numericAddress(uri.host);
+  if (!address) return std::nullopt;
+  transport::Destination destination;
+  destination.protocol = uri.scheme == "sips" ? transport::Protocol::tls : transport::Protocol::udp;
+  if (!uri.transport.empty()) {
+    const auto protocol = transport::protocolFromString(uri.transport);
+    if (!protocol) return std::nullopt;
+    destination.protocol = *protocol;
+  }
+  const bool secure = destination.protocol == transport::Protocol::tls || destination.protocol == transport::Protocol::wss;
+  destination.remote = transport::Endpoint{*address, uri.port.value_or(secure ? 5061 : 5060)};
+  return destination;
+}
+
+std::string encodeFlow(const Flow& flow) {
+  std::string token = sip::lowerAscii(transport::toString(flow.protocol));
+  token.append("~").append(flow.remote.address.to_string()).append("~").append(std::to_string(flow.remote.port));
+  return token;
+}
+
+std::optional<Flow> decodeFlow(std::string_view token) {
+  const std::size_t first = token.find('~');
+  const std::size_t second = first == std::string_view::npos ? first : token.find('~', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  const auto protocol = transport::protocolFromString(token.substr(0, first));
+  const auto address = numericAddress(token.substr(first + 1, second - first - 1));
+  const std::string_view portText = token.substr(second + 1);
+  std::uint16_t port = 0;
+  auto [end, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
+  if (!protocol || !address || ec != std::errc() || end != portText.data() + portText.size() || port == 0) {
+    return std::nullopt;
+  }
+  return Flow{*protocol, transport::Endpoint{*address, port}};
+}
+
+std::vector<std::string> recordRouteValues(const Interface& callerSide, const Interface& calleeSide,
+                                           const Flow& caller, const Flow& callee) {
+  std::string tokens;
+  tokens.append(";").append(kCallerFlowParam).append("=").append(encodeFlow(caller));
+  tokens.append(";").append(kCalleeFlowParam).append("=").append(encodeFlow(callee));
+  auto value = [&tokens](const Interface& side) {
+    std::string v = "<sip:";
+    v.append(transport::toString(side.local)).append(uriTransportParam(side.protocol)).append(";lr").append(tokens);
+    v.append(">");
+    return v;
+  };
+  if (callerSide == calleeSide) return {value(callerSide)};
+  return {value(calleeSide), value(callerSide)};
+}
+
+std::string viaValue(const Interface& out, std::string_view branch) {
+  std::string via = "SIP/2.0/";
+  via.append(transport::toString(out.protocol)).append(" ").append(transport::toString(out.local));
+  via.append(";branch=").append(branch);
+  return via;
+}
+
+}  // namespace waypoint::proxy

@@ -1,0 +1,820 @@
+#include "waypoint/proxy/proxy.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "waypoint/sip/text.hpp"
+
+namespace waypoint::proxy {
+
+namespace {
+
+constexpr std::string_view kMagicCookie = "z9hG4bK";
+
+const std::vector<std::string> kOptionsHeaders = {
+    "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, MESSAGE, PRACK",
+    "Accept: application/sdp",
+    "Supported: path",
+};
+
+std::uint64_t fnv1a(std::string_view text, std::uint64_t hash = 14695981039346656037ull) {
+  for (const unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+std::string hex(std::uint64_t value, std::size_t digits = 16) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text(digits, '0');
+  for (std::size_t i = digits; i-- > 0; value >>= 4) text[i] = kHex[value & 0xf];
+  return text;
+}
+
+// §16.6 step 8 / §16.3 item 4: the fields that stay the same when a request comes back
+// in a loop and change in a spiral (Request-URI, Route). The top Via is left out (RFC 5393
+// §4.2): a loop through another stateful proxy changes it every time round.
+std::string loopKeyOf(const sip::Message& request) {
+  std::uint64_t hash = fnv1a(request.requestUri());
+  const auto from = request.from();
+  const auto to = request.to();
+  const auto cseq = request.cseq();
+  hash = fnv1a(from ? from->tag : "", fnv1a("|", hash));
+  hash = fnv1a(to ? to->tag : "", fnv1a("|", hash));
+  hash = fnv1a(request.callId(), fnv1a("|", hash));
+  hash = fnv1a(cseq ? std::to_string(cseq->number) : "", fnv1a("|", hash));
+  for (const char* name : {"Proxy-Require", "Proxy-Authorization", "Route"}) {
+    for (const auto& value : request.headerValues(name)) hash = fnv1a(value, fnv1a("|", hash));
+  }
+  return hex(hash);
+}
+
+bool isDialogCreating(std::string_view method) {
+  return method == "INVITE" || method == "SUBSCRIBE" || method == "REFER";
+}
+
+bool hasToTag(const sip::Message& request) {
+  const auto to = request.to();
+  return to && !to->tag.empty();
+}
+
+// The first line replaced, and our Via, Record-Route and Route lines put first (each is
+// then the topmost of its kind; §16.6 steps 4, 6 and 8).
+std::string branchRequest(std::string_view base, std::string_view method, std::string_view uri,
+                          std::string_view via, const std::vector<std::string>& recordRoutes,
+                          const std::vector<std::string>& routes) {
+  const std::size_t firstLineEnd = base.find("\r\n");
+  const std::string_view rest = base.substr(firstLineEnd == std::string_view::npos ? base.size() : firstLineEnd + 2);
+  std::string out;
+  out.reserve(base.size() + uri.size() + via.size() + 200 * (recordRoutes.size() + routes.size()));
+  out.append(method).append(" ").append(uri).append(" SIP/2.0\r\nVia: ").append(via).append("\r\n");
+  for (const auto& value : recordRoutes) out.append("Record-Route: ").append(value).append("\r\n");
+  for (const auto& value : routes) out.append("Route: ").append(value).append("\r\n");
+  out.append(rest);
+  return out;
+}
+
+std::optional<transport::Destination> viaDestination(const sip::Via& via) {
+  const auto protocol = transport::protocolFromString(via.protocol);
+  sip::Uri uri;
+  uri.scheme = "sip";
+  uri.host = via.received.empty() ? via.host : via.received;
+  auto destination = resolveNumeric(uri);
+  if (!protocol || !destination) return std::nullopt;
+  destination->protocol = *protocol;
+  destination->remote.port = via.rport.value_or(via.port.value_or(5060));
+  return destination;
+}
+
+int rankOf(int status, bool synthetic) {
+  // Lower is better. 6xx first; then 3xx, preferred 4xx, other 4xx, 5xx.
+  int rank = 0;
+  if (status >= 600) {
+    rank = 0;
+  } else if (status >= 300 && status < 400) {
+    rank = 10;
+  } else if (status == 401 || status == 407 || status == 415 || status == 420 || status == 484) {
+    rank = 20;
+  } else if (status >= 400 && status < 500) {
+    rank = 30;
+  } else {
+    rank = 40;
+  }
+  return rank * 2 + (synthetic ? 1 : 0);
+}
+
+std::string_view reasonFor(int status) {
+  switch (status) {
+    case 408: return "Request Timeout";
+    case 487: return "Request Terminated";
+    case 500: return "Server Internal Error";
+    default: return "Service Unavailable";
+  }
+}
+
+}  // namespace
+
+bool betterFinalResponse(int candidate, bool candidateSynthetic, int current, bool currentSynthetic) {
+  return rankOf(candidate, candidateSynthetic) < rankOf(current, currentSynthetic);
+}
+
+struct Proxy::Target {
+  std::string requestUri;
+  transport::Destination destination;
+  std::vector<std::string> routes;  // Path (RFC 3327): Route values put first
+};
+
+struct Proxy::Branch {
+  TransactionId client = 0;
+  std::string id;  // our Via branch
+  std::string requestUri;
+  std::string via;
+  std::vector<std::string> routes;
+  transport::Destination destination;
+  bool provisional = false;  // a CANCEL may be sent only after a provisional response (§9.1)
+  bool ended = false;        // a final response (or its stand-in: timeout, transport error, Timer C)
+  bool cancelWanted = false;
+  bool cancelSent = false;
+  std::uint32_t timerCGeneration = 0;
+};
+
+struct Proxy::Context {
+  std::uint64_t id = 0;
+  TransactionId server = 0;
+  std::string method;
+  bool invite = false;
+  std::string base;         // the request after the edits common to every branch
+  std::vector<std::string> baseRoutes;
+  std::string cancelLines;  // From, To, Call-ID and CSeq lines of a CANCEL for a branch
+  std::string loopKey;
+  Interface inbound;
+  Flow caller;
+  bool recordRoute = false;
+  bool failoverOnAnyFailure = true;
+  std::vector<std::vector<Target>> groups;
+  std::size_t nextGroup = 0;
+  std::vector<Branch> branches;
+  bool finalSent = false;
+  bool cancelled = false;
+  int bestStatus = 0;
+  bool bestSynthetic = false;
+  std::string bestBytes;
+  std::vector<std::string> challenges;  // "WWW-Authenticate: ..." lines of every 401/407
+  std::size_t challengeResponses = 0;
+};
+
+Proxy::Proxy(const transaction::Clock& clock, transaction::Sender& sender, transaction::LayerSettings layerSettings,
+             const LocalIdentity& identity, registrar::Registrar& registrar, ProxySettings settings)
+    : clock_(clock),
+      sender_(sender),
+      identity_(identity),
+      registrar_(registrar),
+      settings_(settings),
+      rules_(std::make_shared<routing::RuleSet>()),
+      layer_(clock, sender, *this, layerSettings),
+      random_(std::random_device{}()),
+      branchCounter_(random_()) {}
+
+Proxy::~Proxy() = default;
+
+// ---------------------------------------------------------------- requests
+
+void Proxy::onRequest(TransactionId server, sip::Message& request, const transport::Source& source) {
+  if (request.method() == "CANCEL") {
+    handleCancel(server, request, source);
+    return;
+  }
+  if (const auto mf = request.maxForwards(); mf && *mf == 0) {  // §16.3 item 3
+    ++counters_.maxForwardsExceeded;
+    respondLocal(server, request, 483, "Too Many Hops");
+    return;
+  }
+  if (const auto required = request.proxyRequire(); !required.empty()) {  // §16.3 item 5: we support none
+    ++counters_.badExtensions;
+    std::string list;
+    for (const auto& tag : required) list.append(list.empty() ? "" : ", ").append(tag);
+    respondLocal(server, request, 420, "Bad Extension", {"Unsupported: " + list});
+    return;
+  }
+  const std::string loopKey = loopKeyOf(request);
+  const std::string ourBranchPrefix = std::string(kMagicCookie) + loopKey + ".";
+  for (const auto& via : request.vias()) {  // §16.3 item 4
+    if (via.branch.starts_with(ourBranchPrefix) && identity_.isLocalSentBy(via.host, via.port)) {
+      ++counters_.loopsDetected;
+      spdlog::warn("{} Call-ID {}: loop detected", request.method(), request.callId());
+      respondLocal(server, request, 482, "Loop Detected");
+      return;
+    }
+  }
+
+  std::vector<Flow> poppedFlows;
+  Routed routed = route(request, source, poppedFlows);
+  if (routed.status == 0 && routed.groups.empty()) {
+    if (answerLocally(server, request, source)) return;
+    routed.status = 404;
+    routed.reason = "Not Found";
+  }
+  if (routed.status != 0) {
+    respondLocal(server, request, routed.status, routed.reason);
+    return;
+  }
+
+  request.decrementMaxForwards(settings_.maxForwards);
+  auto owned = std::make_unique<Context>();
+  Context& context = *owned;
+  context.id = nextContext_++;
+  context.server = server;
+  context.method = std::string(request.method());
+  context.invite = context.method == "INVITE";
+  context.base = request.serialize();
+  context.baseRoutes = request.headerValues("Route");
+  context.loopKey = loopKey;
+  context.caller = Flow{source.protocol, source.remote};
+  const auto inboundListener = identity_.listener(source.protocol, source.local.address);
+  context.inbound = Interface{source.protocol, inboundListener.value_or(source.local)};
+  context.recordRoute = routed.recordRoute;
+  context.failoverOnAnyFailure = routed.failoverOnAnyFailure;
+  context.groups = std::move(routed.groups);
+  if (context.invite) {
+    for (const char* name : {"From", "To", "Call-ID"}) {
+      for (const auto& value : request.headerValues(name)) context.cancelLines.append(name).append(": ").append(value).append("\r\n");
+    }
+    context.cancelLines.append("CSeq: ").append(std::to_string(request.cseq()->number)).append(" CANCEL\r\n");
+  }
+  contexts_.emplace(context.id, std::move(owned));
+  contextByServer_[server] = context.id;
+  ++counters_.liveContexts;
+  if (!startGroup(context)) finishIfDone(context.id);
+}
+
+bool Proxy::answerLocally(TransactionId server, sip::Message& request, const transport::Source& source) {
+  const auto uri = request.requestUriParts();
+  if (!uri) return false;
+  const bool toUs = uri->user.empty() && identity_.isLocal(*uri);
+  if (request.method() == "REGISTER" && (toUs || registrar_.servesDomain(uri->host))) {
+    ++counters_.registersHandled;
+    const registrar::RegistrarReply reply = registrar_.handle(request, source, clock_.now());
+    if (reply.status >= 300) {
+      spdlog::info("REGISTER from {} {} refused: {} {}", transport::toString(source.protocol),
+                   transport::toString(source.remote), reply.status, reply.reason);
+    }
+    layer_.respond(server, reply.status, sip::buildResponse(request, reply.status, reply.reason, newTag(), reply.headers));
+    return true;
+  }
+  if (request.method() == "OPTIONS" && toUs) {
+    ++counters_.optionsAnswered;
+    layer_.respond(server, 200, sip::buildResponse(request, 200, "OK", newTag(), kOptionsHeaders));
+    return true;
+  }
+  return false;
+}
+
+// §16.4 Route preprocessing, then the target set (§16.5): the rest of the Route set, the
+// dialog's peer, or what the rules say.
+Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& source, std::vector<Flow>& poppedFlows) {
+  auto collectFlows = [&poppedFlows](const sip::Uri& uri) {
+    for (const auto param : {kCallerFlowParam, kCalleeFlowParam}) {
+      if (const auto token = sip::uriParam(uri.params, param)) {
+        if (const auto flow = decodeFlow(*token)) poppedFlows.push_back(*flow);
+      }
+    }
+  };
+  // A strict router upstream put our Record-Route URI into the Request-URI.
+  if (const auto uri = request.requestUriParts();
+      uri && uri->user.empty() && sip::uriParam(uri->params, kCallerFlowParam) && identity_.isLocal(*uri)) {
+    const auto routes = request.routes();
+    if (!routes.empty()) {
+      collectFlows(*uri);
+      request.setRequestUri(routes.back().uri);
+      request.popLastRoute();
+    }
+  }
+  for (auto routes = request.routes(); !routes.empty(); routes = request.routes()) {
+    const auto uri = sip::parseUri(routes.front().uri);
+    if (!uri || !identity_.isLocal(*uri)) break;
+    collectFlows(*uri);
+    request.popRoute();
+  }
+
+  Routed routed;
+  routed.recordRoute = isDialogCreating(request.method()) && !hasToTag(request);
+  if (const auto routes = request.routes(); !routes.empty()) {
+    // Loose routing to the next element of the Route set (§16.6 steps 6-7).
+    const auto next = sip::parseUri(routes.front().uri);
+    const auto destination = next ? resolveNumeric(*next) : std::nullopt;
+    if (!destination) {
+      ++counters_.unresolvable;
+      spdlog::warn("{} Call-ID {}: cannot resolve Route {} (only numeric hosts are supported)", request.method(),
+                   request.callId(), routes.front().uri);
+      routed.status = 503;
+      routed.reason = "Next Hop Not Resolvable";
+      return routed;
+    }
+    if (!next->lr) {  // a strict router next: its URI becomes the Request-URI (§16.6 step 6)
+      request.addHeader("Route", "<" + request.requestUri() + ">");
+      request.setRequestUri(routes.front().uri);
+      request.popRoute();
+    }
+    routed.groups.push_back({Target{request.requestUri(), *destination, {}}});
+    return routed;
+  }
+  if (!poppedFlows.empty()) {
+    if (auto target = dialogTarget(request, source, poppedFlows)) {
+      routed.groups.push_back({std::move(*target)});
+      return routed;
+    }
+  }
+  const auto uri = request.requestUriParts();
+  if (uri && uri->user.empty() && identity_.isLocal(*uri) &&
+      (request.method() == "OPTIONS" || request.method() == "REGISTER")) {
+    return routed;  // for us: answered by answerLocally()
+  }
+  if (request.method() == "REGISTER" && uri && registrar_.servesDomain(uri->host)) return routed;
+  Routed byRules = routeByRules(request, source);
+  byRules.recordRoute = byRules.recordRoute && routed.recordRoute;
+  return byRules;
+}
+
+// The request carried our Route: it belongs to a dialog we record-routed. It goes to the
+// flow of the side it did not come from when the Route's flow tokens name them, otherwise
+// to its Request-URI.
+std::optional<Proxy::Target> Proxy::dialogTarget(const sip::Message& request, const transport::Source& source,
+                                                 const std::vector<Flow>& poppedFlows) {
+  const auto uri = request.requestUriParts();
+  if (!uri || identity_.isLocal(*uri)) return std::nullopt;
+  const Flow arrived{source.protocol, source.remote};
+  for (std::size_t i = 0; i + 1 < poppedFlows.size(); i += 2) {
+    const Flow& caller = poppedFlows[i];
+    const Flow& callee = poppedFlows[i + 1];
+    const Flow* other = arrived == caller ? &callee : arrived == callee ? &caller : nullptr;
+    if (other != nullptr) {
+      return Target{request.requestUri(), transport::Destination{other->protocol, other->remote, 0, std::nullopt}, {}};
+    }
+  }
+  if (auto destination = resolveNumeric(*uri)) return Target{request.requestUri(), *destination, {}};
+  return std::nullopt;
+}
+
+Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::Source& source) {
+  Routed routed;
+  const auto uri = request.requestUriParts();
+  const auto from = request.from();
+  const auto fromUri = from ? sip::parseUri(from->uri) : std::nullopt;
+  routing::RequestFacts facts;
+  facts.method = request.method();
+  facts.uriUser = uri ? std::string_view(uri->user) : std::string_view();
+  facts.uriHost = uri ? std::string_view(uri->host) : std::string_view();
+  facts.fromHost = fromUri ? std::string_view(fromUri->host) : std::string_view();
+  facts.sourceAddress = source.remote.address;
+  facts.transport = source.protocol;
+  facts.servedDomain = uri && registrar_.servesDomain(uri->host);
+  const std::shared_ptr<const routing::RuleSet> rules = rules_;
+  const routing::Decision& decision = rules->decide(facts);
+  routed.recordRoute = decision.recordRoute.value_or(true);
+  switch (decision.kind) {
+    case routing::Decision::Kind::reject:
+      ++counters_.rulesRejected;
+      spdlog::debug("{} {} rejected by {}: {} {}", request.method(), request.requestUri(), decision.rule,
+                    decision.status, decision.reason);
+      routed.status = decision.status;
+      routed.reason = decision.reason;
+      return routed;
+    case routing::Decision::Kind::location: {
+      Routed located = routeToLocation(request, decision.forking);
+      located.recordRoute = routed.recordRoute;
+      return located;
+    }
+    case routing::Decision::Kind::forward: {
+      routed.failoverOnAnyFailure = false;
+      std::vector<Target> targets;
+      for (const auto& hop : decision.nextHops) {
+        const auto hopUri = sip::parseUri(hop);
+        if (const auto destination = hopUri ? resolveNumeric(*hopUri) : std::nullopt) {
+          targets.push_back(Target{request.requestUri(), *destination, {}});
+        }
+      }
+      if (decision.forking == routing::Forking::parallel) {
+        routed.groups.push_back(std::move(targets));
+      } else {
+        for (auto& target : targets) routed.groups.push_back({std::move(target)});
+      }
+      return routed;
+    }
+  }
+  return routed;
+}
+
+Proxy::Routed Proxy::routeToLocation(const sip::Message& request, routing::Forking forking) {
+  Routed routed;
+  const std::string aor = registrar::canonicalAor(request.requestUri());
+  std::vector<registrar::Binding> bindings = registrar_.store().lookup(aor);
+  if (bindings.empty()) {
+    const bool known = registrar_.store().known(aor);
+    ++(known ? counters_.locationUnavailable : counters_.locationNotFound);
+    routed.status = known ? 480 : 404;
+    routed.reason = known ? "Temporarily Unavailable" : "Not Found";
+    return routed;
+  }
+  std::stable_sort(bindings.begin(), bindings.end(),
+                   [](const registrar::Binding& a, const registrar::Binding& b) { return a.qMilli > b.qMilli; });
+  int groupQ = -1;
+  for (auto& binding : bindings) {
+    // Back over the flow the phone registered from (NAT): its source address for UDP,
+    // its connection for TCP/TLS; the Contact is only the Request-URI.
+    transport::Destination destination{binding.flow.protocol, binding.flow.remote, binding.flow.connectionId,
+                                       std::nullopt};
+    if (binding.flow.protocol == transport::Protocol::udp) destination.local = binding.flow.local;
+    Target target{std::move(binding.contact), destination, std::move(binding.path)};
+    if (forking == routing::Forking::serial || binding.qMilli != groupQ || routed.groups.empty()) {
+      routed.groups.emplace_back();
+    }
+    groupQ = binding.qMilli;
+    routed.groups.back().push_back(std::move(target));
+  }
+  return routed;
+}
+
+// ---------------------------------------------------------------- branches
+
+bool Proxy::startGroup(Context& context) {
+  while (context.nextGroup < context.groups.size()) {
+    const std::size_t group = context.nextGroup++;
+    bool started = false;
+    for (std::size_t i = 0; i < context.groups[group].size(); ++i) {
+      started = startBranch(context, context.groups[group][i]) || started;
+    }
+    if (started) return true;
+  }
+  return false;
+}
+
+bool Proxy::startBranch(Context& context, const Target& target) {
+  const auto out = interfaceFor(target.destination);
+  if (!out) {
+    ++counters_.unresolvable;
+    spdlog::warn("{}: no {} listener to reach {}", context.method, transport::toString(target.destination.protocol),
+                 transport::toString(target.destination));
+    if (context.bestStatus == 0 || betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
+      context.bestStatus = 503;
+      context.bestSynthetic = true;
+      context.bestBytes.clear();
+    }
+    return false;
+  }
+  Branch branch;
+  branch.id = newBranch(context.loopKey);
+  branch.requestUri = target.requestUri;
+  branch.via = viaValue(*out, branch.id);
+  branch.routes = target.routes;
+  branch.destination = target.destination;
+  if (branch.destination.protocol == transport::Protocol::udp && !branch.destination.local) {
+    branch.destination.local = out->local;
+  }
+  std::vector<std::string> recordRoutes;
+  if (context.recordRoute) {
+    recordRoutes = recordRouteValues(context.inbound, *out, context.caller,
+                                     Flow{branch.destination.protocol, branch.destination.remote});
+  }
+  std::string bytes = branchRequest(context.base, context.method, branch.requestUri, branch.via, recordRoutes,
+                                    branch.routes);
+  branch.client = layer_.startClient(
+      transaction::ClientRequest{std::move(bytes), context.method, branch.id, branch.destination, true});
+  ++counters_.requestsForwarded;
+  const std::size_t index = context.branches.size();
+  branchByClient_[branch.client] = BranchRef{context.id, index};
+  context.branches.push_back(std::move(branch));
+  if (context.invite) armTimerC(context, index);
+  return true;
+}
+
+std::optional<Interface> Proxy::interfaceFor(const transport::Destination& destination) const {
+  if (destination.protocol == transport::Protocol::udp && destination.local) {
+    return Interface{destination.protocol, *destination.local};
+  }
+  const auto listener = identity_.listener(destination.protocol, destination.remote.address);
+  if (!listener) return std::nullopt;
+  return Interface{destination.protocol, *listener};
+}
+
+void Proxy::cancelPending(Context& context) {
+  for (auto& branch : context.branches) {
+    if (!branch.ended) cancelBranch(context, branch);
+  }
+}
+
+void Proxy::cancelBranch(Context& context, Branch& branch) {
+  if (!context.invite || branch.cancelSent) return;
+  if (!branch.provisional) {
+    branch.cancelWanted = true;  // sent when the first provisional response arrives (§9.1)
+    return;
+  }
+  std::string bytes = "CANCEL ";
+  bytes.append(branch.requestUri).append(" SIP/2.0\r\nVia: ").append(branch.via).append("\r\n");
+  for (const auto& value : branch.routes) bytes.append("Route: ").append(value).append("\r\n");
+  for (const auto& value : context.baseRoutes) bytes.append("Route: ").append(value).append("\r\n");
+  bytes.append("Max-Forwards: ").append(std::to_string(settings_.maxForwards)).append("\r\n");
+  bytes.append(context.cancelLines).append("Content-Length: 0\r\n\r\n");
+  branch.cancelSent = true;
+  ++counters_.branchesCancelled;
+  layer_.startClient(transaction::ClientRequest{std::move(bytes), "CANCEL", branch.id, branch.destination, true});
+}
+
+void Proxy::armTimerC(Context& context, std::size_t branchIndex) {
+  Branch& branch = context.branches[branchIndex];
+  timerC_.push(TimerCEntry{clock_.now() + settings_.timerC, context.id, branchIndex, ++branch.timerCGeneration});
+}
+
+void Proxy::handleCancel(TransactionId server, sip::Message& cancel, const transport::Source& source) {
+  ++counters_.cancelsReceived;
+  const auto invite = layer_.inviteForCancel(cancel);
+  if (!invite) {
+    // No INVITE here to cancel (it went through before a restart, or never came): pass
+    // the CANCEL on like any request; the next hop answers it (§16.10).
+    std::vector<Flow> poppedFlows;
+    Routed routed = route(cancel, source, poppedFlows);
+    if (routed.status != 0 || routed.groups.empty() || routed.groups.front().empty()) {
+      respondLocal(server, cancel, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    cancel.decrementMaxForwards(settings_.maxForwards);
+    const Target& target = routed.groups.front().front();
+    const auto out = interfaceFor(target.destination);
+    if (!out) {
+      respondLocal(server, cancel, 481, "Call/Transaction Does Not Exist");
+      return;
+    }
+    transport::Destination destination = target.destination;
+    if (destination.protocol == transport::Protocol::udp && !destination.local) destination.local = out->local;
+    const std::string branch = newBranch(loopKeyOf(cancel));
+    std::string bytes = branchRequest(cancel.serialize(), "CANCEL", target.requestUri, viaValue(*out, branch), {},
+                                      target.routes);
+    // Answered here hop by hop like any CANCEL; the next hop's answer ends with the
+    // client transaction.
+    layer_.startClient(transaction::ClientRequest{std::move(bytes), "CANCEL", branch, destination, true});
+    respondLocal(server, cancel, 200, "OK");
+    ++counters_.statelessForwarded;
+    return;
+  }
+  respondLocal(server, cancel, 200, "OK");
+  const auto found = contextByServer_.find(*invite);
+  if (found == contextByServer_.end()) return;
+  Context& context = *contexts_.at(found->second);
+  if (context.finalSent) return;
+  context.cancelled = true;
+  context.nextGroup = context.groups.size();
+  cancelPending(context);
+}
+
+// ---------------------------------------------------------------- responses
+
+void Proxy::onResponse(TransactionId client, sip::Message& response) {
+  const int status = response.statusCode();
+  const auto ref = branchByClient_.find(client);
+  if (ref == branchByClient_.end()) {
+    // The answer to one of our CANCELs, or a 2xx retransmission after the context ended.
+    const auto cseq = response.cseq();
+    if (status >= 200 && status < 300 && cseq && cseq->method == "INVITE") onStrayResponse(response, {});
+    return;
+  }
+  Context& context = *contexts_.at(ref->second.context);
+  const std::size_t index = ref->second.branch;
+  Branch& branch = context.branches[index];
+  if (status < 200) {
+    branch.provisional = true;
+    if (branch.ended) return;
+    if (context.invite && status > 100) armTimerC(context, index);  // §16.7 step 2
+    if (branch.cancelWanted) cancelBranch(context, branch);
+    if (status == 100 || context.finalSent) return;
+    response.popVia();
+    ++counters_.responsesForwarded;
+    layer_.respond(context.server, status, response.serialize());
+    return;
+  }
+  if (status < 300) {
+    // Every 2xx goes up at once, even from a branch Timer C gave up on (§16.7 step 5).
+    branch.ended = true;
+    ++branch.timerCGeneration;
+    response.popVia();
+    ++counters_.responsesForwarded;
+    layer_.respond(context.server, status, response.serialize());
+    context.finalSent = true;
+    context.nextGroup = context.groups.size();
+    cancelPending(context);  // §16.7 step 10
+    finishIfDone(context.id);
+    return;
+  }
+  if (branch.ended) return;
+  std::vector<std::string> challenges;
+  if (status == 401 || status == 407) {
+    for (const char* name : {"WWW-Authenticate", "Proxy-Authenticate"}) {
+      for (const auto& value : response.headerValues(name)) challenges.push_back(std::string(name) + ": " + value);
+    }
+  }
+  response.popVia();
+  branchEnded(context, branch, status, response.serialize(), false, std::move(challenges));
+}
+
+void Proxy::branchEnded(Context& context, Branch& branch, int status, std::string bytes, bool synthetic,
+                        std::vector<std::string> challenges) {
+  branch.ended = true;
+  ++branch.timerCGeneration;
+  if (!challenges.empty()) {
+    ++context.challengeResponses;
+    for (auto& line : challenges) context.challenges.push_back(std::move(line));
+  }
+  if (!context.finalSent) {
+    if (status >= 600) {  // §16.7 step 5: no other branch can do better
+      context.nextGroup = context.groups.size();
+      cancelPending(context);
+    }
+    const bool retryable = status == 408 || (status >= 500 && status < 600);
+    if (!context.failoverOnAnyFailure && !retryable) context.nextGroup = context.groups.size();
+    if (context.bestStatus == 0 || betterFinalResponse(status, synthetic, context.bestStatus, context.bestSynthetic)) {
+      context.bestStatus = status;
+      context.bestSynthetic = synthetic;
+      context.bestBytes = std::move(bytes);
+    }
+  }
+  finishIfDone(context.id);
+}
+
+void Proxy::finishIfDone(std::uint64_t contextId) {
+  const auto found = contexts_.find(contextId);
+  if (found == contexts_.end()) return;
+  Context& context = *found->second;
+  const auto live = [](const Branch& b) { return !b.ended; };
+  if (std::any_of(context.branches.begin(), context.branches.end(), live)) return;
+  if (!context.finalSent && !context.cancelled && startGroup(context)) return;
+  if (!context.finalSent) sendFinal(context);
+  contextByServer_.erase(context.server);
+  for (const auto& branch : context.branches) branchByClient_.erase(branch.client);
+  --counters_.liveContexts;
+  contexts_.erase(found);
+}
+
+void Proxy::sendFinal(Context& context) {
+  context.finalSent = true;
+  int status = context.bestStatus;
+  std::string bytes = std::move(context.bestBytes);
+  if (status == 0 || context.bestSynthetic || status == 503) {
+    // Made here: no response at all (§16.7 step 6: 408, or 487 once cancelled), or a 503
+    // that must not reach the caller as such (it would blame this proxy): 500.
+    if (status == 0) status = context.cancelled ? 487 : 408;
+    if (status == 503) status = 500;
+    if (context.cancelled && status == 408) status = 487;
+    sip::ParseResult parsed = sip::Message::parse(context.base);
+    if (!parsed.message) return;
+    ++counters_.responsesGenerated;
+    layer_.respond(context.server, status, sip::buildResponse(*parsed.message, status, reasonFor(status), newTag()));
+    return;
+  }
+  if ((status == 401 || status == 407) && context.challengeResponses > 1) {  // §16.7 step 7
+    sip::ParseResult parsed = sip::Message::parse(bytes);
+    if (parsed.message) {
+      parsed.message->removeHeader("WWW-Authenticate");
+      parsed.message->removeHeader("Proxy-Authenticate");
+      for (const auto& line : context.challenges) {
+        const std::size_t colon = line.find(':');
+        parsed.message->addHeader(line.substr(0, colon), line.substr(colon + 2));
+      }
+      bytes = parsed.message->serialize();
+    }
+  }
+  ++counters_.responsesForwarded;
+  layer_.respond(context.server, status, std::move(bytes));
+}
+
+void Proxy::onStrayResponse(sip::Message& response, const transport::Source&) {
+  // §16.11: a response for which we have no transaction goes back along its Via, if the
+  // top one is ours.
+  const auto top = response.topVia();
+  if (!top || !identity_.isLocalSentBy(top->host, top->port) || !response.popVia()) {
+    ++counters_.statelessDropped;
+    return;
+  }
+  const auto next = response.topVia();
+  const auto destination = next ? viaDestination(*next) : std::nullopt;
+  if (!destination) {
+    ++counters_.statelessDropped;
+    return;
+  }
+  ++counters_.statelessForwarded;
+  sender_.send(*destination, response.serialize(), {});
+}
+
+void Proxy::onClientTimeout(TransactionId client) {
+  const auto ref = branchByClient_.find(client);
+  if (ref == branchByClient_.end()) return;
+  Context& context = *contexts_.at(ref->second.context);
+  branchEnded(context, context.branches[ref->second.branch], 408, {}, true, {});
+}
+
+void Proxy::onClientTransportError(TransactionId client) {
+  const auto ref = branchByClient_.find(client);
+  if (ref == branchByClient_.end()) return;
+  Context& context = *contexts_.at(ref->second.context);
+  Branch& branch = context.branches[ref->second.branch];
+  spdlog::warn("{} to {}: transport error, treated as 503", context.method, transport::toString(branch.destination));
+  branchEnded(context, branch, 503, {}, true, {});  // §16.9
+}
+
+void Proxy::onServerFailure(TransactionId server) {
+  const auto found = contextByServer_.find(server);
+  if (found == contextByServer_.end()) return;
+  Context& context = *contexts_.at(found->second);
+  context.finalSent = true;  // nobody is left to answer
+  context.cancelled = true;
+  context.nextGroup = context.groups.size();
+  cancelPending(context);
+}
+
+// ---------------------------------------------------------------- stateless
+
+void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
+  if (const auto mf = ack.maxForwards(); mf && *mf == 0) {
+    ++counters_.statelessDropped;
+    return;
+  }
+  std::vector<Flow> poppedFlows;
+  Routed routed = route(ack, source, poppedFlows);
+  if (routed.status != 0 || routed.groups.empty() || routed.groups.front().empty()) {
+    ++counters_.statelessDropped;
+    spdlog::debug("ACK Call-ID {} from {}: nowhere to send it", ack.callId(), transport::toString(source.remote));
+    return;
+  }
+  const Target& target = routed.groups.front().front();
+  auto out = interfaceFor(target.destination);
+  if (!out) {
+    ++counters_.statelessDropped;
+    return;
+  }
+  transport::Destination destination = target.destination;
+  if (destination.protocol == transport::Protocol::udp && !destination.local) destination.local = out->local;
+  ack.decrementMaxForwards(settings_.maxForwards);
+  // §16.11: the same ACK (a retransmission) gets the same branch.
+  const auto via = ack.topVia();
+  const std::string branch =
+      std::string(kMagicCookie) + hex(fnv1a(via ? via->branch : "", fnv1a(ack.requestUri()))) + ".s";
+  std::string bytes =
+      branchRequest(ack.serialize(), "ACK", target.requestUri, viaValue(*out, branch), {}, target.routes);
+  ++counters_.statelessForwarded;
+  sender_.send(destination, bytes, {});
+}
+
+void Proxy::respondLocal(TransactionId server, const sip::Message& request, int status, std::string_view reason,
+                         const std::vector<std::string>& extraHeaders) {
+  ++counters_.responsesGenerated;
+  layer_.respond(server, status, sip::buildResponse(request, status, reason, newTag(), extraHeaders));
+}
+
+// ---------------------------------------------------------------- timers
+
+std::optional<TimePoint> Proxy::nextExpiry() {
+  auto next = layer_.nextExpiry();
+  while (!timerC_.empty()) {
+    const TimerCEntry& top = timerC_.top();
+    const auto found = contexts_.find(top.context);
+    if (found != contexts_.end() && top.branch < found->second->branches.size()) {
+      const Branch& branch = found->second->branches[top.branch];
+      if (!branch.ended && branch.timerCGeneration == top.generation) {
+        if (!next || top.due < *next) next = top.due;
+        break;
+      }
+    }
+    timerC_.pop();
+  }
+  return next;
+}
+
+void Proxy::fireDueTimers() {
+  const transaction::TransactionLayer::DeferCallbacks defer(layer_);
+  layer_.fireDueTimers();
+  const TimePoint now = clock_.now();
+  while (!timerC_.empty() && timerC_.top().due <= now) {
+    const TimerCEntry entry = timerC_.top();
+    timerC_.pop();
+    const auto found = contexts_.find(entry.context);
+    if (found == contexts_.end()) continue;
+    Context& context = *found->second;
+    Branch& branch = context.branches[entry.branch];
+    if (branch.ended || branch.timerCGeneration != entry.generation) continue;
+    ++counters_.timerCFired;
+    spdlog::info("INVITE Call-ID branch {}: Timer C fired, cancelling", branch.id);
+    cancelBranch(context, branch);  // only once it has rung (§16.8); the branch counts as 408
+    branchEnded(context, branch, 408, {}, true, {});
+  }
+}
+
+// ---------------------------------------------------------------- identifiers
+
+std::string Proxy::newBranch(std::string_view loopKey) {
+  std::string branch(kMagicCookie);
+  branch.append(loopKey).append(".").append(hex(branchCounter_++));
+  return branch;
+}
+
+std::string Proxy::newTag() { return hex(random_()); }
+
+}  // namespace waypoint::proxy

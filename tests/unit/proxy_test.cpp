@@ -1,0 +1,522 @@
+// The proxy core (RFC 3261 §16) through its transaction layer, with a fake clock and a
+// recording sender: what goes where, and when. Addresses are documentation ranges; nothing
+// is sent anywhere.
+
+#include <yaml-cpp/yaml.h>
+
+#include <memory>
+
+#include "fakes.hpp"
+#include "waypoint/proxy/proxy.hpp"
+#include "waypoint/registrar/location_store.hpp"
+#include "waypoint/registrar/registrar.hpp"
+
+namespace waypoint::testkit {
+namespace {
+
+using transport::Protocol;
+using transport::Source;
+
+constexpr const char* kProxyHost = "203.0.113.1";
+
+// Bob's phones, each behind its own NAT mapping: the Contact says 192.168.1.x, the
+// packets come from 198.51.100.x.
+Source phoneFlow(const char* address, std::uint16_t port, Protocol protocol = Protocol::udp,
+                 std::uint64_t connection = 0) {
+  return Source{protocol, endpoint(kProxyHost, 5060), endpoint(address, port), connection};
+}
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  ProxyTest() {
+    identity.addName("biloxi.example.com");
+    identity.addListener(Protocol::udp, endpoint(kProxyHost, 5060));
+    identity.addListener(Protocol::tcp, endpoint(kProxyHost, 5060));
+    proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity, registrar,
+                                           settings);
+  }
+
+  void receive(std::string_view bytes, const Source& source) {
+    sip::Message message = parse(bytes);
+    if (message.isRequest()) {
+      message.setTopViaReceived(source.remote.address.to_string(), source.remote.port);
+      proxy->transactions().receiveRequest(message, source);
+    } else {
+      proxy->transactions().receiveResponse(message, source);
+    }
+  }
+
+  void registerContact(const std::string& user, const std::string& contact, const Source& flow,
+                       const std::string& params = "") {
+    const std::string n = std::to_string(++registrations_);
+    receive("REGISTER sip:biloxi.example.com SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bKreg" + n + ";rport\r\n"
+            "Max-Forwards: 70\r\n"
+            "From: <sip:" + user + "@biloxi.example.com>;tag=r" + n + "\r\n"
+            "To: <sip:" + user + "@biloxi.example.com>\r\n"
+            "Call-ID: reg" + n + "@phone\r\nCSeq: 1 REGISTER\r\n"
+            "Contact: <" + contact + ">" + params + "\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+            flow);
+    ASSERT_EQ(firstLine(sender.last().bytes), "SIP/2.0 200 OK");
+  }
+
+  void useRules(const std::string& yaml) {
+    proxy->setRules(routing::RuleSet::compile(YAML::Load(yaml), "rules.yaml"));
+  }
+
+  // Every message sent so far whose first line starts with prefix, in order.
+  std::vector<SentMessage> sent(std::string_view prefix) const {
+    std::vector<SentMessage> matching;
+    for (const auto& m : sender.sent()) {
+      if (std::string_view(m.bytes).starts_with(prefix)) matching.push_back(m);
+    }
+    return matching;
+  }
+  std::vector<SentMessage> sentTo(std::string_view prefix, const char* address) const {
+    std::vector<SentMessage> matching;
+    for (const auto& m : sent(prefix)) {
+      if (m.destination.remote.address.to_string() == address) matching.push_back(m);
+    }
+    return matching;
+  }
+  // The responses Alice (192.0.2.10) got, as status lines.
+  std::vector<std::string> upstream() const {
+    std::vector<std::string> lines;
+    for (const auto& m : sentTo("SIP/2.0 ", "192.0.2.10")) lines.push_back(firstLine(m.bytes));
+    return lines;
+  }
+  void answer(const SentMessage& request, int status, std::string_view reason, const Source& from,
+              std::string_view toTag = "bobtag") {
+    receive(responseText(request.bytes, status, reason, toTag), from);
+  }
+  void advance(Duration total) {
+    for (Duration done{0}; done < total; done += 10ms) {
+      clock.advance(10ms);
+      proxy->fireDueTimers();
+    }
+  }
+
+  // A request inside the call set up by invite(): To tag, Route set, its own branch.
+  static RequestSpec inDialog(std::string method, std::string uri, std::string branch,
+                              std::vector<std::string> routes, std::string toTag = "bobtag") {
+    RequestSpec s;
+    s.method = std::move(method);
+    s.requestUri = std::move(uri);
+    s.branch = std::move(branch);
+    s.toTag = std::move(toTag);
+    s.routes = std::move(routes);
+    s.cseq = 314160;
+    return s;
+  }
+
+  RequestSpec invite(const std::string& uri = "sip:bob@biloxi.example.com") {
+    RequestSpec s;
+    s.requestUri = uri;
+    return s;
+  }
+
+  FakeClock clock;
+  FakeSender sender{clock};
+  proxy::LocalIdentity identity;
+  registrar::InMemoryLocationStore store;
+  registrar::Registrar registrar{store, {"biloxi.example.com"}, registrar::RegistrarSettings{}};
+  proxy::ProxySettings settings;
+  std::unique_ptr<proxy::Proxy> proxy;
+  const Source bob1 = phoneFlow("198.51.100.20", 40000);
+  const Source bob2 = phoneFlow("198.51.100.21", 40001);
+
+ private:
+  int registrations_ = 0;
+};
+
+TEST_F(ProxyTest, InviteToRegisteredPhoneGoesToItsSourceAddressWithRecordRouteAndOurVia) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+
+  EXPECT_EQ(upstream(), std::vector<std::string>{"SIP/2.0 100 Trying"});
+  const auto forwarded = sent("INVITE ");
+  ASSERT_EQ(forwarded.size(), 1u);
+  // NAT: the private Contact is only the Request-URI; the packet goes to the flow.
+  EXPECT_EQ(transport::toString(forwarded[0].destination), "UDP 198.51.100.20:40000");
+  sip::Message out = parse(forwarded[0].bytes);
+  EXPECT_EQ(out.requestUri(), "sip:bob@192.168.1.20:5060");
+  const auto vias = out.vias();
+  ASSERT_EQ(vias.size(), 2u);
+  EXPECT_EQ(vias[0].host, kProxyHost);
+  EXPECT_TRUE(vias[0].branch.starts_with("z9hG4bK"));
+  EXPECT_EQ(vias[1].host, "192.0.2.10");
+  EXPECT_EQ(out.maxForwards(), 69u);
+  const auto rr = out.recordRoutes();
+  ASSERT_EQ(rr.size(), 1u);  // UDP in, UDP out, same listener: one entry
+  const auto rrUri = sip::parseUri(rr[0].uri);
+  ASSERT_TRUE(rrUri);
+  EXPECT_EQ(rrUri->host, kProxyHost);
+  EXPECT_EQ(rrUri->port, 5060);
+  EXPECT_TRUE(rrUri->lr);
+  EXPECT_TRUE(rrUri->transport.empty());
+}
+
+TEST_F(ProxyTest, ResponsesComeBackWithoutOurViaAnd2xxIsForwardedAtOnce) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+  const auto forwarded = sent("INVITE ").at(0);
+  answer(forwarded, 100, "Trying", bob1);
+  answer(forwarded, 180, "Ringing", bob1);
+  answer(forwarded, 200, "OK", bob1);
+  EXPECT_EQ(upstream(), (std::vector<std::string>{"SIP/2.0 100 Trying", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK"}));
+  sip::Message ok = parse(sentTo("SIP/2.0 200", "192.0.2.10").at(0).bytes);
+  ASSERT_EQ(ok.vias().size(), 1u);
+  EXPECT_EQ(ok.vias()[0].host, "192.0.2.10");
+  EXPECT_EQ(proxy->counters().liveContexts, 0u);
+}
+
+TEST_F(ProxyTest, UnknownUserIs404AndUserWithoutBindingIs480) {
+  receive(requestText(invite("sip:carol@biloxi.example.com")), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 404 Not Found");
+
+  registerContact("dave", "sip:dave@192.168.1.30", bob1);
+  store.replace("sip:dave@biloxi.example.com", {});  // unregistered since
+  RequestSpec s = invite("sip:dave@biloxi.example.com");
+  s.branch = "z9hG4bKdave";
+  receive(requestText(s), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 480 Temporarily Unavailable");
+  EXPECT_EQ(sent("INVITE ").size(), 0u);
+}
+
+TEST_F(ProxyTest, UnservedDomainIsRefusedByDefault) {
+  receive(requestText(invite("sip:bob@elsewhere.example.org")), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 404 Not Found");
+  EXPECT_EQ(proxy->counters().rulesRejected, 1u);
+}
+
+TEST_F(ProxyTest, MaxForwardsZeroIs483) {
+  std::string text = requestText(invite());
+  text.replace(text.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");
+  receive(text, udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 483 Too Many Hops");
+}
+
+TEST_F(ProxyTest, MissingMaxForwardsIsInsertedWith70) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  std::string text = requestText(invite());
+  text.erase(text.find("Max-Forwards: 70\r\n"), 18);
+  receive(text, udpSource());
+  EXPECT_EQ(parse(sent("INVITE ").at(0).bytes).maxForwards(), 70u);
+}
+
+TEST_F(ProxyTest, UnsupportedProxyRequireIs420WithUnsupported) {
+  std::string text = requestText(invite());
+  text.insert(text.find("Max-Forwards"), "Proxy-Require: foo, bar\r\n");
+  receive(text, udpSource());
+  ASSERT_EQ(upstream().back(), "SIP/2.0 420 Bad Extension");
+  EXPECT_EQ(parse(sent("SIP/2.0 420").at(0).bytes).headerValues("Unsupported"),
+            std::vector<std::string>{"foo, bar"});
+}
+
+TEST_F(ProxyTest, RequestComingBackUnchangedIsALoop482) {
+  useRules("rules:\n  - match: { host: loop.example.org }\n    forward: { to: ['sip:203.0.113.1:5060'] }\n");
+  receive(requestText(invite("sip:x@loop.example.org")), udpSource());
+  const auto first = sent("INVITE ").at(0);
+  EXPECT_EQ(transport::toString(first.destination), "UDP 203.0.113.1:5060");
+  // It arrives at the proxy again.
+  receive(first.bytes, phoneFlow(kProxyHost, 5060));
+  const auto loopAnswer = sent("SIP/2.0 482");
+  ASSERT_EQ(loopAnswer.size(), 1u);
+  EXPECT_EQ(firstLine(loopAnswer[0].bytes), "SIP/2.0 482 Loop Detected");
+  EXPECT_EQ(proxy->counters().loopsDetected, 1u);
+}
+
+TEST_F(ProxyTest, SpiralWithAnotherRequestUriIsNotALoop) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  useRules("rules:\n  - match: { host: alias.example.org }\n    forward: { to: ['sip:203.0.113.1:5060'] }\n");
+  receive(requestText(invite("sip:bob@alias.example.org")), udpSource());
+  std::string again = sent("INVITE ").at(0).bytes;
+  again.replace(0, again.find(" SIP/2.0"), "INVITE sip:bob@biloxi.example.com");
+  receive(again, phoneFlow(kProxyHost, 5060));
+  EXPECT_EQ(sent("SIP/2.0 482").size(), 0u);
+  EXPECT_EQ(sentTo("INVITE ", "198.51.100.20").size(), 1u);
+}
+
+TEST_F(ProxyTest, ParallelForkFirst2xxWinsAndTheOtherBranchIsCancelled) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  registerContact("bob", "sip:bob@192.168.1.21", bob2);
+  receive(requestText(invite()), udpSource());
+  const auto one = sentTo("INVITE ", "198.51.100.20");
+  const auto two = sentTo("INVITE ", "198.51.100.21");
+  ASSERT_EQ(one.size(), 1u);
+  ASSERT_EQ(two.size(), 1u);
+  EXPECT_NE(parse(one[0].bytes).topVia()->branch, parse(two[0].bytes).topVia()->branch);
+  answer(one[0], 180, "Ringing", bob1, "t1");
+  answer(two[0], 180, "Ringing", bob2, "t2");
+  answer(two[0], 200, "OK", bob2, "t2");
+  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");
+  const auto cancels = sent("CANCEL ");
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].destination.remote, bob1.remote);
+  sip::Message cancel = parse(cancels[0].bytes);
+  EXPECT_EQ(cancel.topVia()->branch, parse(one[0].bytes).topVia()->branch);  // §9.1
+  EXPECT_EQ(cancel.requestUri(), "sip:bob@192.168.1.20");
+  EXPECT_EQ(cancel.cseq()->method, "CANCEL");
+  answer(one[0], 487, "Request Terminated", bob1, "t1");
+  EXPECT_EQ(sentTo("ACK ", "198.51.100.20").size(), 1u);  // hop by hop, by the layer
+  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");  // the 487 stays here
+  EXPECT_EQ(proxy->counters().liveContexts, 0u);
+}
+
+TEST_F(ProxyTest, CancelWaitsForAProvisionalResponseOnThatBranch) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  registerContact("bob", "sip:bob@192.168.1.21", bob2);
+  receive(requestText(invite()), udpSource());
+  const auto one = sentTo("INVITE ", "198.51.100.20").at(0);
+  const auto two = sentTo("INVITE ", "198.51.100.21").at(0);
+  answer(two, 200, "OK", bob2, "t2");
+  EXPECT_EQ(sent("CANCEL ").size(), 0u);  // bob1 has not answered at all yet
+  answer(one, 100, "Trying", bob1, "");
+  EXPECT_EQ(sentTo("CANCEL ", "198.51.100.20").size(), 1u);
+}
+
+TEST_F(ProxyTest, SerialForkTriesLowerQOnlyAfterTheHigherFails) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1, ";q=1.0");
+  registerContact("bob", "sip:bob@192.168.1.21", bob2, ";q=0.5");
+  receive(requestText(invite()), udpSource());
+  ASSERT_EQ(sent("INVITE ").size(), 1u);
+  const auto first = sent("INVITE ").at(0);
+  EXPECT_EQ(first.destination.remote, bob1.remote);
+  answer(first, 486, "Busy Here", bob1);
+  const auto second = sentTo("INVITE ", "198.51.100.21");
+  ASSERT_EQ(second.size(), 1u);
+  answer(second[0], 200, "OK", bob2, "t2");
+  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");
+  EXPECT_EQ(sentTo("SIP/2.0 486", "192.0.2.10").size(), 0u);
+}
+
+TEST_F(ProxyTest, BestResponseIsChosenWhenEveryBranchHasEnded) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  registerContact("bob", "sip:bob@192.168.1.21", bob2);
+  receive(requestText(invite()), udpSource());
+  answer(sentTo("INVITE ", "198.51.100.20").at(0), 503, "Service Unavailable", bob1, "t1");
+  EXPECT_EQ(upstream().back(), "SIP/2.0 100 Trying");  // waits for the other branch
+  answer(sentTo("INVITE ", "198.51.100.21").at(0), 486, "Busy Here", bob2, "t2");
+  EXPECT_EQ(upstream().back(), "SIP/2.0 486 Busy Here");  // 4xx beats 5xx
+}
+
+TEST_F(ProxyTest, Downstream503BecomesA500) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  receive(requestText(invite()), udpSource());
+  answer(sent("INVITE ").at(0), 503, "Service Unavailable", bob1);
+  EXPECT_EQ(upstream().back(), "SIP/2.0 500 Server Internal Error");
+}
+
+TEST_F(ProxyTest, SixHundredCancelsTheOthersAndWins) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  registerContact("bob", "sip:bob@192.168.1.21", bob2);
+  receive(requestText(invite()), udpSource());
+  const auto one = sentTo("INVITE ", "198.51.100.20").at(0);
+  answer(one, 180, "Ringing", bob1, "t1");
+  answer(sentTo("INVITE ", "198.51.100.21").at(0), 603, "Decline", bob2, "t2");
+  EXPECT_EQ(sentTo("CANCEL ", "198.51.100.20").size(), 1u);
+  answer(one, 487, "Request Terminated", bob1, "t1");
+  EXPECT_EQ(upstream().back(), "SIP/2.0 603 Decline");
+}
+
+TEST_F(ProxyTest, ChallengesOfSeveralBranchesAreMerged) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  registerContact("bob", "sip:bob@192.168.1.21", bob2);
+  receive(requestText(invite()), udpSource());
+  auto challenge = [&](const SentMessage& request, const char* header, const char* realm, const Source& from) {
+    std::string text = responseText(request.bytes, std::string(header) == "WWW-Authenticate" ? 401 : 407,
+                                    std::string(header) == "WWW-Authenticate" ? "Unauthorized" : "Proxy Authentication Required");
+    text.insert(text.find("Content-Length"), std::string(header) + ": Digest realm=\"" + realm + "\", nonce=\"n\"\r\n");
+    receive(text, from);
+  };
+  challenge(sentTo("INVITE ", "198.51.100.20").at(0), "WWW-Authenticate", "one", bob1);
+  challenge(sentTo("INVITE ", "198.51.100.21").at(0), "Proxy-Authenticate", "two", bob2);
+  const auto last = sentTo("SIP/2.0 40", "192.0.2.10");
+  ASSERT_EQ(last.size(), 1u);
+  sip::Message merged = parse(last[0].bytes);
+  EXPECT_EQ(merged.headerValues("WWW-Authenticate").size(), 1u);
+  EXPECT_EQ(merged.headerValues("Proxy-Authenticate").size(), 1u);
+}
+
+TEST_F(ProxyTest, SilentNextHopGives408AtTimerB) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  const auto start = clock.elapsed();
+  receive(requestText(invite()), udpSource());
+  advance(31990ms);
+  EXPECT_EQ(upstream().back(), "SIP/2.0 100 Trying");
+  advance(20ms);
+  EXPECT_EQ(upstream().back(), "SIP/2.0 408 Request Timeout");
+  EXPECT_EQ(sentTo("SIP/2.0 408", "192.0.2.10").at(0).at - start, 32000ms);  // 64*T1
+}
+
+TEST_F(ProxyTest, TimerCCancelsARingingBranchAndAnswers408) {
+  settings.timerC = 181s;
+  proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity, registrar, settings);
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  receive(requestText(invite()), udpSource());
+  const auto start = clock.elapsed();
+  const auto forwarded = sent("INVITE ").at(0);
+  advance(20s);
+  answer(forwarded, 180, "Ringing", bob1);  // restarts Timer C
+  advance(180s);
+  EXPECT_EQ(sent("CANCEL ").size(), 0u);
+  advance(2s);
+  ASSERT_GE(sent("CANCEL ").size(), 1u);  // then Timer E retransmits it over UDP
+  EXPECT_EQ(sent("CANCEL ").at(0).at - start, 201000ms);
+  EXPECT_EQ(upstream().back(), "SIP/2.0 408 Request Timeout");
+  EXPECT_EQ(proxy->counters().timerCFired, 1u);
+}
+
+TEST_F(ProxyTest, CallerCancelIsAnsweredHereAndCancelsEveryBranch) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  RequestSpec s = invite();
+  receive(requestText(s), udpSource());
+  const auto forwarded = sent("INVITE ").at(0);
+  answer(forwarded, 180, "Ringing", bob1);
+  RequestSpec cancel = s;
+  cancel.method = "CANCEL";
+  receive(requestText(cancel), udpSource());
+  EXPECT_EQ(sentTo("SIP/2.0 200 OK", "192.0.2.10").size(), 1u);  // hop by hop
+  ASSERT_EQ(sentTo("CANCEL ", "198.51.100.20").size(), 1u);
+  answer(forwarded, 487, "Request Terminated", bob1);
+  EXPECT_EQ(upstream().back(), "SIP/2.0 487 Request Terminated");
+}
+
+TEST_F(ProxyTest, InDialogByeFollowsTheFlowTokensOfOurRecordRoute) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+  const std::string rr = parse(sent("INVITE ").at(0).bytes).recordRoutes().at(0).uri;
+
+  // Alice hangs up: Route is our Record-Route, Request-URI Bob's (private) Contact.
+  const RequestSpec bye = inDialog("BYE", "sip:bob@192.168.1.20:5060", "z9hG4bKbye1", {"<" + rr + ">"});
+  receive(requestText(bye), udpSource());
+  const auto toBob = sent("BYE ");
+  ASSERT_EQ(toBob.size(), 1u);
+  EXPECT_EQ(toBob[0].destination.remote, bob1.remote);
+  sip::Message out = parse(toBob[0].bytes);
+  EXPECT_TRUE(out.routes().empty());
+  EXPECT_EQ(out.requestUri(), "sip:bob@192.168.1.20:5060");
+
+  // Bob hangs up another call the same way: it goes to Alice's source address.
+  RequestSpec back = inDialog("BYE", "sip:alice@10.0.0.5:5060", "z9hG4bKbye2", {"<" + rr + ">"}, "alicetag");
+  back.sentBy = "192.168.1.20:5060";
+  receive(requestText(back), bob1);
+  EXPECT_EQ(sent("BYE ").at(1).destination.remote, udpSource().remote);
+}
+
+TEST_F(ProxyTest, AckFor2xxIsForwardedStatelessly) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+  const std::string rr = parse(sent("INVITE ").at(0).bytes).recordRoutes().at(0).uri;
+  RequestSpec ack = inDialog("ACK", "sip:bob@192.168.1.20:5060", "z9hG4bKack1", {"<" + rr + ">"});
+  ack.cseq = 314159;
+  receive(requestText(ack), udpSource());
+  receive(requestText(ack), udpSource());  // a retransmission: same branch again
+  const auto acks = sent("ACK ");
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks[0].destination.remote, bob1.remote);
+  EXPECT_EQ(parse(acks[0].bytes).topVia()->branch, parse(acks[1].bytes).topVia()->branch);
+  EXPECT_EQ(proxy->counters().statelessForwarded, 2u);
+}
+
+TEST_F(ProxyTest, TcpCallerToUdpCalleeGetsTwoRecordRoutes) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  RequestSpec s = invite();
+  s.viaTransport = "TCP";
+  receive(requestText(s), tcpSource());
+  const auto forwarded = sent("INVITE ");
+  ASSERT_EQ(forwarded.size(), 1u);
+  const auto rr = parse(forwarded[0].bytes).recordRoutes();
+  ASSERT_EQ(rr.size(), 2u);
+  EXPECT_TRUE(sip::parseUri(rr[0].uri)->transport.empty());    // Bob's side: UDP
+  EXPECT_EQ(sip::parseUri(rr[1].uri)->transport, "tcp");       // Alice's side
+  EXPECT_EQ(parse(forwarded[0].bytes).topVia()->protocol, "UDP");
+
+  // Alice's BYE (over TCP) pops both entries and reaches Bob over UDP.
+  // The caller's route set is the Record-Route reversed.
+  RequestSpec bye = inDialog("BYE", "sip:bob@192.168.1.20:5060", "z9hG4bKbye3",
+                             {"<" + rr[1].uri + ">", "<" + rr[0].uri + ">"});
+  bye.viaTransport = "TCP";
+  receive(requestText(bye), tcpSource());
+  const auto byes = sent("BYE ");
+  ASSERT_EQ(byes.size(), 1u);
+  EXPECT_EQ(byes[0].destination.protocol, Protocol::udp);
+  EXPECT_TRUE(parse(byes[0].bytes).routes().empty());
+}
+
+TEST_F(ProxyTest, TransportErrorOnABranchTriesTheNextSerialTarget) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1, ";q=0.9");
+  registerContact("bob", "sip:bob@192.168.1.21", bob2, ";q=0.1");
+  receive(requestText(invite()), udpSource());
+  sender.failLater(sender.count());  // the INVITE to bob1 could not be sent
+  ASSERT_EQ(sentTo("INVITE ", "198.51.100.21").size(), 1u);
+  answer(sentTo("INVITE ", "198.51.100.21").at(0), 200, "OK", bob2);
+  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");
+}
+
+TEST_F(ProxyTest, ForwardRuleFailsOverOn5xxButNotOn486) {
+  useRules("rules:\n  - match: { user: { prefix: '9' } }\n"
+           "    forward: { to: ['sip:198.51.100.50:5060', 'sip:198.51.100.51:5070'] }\n");
+  receive(requestText(invite("sip:9123@gw.example.org")), udpSource());
+  const auto first = sent("INVITE ");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(transport::toString(first[0].destination), "UDP 198.51.100.50:5060");
+  EXPECT_EQ(parse(first[0].bytes).requestUri(), "sip:9123@gw.example.org");
+  answer(first[0], 503, "Service Unavailable", phoneFlow("198.51.100.50", 5060));
+  const auto second = sent("INVITE ");
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(transport::toString(second[1].destination), "UDP 198.51.100.51:5070");
+  answer(second[1], 486, "Busy Here", phoneFlow("198.51.100.51", 5070));
+  EXPECT_EQ(upstream().back(), "SIP/2.0 486 Busy Here");
+
+  RequestSpec s = invite("sip:9456@gw.example.org");
+  s.branch = "z9hG4bKsecond";
+  s.callId = "second@call";
+  receive(requestText(s), udpSource());
+  answer(sent("INVITE ").back(), 486, "Busy Here", phoneFlow("198.51.100.50", 5060));
+  EXPECT_EQ(sent("INVITE ").size(), 3u);  // no failover on a 486
+  EXPECT_EQ(upstream().back(), "SIP/2.0 486 Busy Here");
+}
+
+TEST_F(ProxyTest, RejectRuleAnswersItsStatus) {
+  useRules("rules:\n  - match: { user: blocked }\n    reject: { status: 403, reason: Forbidden }\n");
+  receive(requestText(invite("sip:blocked@biloxi.example.com")), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 403 Forbidden");
+}
+
+TEST_F(ProxyTest, StrictRouterUpstreamIsUndone) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+  const std::string rr = parse(sent("INVITE ").at(0).bytes).recordRoutes().at(0).uri;
+  // A strict router put our Record-Route URI into the Request-URI and the remote target
+  // last in Route.
+  const RequestSpec bye = inDialog("BYE", rr, "z9hG4bKstrict", {"<sip:bob@192.168.1.20:5060>"});
+  receive(requestText(bye), udpSource());
+  const auto byes = sent("BYE ");
+  ASSERT_EQ(byes.size(), 1u);
+  EXPECT_EQ(parse(byes[0].bytes).requestUri(), "sip:bob@192.168.1.20:5060");
+  EXPECT_EQ(byes[0].destination.remote, bob1.remote);
+}
+
+TEST_F(ProxyTest, OptionsAndRegisterForUsAreAnsweredHere) {
+  RequestSpec options;
+  options.method = "OPTIONS";
+  options.requestUri = "sip:203.0.113.1:5060";
+  receive(requestText(options), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");
+  EXPECT_EQ(proxy->counters().optionsAnswered, 1u);
+}
+
+TEST(BestResponse, FollowsSection16_7Step6) {
+  using proxy::betterFinalResponse;
+  EXPECT_TRUE(betterFinalResponse(603, false, 486, false));
+  EXPECT_TRUE(betterFinalResponse(486, false, 503, false));
+  EXPECT_TRUE(betterFinalResponse(302, false, 404, false));
+  EXPECT_TRUE(betterFinalResponse(401, false, 486, false));
+  EXPECT_TRUE(betterFinalResponse(408, false, 408, true));
+  EXPECT_FALSE(betterFinalResponse(486, false, 404, false));  // a tie keeps the first
+  EXPECT_FALSE(betterFinalResponse(500, false, 603, false));
+}
+
+}  // namespace
+}  // namespace waypoint::testkit
