@@ -3,11 +3,8 @@
 # run, interleaved step by step; summary.md gives every figure with the ratio
 # waypoint / Kamailio. Loopback only (ports 15000-15999).
 #
-#   bench/run.sh                          # all tests the daemon supports today
-#   TESTS="regcpu mem" ROUNDS=3 bench/run.sh
-#
-# Today waypoint is a registrar without the proxy core, so the default tests are the
-# registration ones (reg, regcpu, mem); "cps cpu" need the proxy (issue 4).
+#   bench/run.sh                          # every test: reg cps cpu regcpu mem
+#   TESTS="cps cpu" ROUNDS=3 bench/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -33,7 +30,7 @@ export WAYPOINT_VERSION_CMD="$ROOT/build-bench/src/app/waypointd --version"
 # Bindings, from the metrics file the daemon writes on SIGUSR1.
 export WAYPOINT_STATS_CMD='kill -USR1 "$(cat "$PROXY_STATE_DIR/main.pid")" && sleep 0.3 &&
   sed -n "s/^waypoint_registrar_bindings /bindings=/p" /tmp/waypoint-bench-metrics.prom'
-export TESTS=${TESTS:-"reg regcpu mem"}
+export TESTS=${TESTS:-"reg cps cpu regcpu mem"}
 export OUT=${OUT:-$HERE/out/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 exec "$SHARED/run.sh" kamailio@127.0.0.1:15060 waypoint@127.0.0.1:15160

@@ -88,6 +88,14 @@ std::optional<transport::Destination> viaDestination(const sip::Via& via) {
   return destination;
 }
 
+// A UDP request leaves from the listener of its interface (the source a NATed phone
+// expects); a stream picks its connection itself.
+transport::Destination leavingBy(const transport::Destination& destination, const Interface& out) {
+  std::optional<transport::Endpoint> local = destination.local;
+  if (!local && destination.protocol == transport::Protocol::udp) local = out.local;
+  return transport::Destination{destination.protocol, destination.remote, destination.connectionId, local};
+}
+
 int rankOf(int status, bool synthetic) {
   // Lower is better. 6xx first; then 3xx, preferred 4xx, other 4xx, 5xx.
   int rank = 0;
@@ -421,11 +429,19 @@ Proxy::Routed Proxy::routeToLocation(const sip::Message& request, routing::Forki
                    [](const registrar::Binding& a, const registrar::Binding& b) { return a.qMilli > b.qMilli; });
   int groupQ = -1;
   for (auto& binding : bindings) {
-    // Back over the flow the phone registered from (NAT): its source address for UDP,
-    // its connection for TCP/TLS; the Contact is only the Request-URI.
-    transport::Destination destination{binding.flow.protocol, binding.flow.remote, binding.flow.connectionId,
-                                       std::nullopt};
-    if (binding.flow.protocol == transport::Protocol::udp) destination.local = binding.flow.local;
+    // A phone behind NAT is reached over the flow it registered from: its source address
+    // (UDP) or its connection (TCP/TLS); its Contact is then only the Request-URI. Over a
+    // stream the connection is tried first anyway, then the Contact's address.
+    const auto contactUri = sip::parseUri(binding.contact);
+    const auto contact = contactUri ? resolveNumeric(*contactUri) : std::nullopt;
+    transport::Destination destination{binding.flow.protocol, binding.flow.remote, 0, std::nullopt};
+    if (transport::isReliable(binding.flow.protocol)) {
+      destination.connectionId = binding.flow.connectionId;
+      if (contact && !binding.behindNat) destination.remote = contact->remote;
+    } else if (contact && !binding.behindNat) {
+      destination = *contact;
+    }
+    if (destination.protocol == transport::Protocol::udp) destination.local = binding.flow.local;
     Target target{std::move(binding.contact), destination, std::move(binding.path)};
     if (forking == routing::Forking::serial || binding.qMilli != groupQ || routed.groups.empty()) {
       routed.groups.emplace_back();
@@ -468,10 +484,7 @@ bool Proxy::startBranch(Context& context, const Target& target) {
   branch.requestUri = target.requestUri;
   branch.via = viaValue(*out, branch.id);
   branch.routes = target.routes;
-  branch.destination = target.destination;
-  if (branch.destination.protocol == transport::Protocol::udp && !branch.destination.local) {
-    branch.destination.local = out->local;
-  }
+  branch.destination = leavingBy(target.destination, *out);
   std::vector<std::string> recordRoutes;
   if (context.recordRoute) {
     recordRoutes = recordRouteValues(context.inbound, *out, context.caller,
@@ -545,8 +558,7 @@ void Proxy::handleCancel(TransactionId server, sip::Message& cancel, const trans
       respondLocal(server, cancel, 481, "Call/Transaction Does Not Exist");
       return;
     }
-    transport::Destination destination = target.destination;
-    if (destination.protocol == transport::Protocol::udp && !destination.local) destination.local = out->local;
+    const transport::Destination destination = leavingBy(target.destination, *out);
     const std::string branch = newBranch(loopKeyOf(cancel));
     std::string bytes = branchRequest(cancel.serialize(), "CANCEL", target.requestUri, viaValue(*out, branch), {},
                                       target.routes);
@@ -750,8 +762,7 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
     ++counters_.statelessDropped;
     return;
   }
-  transport::Destination destination = target.destination;
-  if (destination.protocol == transport::Protocol::udp && !destination.local) destination.local = out->local;
+  const transport::Destination destination = leavingBy(target.destination, *out);
   ack.decrementMaxForwards(settings_.maxForwards);
   // §16.11: the same ACK (a retransmission) gets the same branch.
   const auto via = ack.topVia();

@@ -1,6 +1,7 @@
 #include "waypoint/registrar/registrar.hpp"
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 
 #include "waypoint/sip/text.hpp"
 
@@ -38,6 +39,24 @@ std::string contactLine(const Binding& b, TimePoint now) {
   if (!b.instance.empty()) line += ";+sip.instance=" + b.instance;
   if (!b.regId.empty()) line += ";reg-id=" + b.regId;
   return line;
+}
+
+std::optional<boost::asio::ip::address> numericHost(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(std::string(host), ec);
+  if (ec) return std::nullopt;
+  return address;
+}
+
+bool isPrivate(const boost::asio::ip::address& address) {
+  if (address.is_v4()) {
+    const auto bits = address.to_v4().to_uint();
+    const auto in = [bits](std::uint32_t network, int prefix) { return (bits >> (32 - prefix)) == (network >> (32 - prefix)); };
+    return in(0x0A000000, 8) || in(0xAC100000, 12) || in(0xC0A80000, 16) || in(0x64400000, 10) || in(0xA9FE0000, 16);
+  }
+  const auto bytes = address.to_v6().to_bytes();
+  return (bytes[0] & 0xfe) == 0xfc || (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80);
 }
 
 }  // namespace
@@ -137,6 +156,7 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
         binding.regId = paramValue(c.params, "reg-id");
         binding.path = path;
         binding.flow = source;
+        binding.behindNat = contactBehindNat(binding.contact, request, source);
         auto existing = std::find_if(bindings.begin(), bindings.end(),
                                      [&](const Binding& b) { return sameBinding(b, binding); });
         if (existing != bindings.end()) {
@@ -172,6 +192,18 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
     for (const std::string& p : request.headerValues("Path")) reply.headers.push_back("Path: " + p);
   }
   return reply;
+}
+
+bool contactBehindNat(std::string_view contactUri, const sip::Message& request, const transport::Source& source) {
+  const auto contact = sip::parseUri(contactUri);
+  const auto address = contact ? numericHost(contact->host) : std::nullopt;
+  if (!address) return true;
+  const bool sameAsSource = *address == source.remote.address && contact->port.value_or(5060) == source.remote.port;
+  if (sameAsSource) return false;
+  const auto via = request.topVia();
+  const auto viaAddress = via ? numericHost(via->host) : std::nullopt;
+  const bool viaIsSource = viaAddress && *viaAddress == source.remote.address && via->port.value_or(5060) == source.remote.port;
+  return !viaIsSource || isPrivate(*address);
 }
 
 }  // namespace waypoint::registrar

@@ -156,6 +156,36 @@ TEST_F(ProxyTest, InviteToRegisteredPhoneGoesToItsSourceAddressWithRecordRouteAn
   EXPECT_TRUE(rrUri->transport.empty());
 }
 
+TEST_F(ProxyTest, ContactRegisteredByAnotherSocketIsReachedAtTheContact) {
+  // Not NAT: the REGISTER's Via matches its source and the Contact is a public address
+  // (a registration made for another socket or device).
+  receive("REGISTER sip:biloxi.example.com SIP/2.0\r\n"
+          "Via: SIP/2.0/UDP 198.51.100.20:40000;branch=z9hG4bKthirdparty\r\n"
+          "Max-Forwards: 70\r\nFrom: <sip:bob@biloxi.example.com>;tag=tp\r\n"
+          "To: <sip:bob@biloxi.example.com>\r\nCall-ID: tp@phone\r\nCSeq: 1 REGISTER\r\n"
+          "Contact: <sip:bob@198.51.100.99:5062>\r\nContent-Length: 0\r\n\r\n",
+          bob1);
+  receive(requestText(invite()), udpSource());
+  EXPECT_EQ(transport::toString(sent("INVITE ").at(0).destination), "UDP 198.51.100.99:5062");
+}
+
+TEST(ContactBehindNat, PrivateContactOrVia) {
+  const Source from = phoneFlow("198.51.100.20", 40000);
+  auto registerWith = [](const std::string& via) {
+    return parse("REGISTER sip:biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP " + via +
+                 ";branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\n"
+                 "CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n");
+  };
+  const sip::Message viaIsSource = registerWith("198.51.100.20:40000");
+  const sip::Message viaPrivate = registerWith("192.168.1.20:5060");
+  EXPECT_FALSE(registrar::contactBehindNat("sip:a@198.51.100.20:40000", viaPrivate, from));  // same as source
+  EXPECT_TRUE(registrar::contactBehindNat("sip:a@192.168.1.20:5060", viaPrivate, from));
+  EXPECT_TRUE(registrar::contactBehindNat("sip:a@192.168.1.20:5060", viaIsSource, from));   // private Contact
+  EXPECT_FALSE(registrar::contactBehindNat("sip:a@198.51.100.99:5062", viaIsSource, from));  // third party
+  EXPECT_TRUE(registrar::contactBehindNat("sip:a@phone.example.com", viaIsSource, from));    // no DNS
+  EXPECT_TRUE(registrar::contactBehindNat("sip:a@[fd00::1]:5060", viaIsSource, from));
+}
+
 TEST_F(ProxyTest, ResponsesComeBackWithoutOurViaAnd2xxIsForwardedAtOnce) {
   registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
   receive(requestText(invite()), udpSource());

@@ -29,6 +29,7 @@ struct Binding {
   std::string regId;             // reg-id (RFC 5626), empty when absent
   std::vector<std::string> path; // Path header values (RFC 3327), in order
   transport::Source flow;        // where it registered from: requests go back over this (NAT)
+  bool behindNat = false;        // the Contact is not where the REGISTER came from (see registrar)
 };
 
 class LocationStore {

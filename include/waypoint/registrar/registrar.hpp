@@ -38,6 +38,14 @@ struct RegistrarCounters {
 // sip/sips URI with a host.
 std::string canonicalAor(std::string_view uri);
 
+// Whether requests for a contact must go to the flow it registered over rather than to
+// the Contact's address: the phone sits behind NAT when its Contact is not an IP address
+// we can send to, or differs from the packet's source while either the Via's sent-by also
+// differs from the source or the Contact holds a private address (RFC 1918, RFC 6598,
+// link-local, IPv6 ULA). A Contact that differs only by port, with a Via matching the
+// source, is a third-party or multi-socket registration: it is reached at the Contact.
+bool contactBehindNat(std::string_view contactUri, const sip::Message& request, const transport::Source& source);
+
 class Registrar {
  public:
   Registrar(LocationStore& store, std::set<std::string> domains, RegistrarSettings settings);
