@@ -593,13 +593,21 @@ void Proxy::onResponse(TransactionId client, sip::Message& response) {
   Context& context = *contexts_.at(ref->second.context);
   const std::size_t index = ref->second.branch;
   Branch& branch = context.branches[index];
+  // §16.7 step 3: with our Via gone and none left, the response was for us alone (a
+  // broken peer dropped the caller's Via); it is never sent on.
+  const bool forwardable = response.popVia() && response.topVia().has_value();
+  if (!forwardable) {
+    ++counters_.statelessDropped;
+    spdlog::warn("{} response {} without a Via below ours: not forwarded", context.method, status);
+    if (status >= 200 && !branch.ended) branchEnded(context, branch, 503, {}, true, {});
+    return;
+  }
   if (status < 200) {
     branch.provisional = true;
     if (branch.ended) return;
     if (context.invite && status > 100) armTimerC(context, index);  // §16.7 step 2
     if (branch.cancelWanted) cancelBranch(context, branch);
     if (status == 100 || context.finalSent) return;
-    response.popVia();
     ++counters_.responsesForwarded;
     layer_.respond(context.server, status, response.serialize());
     return;
@@ -608,7 +616,6 @@ void Proxy::onResponse(TransactionId client, sip::Message& response) {
     // Every 2xx goes up at once, even from a branch Timer C gave up on (§16.7 step 5).
     branch.ended = true;
     ++branch.timerCGeneration;
-    response.popVia();
     ++counters_.responsesForwarded;
     layer_.respond(context.server, status, response.serialize());
     context.finalSent = true;
@@ -624,7 +631,6 @@ void Proxy::onResponse(TransactionId client, sip::Message& response) {
       for (const auto& value : response.headerValues(name)) challenges.push_back(std::string(name) + ": " + value);
     }
   }
-  response.popVia();
   branchEnded(context, branch, status, response.serialize(), false, std::move(challenges));
 }
 

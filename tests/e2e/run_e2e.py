@@ -18,8 +18,9 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from waypoint_e2e import (Daemon, Skip, Sipp, TcpClient, UdpClient, assert_options_ok,  # noqa: E402
-                          ipv6_loopback_usable, make_request)
+from waypoint_e2e import (REPLY_TIMEOUT, Daemon, Dialog, Skip, Sipp, TcpClient, UdpClient,  # noqa: E402
+                          assert_options_ok, ipv6_loopback_usable, make_ack, make_invite, make_register,
+                          make_request, make_response, parse_uri, token)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -203,7 +204,8 @@ def test_tcp_idle_timeout(args):
         assert m["tcp_connections_closed_idle"] == 1, m
 
 
-def test_non_options_501(args):
+def test_invite_not_found(args):
+    """An INVITE for a user nobody registered: 100 Trying, then 404 (RFC 3261 16.5)."""
     with Daemon(args.daemon) as d, UdpClient(d.port) as c:
         sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
         invite = make_request("INVITE", "sip:bob@localhost", c.local, body=sdp,
@@ -213,7 +215,7 @@ def test_non_options_501(args):
         # The INVITE server transaction sends 100 Trying at once (RFC 3261 17.2.1).
         assert (r.code, r.reason) == (100, "Trying"), f"INVITE got {r.code} {r.reason} first"
         r = c.response_to(invite)
-        assert (r.code, r.reason) == (501, "Not Implemented"), f"INVITE got {r.code} {r.reason}"
+        assert (r.code, r.reason) == (404, "Not Found"), f"INVITE got {r.code} {r.reason}"
 
         # ACK for the non-2xx (same branch, RFC 3261 §17.1.1.3) must get nothing back.
         to_tag = re.search(r";tag=([^;>\s]+)", r.header("to")[0] if r.header("to") else "")
@@ -226,12 +228,12 @@ def test_non_options_501(args):
         # OPTIONS is only ours with no user part and one of our hosts.
         for uri in ("sip:bob@localhost", f"sip:alice@127.0.0.1:{d.port}", "sip:example.com"):
             r = c.transact(make_request("OPTIONS", uri, c.local))
-            assert r.code == 501, f"OPTIONS {uri} got {r.code} {r.reason}, expected 501"
+            assert r.code == 404, f"OPTIONS {uri} got {r.code} {r.reason}, expected 404"
         # names/domains: localhost is one of the server's own names.
         assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
 
         m = d.metrics()
-        assert m["requests_not_implemented"] == 4, m  # the ACK ends in the transaction
+        assert m["proxy_responses_generated"] == 4, m  # the ACK ends in the transaction
         assert m["transactions_acks_absorbed"] == 1, m
         assert m["options_answered"] == 1, m
 
@@ -246,7 +248,7 @@ def test_responses_dropped(args):
         assert_options_ok(c.transact(options_to_server(d.port, c.local)))
         assert not c.unmatched, f"a response was answered: {c.unmatched}"
         m = d.metrics()
-        assert m["responses_dropped"] == 1, m
+        assert m["proxy_stateless_dropped"] == 1, m  # no Via below ours: nowhere to go
 
 
 LISTEN = "listen: [ { transport: udp, address: 127.0.0.1, port: 5060 } ]\n"
@@ -337,21 +339,21 @@ def test_invite_server_transaction(args):
         assert (first.code, first.reason) == (100, "Trying"), first
         assert ";tag=" not in first.header("to")[0], "a 100 carries no To tag (RFC 3261 8.2.6.2)"
         final = c.response_to(invite)
-        assert final.code == 501, final
-        # No ACK yet: Timer G resends the same 501 (at 100, 300, 700 ms with T1 = 100 ms).
+        assert final.code == 404, final
+        # No ACK yet: Timer G resends the same 404 (at 100, 300, 700 ms with T1 = 100 ms).
         again = [c.response_to(invite, timeout=3) for _ in range(3)]
         assert all(a.raw == final.raw for a in again), again
         to = final.header("to")[0]
         ack = make_request("ACK", "sip:bob@localhost", c.local, call_id=invite.call_id,
                            branch=invite.branch)
-        # The ACK must carry the same From tag and the To tag of the 501.
+        # The ACK must carry the same From tag and the To tag of the 404.
         ack_data = re.sub(rb"From: [^\r]*", b"From: " + first.header("from")[0].encode(), ack.data)
         ack_data = re.sub(rb"To: [^\r]*", b"To: " + to.encode(), ack_data)
         c.send(ack_data)
         m = d.wait_metric("transactions_acks_absorbed", lambda v: v == 1)
         assert m["transactions_acks_absorbed"] == 1, m
-        assert m["requests_not_implemented"] == 1, m
-        assert m["acks_unmatched"] == 0, m
+        assert m["proxy_responses_generated"] == 1, m
+        assert m["proxy_stateless_dropped"] == 0, m  # the ACK was absorbed, not routed
         assert m["transactions_response_retransmissions_sent"] >= 3, m
 
 
@@ -390,6 +392,577 @@ def test_register_nat_binding(args):
         assert m["registrar_bindings"] == 1 and m["registrar_aors"] == 1, m
 
 
+# ---------------------------------------------------------------- proxy (RFC 3261 §16)
+#
+# Callees are SIPp scenarios that register from their own socket and then take the call
+# (tests/e2e/scenarios/uas_register_*.xml), or Python phones (UdpClient / TcpClient) where
+# a test must count or time what arrives. A SIPp callee gets the INVITE only if it has the
+# Call-ID of its REGISTER (SIPp maps messages to calls by Call-ID), so caller and callee
+# share one: new_call_id().
+
+
+def new_call_id():
+    return "e2e-" + token()
+
+
+def wait_bindings(d, count, *runs):
+    """Waits until the registrar holds count bindings; fails early if a SIPp callee died."""
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    while True:
+        for run in runs:
+            assert run.running(), f"a SIPp callee exited before the call:\n{run.wait(0, check=False).logs()}"
+        m = d.metrics()
+        if m["registrar_bindings"] >= count:
+            assert m["registrar_bindings"] == count, f"expected {count} bindings: {m}"
+            return
+        assert time.monotonic() < deadline, f"{count} bindings not registered within {REPLY_TIMEOUT} s: {m}"
+        time.sleep(0.05)
+
+
+def start_callee(args, d, scenario, call_id, user="bob", q="1.0", transport="u1", bindings=1, **kw):
+    """A SIPp callee that registers sip:user@localhost; returns once it is bound."""
+    run = args.sipp.start(scenario, "127.0.0.1", d.port, transport, call_id=call_id,
+                          keys={"user": user, "q": q}, **kw)
+    wait_bindings(d, bindings, run)
+    return run
+
+
+def register_phone(client, user, **kw):
+    """A Python phone registers sip:user@localhost from its own socket; asserts the 200."""
+    r = client.transact(make_register(user, client.local, client.transport, **kw))
+    assert r.code == 200, f"REGISTER {user} got {r.code} {r.reason}"
+    return r
+
+
+def contact_map(response):
+    """{contact URI: {header parameter: value}} from a REGISTER's 200."""
+    result = {}
+    for value in response.header_values("contact"):
+        uri = parse_uri(value)["uri"]
+        params = {}
+        for p in value[value.index(">") + 1:].split(";")[1:]:
+            name, _, v = p.partition("=")
+            params[name.strip().lower()] = v.strip()
+        result[uri] = params
+    return result
+
+
+def assert_record_route(value, port, transport, where):
+    """A Record-Route/Route entry that names the daemon: 127.0.0.1:port, lr, transport."""
+    u = parse_uri(value)
+    assert (u["host"], u["port"]) == ("127.0.0.1", port), f"{where}: {value!r} does not name 127.0.0.1:{port}"
+    assert "lr" in u["params"], f"{where}: {value!r} lacks ;lr"
+    got = u["params"].get("transport", "udp").lower()
+    assert got == transport, f"{where}: {value!r} has transport {got}, expected {transport}"
+
+
+def assert_via_is_proxy(message, port, transport, count, where):
+    """The top Via is the daemon's (it forwarded the message) and there are count Vias."""
+    vias = message.header_values("via")
+    assert len(vias) == count, f"{where}: expected {count} Vias, got {vias}"
+    top = vias[0].upper()
+    assert top.startswith(f"SIP/2.0/{transport.upper()} 127.0.0.1:{port};"), \
+        f"{where}: top Via {vias[0]!r} is not the daemon's {transport} 127.0.0.1:{port}"
+
+
+def call_final(client, uri, call_id=None, **kw):
+    """INVITE uri from a Python caller; returns (final, provisionals) after ACKing a non-2xx."""
+    invite = make_invite(uri, client.local, call_id=call_id, **kw)
+    client.send(invite.data)
+    final, provisionals = client.final_response(invite)
+    if final.code >= 300:
+        client.send(make_ack(invite, final).data)
+    return final, provisionals
+
+
+def distinct(messages):
+    """The messages without byte-identical copies: UDP retransmissions (RFC 3261 timers A,
+    E, G) are allowed on a slow machine, a second different message is not."""
+    seen, result = set(), []
+    for m in messages:
+        if m.raw not in seen:
+            seen.add(m.raw)
+            result.append(m)
+    return result
+
+
+def only_response(run, method):
+    """The one final response to method that a SIPp run received (copies aside)."""
+    found = distinct(m for m in run.received() if not m.is_request and m.code >= 200 and m.cseq()[1] == method)
+    assert len(found) == 1, f"expected one final response to {method}, got {found}"
+    return found[0]
+
+
+def received_once(run, method, who):
+    """The one request of that method a SIPp run received (copies aside)."""
+    found = distinct(run.received(method))
+    assert len(found) == 1, f"{who} got {len(found)} different {method}s: {found}"
+    return found[0]
+
+
+def test_register_contacts(args):
+    """Issue 4 (registrar) from a Python client: two contacts, refresh, remove one, 423,
+    then "Contact: *"; every 200 lists exactly the bindings there are."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        call_id, a, b = new_call_id(), "sip:alice@192.168.1.20:5060", "sip:alice@192.168.1.21:5060"
+
+        def register(cseq, contacts, expires=None):
+            return c.transact(make_register("alice", c.local, contacts=contacts, expires=expires,
+                                            call_id=call_id, cseq=cseq))
+
+        r = register(1, [f"<{a}>;q=0.9", f"<{b}>;q=0.5"], expires=600)
+        assert r.code == 200, r
+        assert contact_map(r) == {a: {"expires": "600", "q": "0.9"}, b: {"expires": "600", "q": "0.5"}}, \
+            r.header("contact")
+
+        r = register(2, [f"<{a}>;q=0.9"], expires=1200)  # refresh one: the other stays
+        assert r.code == 200, r
+        bound = contact_map(r)
+        assert set(bound) == {a, b}, r.header("contact")
+        assert bound[a]["expires"] == "1200", bound
+        assert 0 < int(bound[b]["expires"]) <= 600, bound
+
+        r = register(3, [f"<{b}>;expires=0"])  # remove one
+        assert r.code == 200, r
+        assert set(contact_map(r)) == {a}, r.header("contact")
+
+        r = register(4, [f"<{b}>;expires=10"])  # too brief: 423, nothing changes
+        assert (r.code, r.header("min-expires")) == (423, ["60"]), (r, r.header("min-expires"))
+        r = register(5, [])  # a query
+        assert r.code == 200 and set(contact_map(r)) == {a}, r.header("contact")
+        assert d.metrics()["registrar_bindings"] == 1
+
+        r = register(6, ["*"], expires=0)  # remove all
+        assert r.code == 200 and not r.header("contact"), r.header("contact")
+        m = d.metrics()
+        assert m["registrar_bindings"] == 0 and m["registrar_aors"] == 0, m
+        assert m["registrar_registers_accepted"] == 5 and m["registrar_registers_rejected"] == 1, m
+
+
+def run_call(args, d, callee_scenario, caller_scenario):
+    """Bob's SIPp registers and waits; a caller SIPp calls bob over UDP; both run to the end."""
+    call_id = new_call_id()
+    callee = start_callee(args, d, callee_scenario, call_id)
+    caller = args.sipp.start(caller_scenario, "127.0.0.1", d.port, "u1", call_id=call_id, service="bob")
+    caller.wait()
+    callee.wait()
+    return caller, callee
+
+
+def test_call_basic(args):
+    """A call through the proxy: 100 from waypointd, 180 and 200 forwarded, the callee sees
+    waypointd's Record-Route and Via, ACK and BYE follow the route set through waypointd."""
+    with Daemon(args.daemon) as d:
+        caller, callee = run_call(args, d, "uas_register_answer.xml", "uac_call.xml")
+
+        invite = received_once(callee, "INVITE", "callee")
+        assert_via_is_proxy(invite, d.port, "udp", 2, "INVITE at the callee")
+        assert invite.header("max-forwards") == ["69"], invite.header("max-forwards")
+        assert parse_uri(invite.uri)["port"] == callee.port, \
+            f"Request-URI {invite.uri} is not the registered contact (port {callee.port})"
+        rr = invite.header_values("record-route")
+        assert len(rr) == 1, f"expected one Record-Route, got {rr}"
+        assert_record_route(rr[0], d.port, "udp", "Record-Route at the callee")
+
+        codes = [m.code for m in caller.received() if not m.is_request and m.cseq()[1] == "INVITE"]
+        assert codes[:1] == [100] and 180 in codes and codes[-1] == 200, f"caller got {codes} to INVITE"
+        ok = only_response(caller, "INVITE")
+        assert ok.header_values("record-route") == rr, ok.header_values("record-route")
+
+        for method in ("ACK", "BYE"):
+            sent = caller.sent(method)[0]
+            route = sent.header_values("route")
+            assert len(route) == 1, f"caller's {method} has Route {route}"
+            assert_record_route(route[0], d.port, "udp", f"Route of the caller's {method}")
+            got = received_once(callee, method, "callee")
+            assert_via_is_proxy(got, d.port, "udp", 2, f"{method} at the callee")
+            assert not got.header("route"), f"{method} reached the callee with Route {got.header('route')}"
+        assert only_response(caller, "BYE").code == 200
+
+        m = d.metrics()
+        assert m["send_errors"] == 0 and m["udp_unreachable"] == 0, m
+
+
+def test_call_unknown_user_404(args):
+    """An INVITE for an address of a served domain that never registered: 404 Not Found."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        final, provisionals = call_final(c, "sip:nobody@localhost")
+        assert [p.code for p in provisionals] == [100], provisionals
+        assert (final.code, final.reason) == (404, "Not Found"), \
+            f"never-registered sip:nobody@localhost got {final.code} {final.reason}, expected 404 Not Found"
+        # Not served at all (and no rule): 404 too, waypoint is no open relay.
+        final, _ = call_final(c, "sip:bob@example.invalid")
+        assert final.code == 404, f"sip:bob@example.invalid got {final.code} {final.reason}"
+        m = d.metrics()
+        assert m["send_errors"] == 0, m
+
+
+def test_call_unregistered_480(args):
+    """An address that was registered but has no binding now (removed, or expired) gets
+    480 Temporarily Unavailable, not 404."""
+    with Daemon(args.daemon, registrar={"min_expires": "1s"}) as d, \
+            UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_phone(phone, "carol", expires=600)
+        register_phone(phone, "carol", contacts=["*"], expires=0, cseq=2)
+        final, _ = call_final(c, "sip:carol@localhost")
+        assert (final.code, final.reason) == (480, "Temporarily Unavailable"), \
+            f"unregistered carol got {final.code} {final.reason}"
+
+        register_phone(phone, "dave", expires=1)
+        d.wait_metric("registrar_bindings_expired", lambda v: v >= 1, timeout=5)
+        final, _ = call_final(c, "sip:dave@localhost")
+        assert (final.code, final.reason) == (480, "Temporarily Unavailable"), \
+            f"expired dave got {final.code} {final.reason}"
+        assert not phone.drain(0.2), "a phone without a binding was sent something"
+
+
+def test_cancel_during_ringing(args):
+    """RFC 3261 §16.10: the caller's CANCEL is answered 200 by waypointd, which sends its
+    own CANCEL to the ringing callee; the callee's 487 reaches the caller."""
+    with Daemon(args.daemon) as d:
+        caller, callee = run_call(args, d, "uas_register_ring_cancel.xml", "uac_cancel.xml")
+
+        invite = received_once(callee, "INVITE", "callee")
+        cancel = received_once(callee, "CANCEL", "callee")
+        # Hop by hop: one Via, the daemon's, with the branch of the INVITE it sent.
+        assert_via_is_proxy(cancel, d.port, "udp", 1, "CANCEL at the callee")
+        assert cancel.header_values("via")[0] == invite.header_values("via")[0], \
+            (cancel.header_values("via"), invite.header_values("via"))
+        assert cancel.uri == invite.uri and cancel.cseq() == (invite.cseq()[0], "CANCEL"), cancel
+        ack = received_once(callee, "ACK", "callee")
+        assert_via_is_proxy(ack, d.port, "udp", 1, "ACK for the 487 at the callee")
+
+        assert only_response(caller, "CANCEL").code == 200
+        assert only_response(caller, "INVITE").code == 487
+        m = d.wait_metric("transactions_acks_absorbed", lambda v: v >= 1)
+        assert m["transactions_acks_absorbed"] >= 1, m  # the caller's ACK for the 487
+        assert m["proxy_cancels_received"] == 1, m
+
+
+def test_busy_486(args):
+    """A callee's 486 Busy Here goes to the caller as it is (with the callee's To tag); the
+    daemon ACKs the callee itself."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        call_id = new_call_id()
+        callee = start_callee(args, d, "uas_register_busy.xml", call_id)
+        final, provisionals = call_final(c, "sip:bob@localhost", call_id=call_id)
+        assert (final.code, final.reason) == (486, "Busy Here"), final
+        assert [p.code for p in provisionals] == [100], provisionals
+        assert final.header("to")[0].endswith("uas1"), f"To tag not the callee's: {final.header('to')}"
+        callee.wait()
+        ack = received_once(callee, "ACK", "callee")
+        assert_via_is_proxy(ack, d.port, "udp", 1, "ACK for the 486 at the callee")
+
+
+def test_parallel_fork(args):
+    """Two contacts with the same q ring at once; the first 200 wins and goes to the
+    caller, and the other branch is CANCELled (it answers 487, which the caller never sees)."""
+    with Daemon(args.daemon) as d:
+        call_id = new_call_id()
+        # Same Call-ID for both REGISTERs, so the second needs a higher CSeq (§10.3 step 7).
+        winner = start_callee(args, d, "uas_register_answer.xml", call_id)
+        loser = start_callee(args, d, "uas_register_ring_cancel.xml", call_id, bindings=2,
+                             extra=("-base_cseq", "2"))
+        caller = args.sipp.start("uac_call.xml", "127.0.0.1", d.port, "u1", call_id=call_id, service="bob")
+        caller.wait()
+        winner.wait()
+        loser.wait()
+
+        for name, run in (("winner", winner), ("loser", loser)):
+            received_once(run, "INVITE", name)
+        received_once(loser, "CANCEL", "the ringing branch")
+        assert not winner.received("CANCEL"), "the answered branch got a CANCEL"
+        ok = only_response(caller, "INVITE")
+        assert parse_uri(ok.header_values("contact")[0])["port"] == winner.port, ok.header("contact")
+        received_once(winner, "BYE", "winner")
+        assert not loser.received("BYE"), "the cancelled branch got a BYE"
+        m = d.metrics()
+        assert m["proxy_branches_cancelled"] == 1, m
+
+
+def test_serial_fork_q(args):
+    """Contacts of lower q are tried only when the higher group fails: q=1.0 answers 486,
+    then the q=0.5 contact gets the INVITE and its 200 reaches the caller."""
+    with Daemon(args.daemon) as d:
+        call_id = new_call_id()
+        first = start_callee(args, d, "uas_register_busy.xml", call_id, q="1.0")
+        second = start_callee(args, d, "uas_register_answer.xml", call_id, q="0.5", bindings=2,
+                              extra=("-base_cseq", "2"))
+        caller = args.sipp.start("uac_call.xml", "127.0.0.1", d.port, "u1", call_id=call_id, service="bob")
+        caller.wait()
+        first.wait()
+        second.wait()
+
+        received_once(first, "INVITE", "the q=1.0 contact")
+        busy_at = first.sent(code=486)[0].stamp
+        invite_at = received_once(second, "INVITE", "the q=0.5 contact").stamp
+        assert invite_at >= busy_at, f"q=0.5 got the INVITE at {invite_at}, before q=1.0 answered 486 at {busy_at}"
+        ok = only_response(caller, "INVITE")
+        assert ok.code == 200 and parse_uri(ok.header_values("contact")[0])["port"] == second.port, ok
+
+
+def test_invite_retransmission_absorbed(args):
+    """Retransmissions of the INVITE end in the daemon's server transaction, which resends
+    its latest provisional: the callee sees the INVITE once."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_phone(phone, "erin")
+        invite = make_invite("sip:erin@localhost", c.local)
+        c.send(invite.data)
+        assert c.response_to(invite).code == 100
+        c.send(invite.data)  # retransmission while the daemon forwards
+        forwarded = phone.next_request("INVITE")
+        phone.reply(forwarded, 180, "Ringing", to_tag="erin1")
+        codes = []
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while 180 not in codes:
+            codes.append(c.response_to(invite, max(deadline - time.monotonic(), 0.001)).code)
+        c.send(invite.data)  # and once more after the 180: the 180 comes again
+        again = c.response_to(invite)
+        assert again.code == 180, f"retransmitted INVITE answered {again}"
+
+        # Longer than T1, so a retransmission by the daemon's own client transaction
+        # (which the 180 stopped) would show too.
+        extra = [m for m in phone.drain(1.2) if m.is_request and m.method == "INVITE"]
+        assert not extra, f"the callee got the INVITE {1 + len(extra)} times"
+        phone.reply(forwarded, 486, "Busy Here", to_tag="erin1")
+        final, _ = c.final_response(invite)
+        assert final.code == 486, final
+        c.send(make_ack(invite, final).data)
+        ack = phone.next_request("ACK")
+        assert ack.header_values("via")[0] == forwarded.header_values("via")[0], "ACK not for the forwarded INVITE"
+        m = d.metrics()
+        assert m["transactions_request_retransmissions_absorbed"] >= 2, m
+
+
+def test_max_forwards_483(args):
+    """RFC 3261 §16.3 step 3: Max-Forwards 0 is answered 483 and not forwarded; 1 is
+    forwarded with 0."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_phone(phone, "frank")
+        final, _ = call_final(c, "sip:frank@localhost", max_forwards=0)
+        assert (final.code, final.reason) == (483, "Too Many Hops"), final
+        assert not phone.drain(0.3), "a request with Max-Forwards 0 was forwarded"
+
+        invite = make_invite("sip:frank@localhost", c.local, max_forwards=1)
+        c.send(invite.data)
+        forwarded = phone.next_request("INVITE")
+        assert forwarded.header("max-forwards") == ["0"], forwarded.header("max-forwards")
+        phone.reply(forwarded, 486, "Busy Here")
+        final, _ = c.final_response(invite)
+        assert final.code == 486, final
+        c.send(make_ack(invite, final).data)
+        assert d.metrics()["proxy_max_forwards_exceeded"] == 1
+
+
+def test_loop_482(args):
+    """RFC 3261 §16.3 step 4: a rule that forwards a request back to the daemon itself
+    makes a loop, detected by the daemon's own Via: 482 Loop Detected. (The host
+    example.invalid is never contacted; the only next hop is the daemon.)"""
+    routing = 'rules:\n  - name: loop\n    match: { user: loop }\n    forward: { to: ["sip:127.0.0.1:${port}"] }'
+    with Daemon(args.daemon, routing=routing) as d, UdpClient(d.port) as c:
+        final, _ = call_final(c, "sip:loop@example.invalid")
+        assert (final.code, final.reason) == (482, "Loop Detected"), final
+        assert d.metrics()["proxy_loops_detected"] >= 1
+
+
+def test_dead_next_hop_408(args):
+    """Timer B (64·T1): a next hop that never answers gets the INVITE retransmitted, then
+    the caller gets 408 Request Timeout, not before 64·T1. The next hop is a bound socket
+    nobody reads (a closed port would fail at once by ICMP)."""
+    t1 = 0.05
+    with UdpClient(None) as dead:  # a bound loopback socket; read only at the end
+        routing = {"rules": [{"name": "dead", "match": {"user": "dead"},
+                              "forward": {"to": [f"sip:127.0.0.1:{dead.local[1]}"]}}]}
+        with Daemon(args.daemon, timers={"t1": "50ms"}, routing=routing) as d, UdpClient(d.port) as c:
+            dead.talk_to(d.port)
+            invite = make_invite("sip:dead@example.invalid", c.local)
+            started = time.monotonic()
+            c.send(invite.data)
+            final, provisionals = c.final_response(invite, timeout=64 * t1 + 5)
+            elapsed = time.monotonic() - started
+            c.send(make_ack(invite, final).data)
+            assert (final.code, final.reason) == (408, "Request Timeout"), final
+            assert [p.code for p in provisionals] == [100], provisionals
+            assert 64 * t1 * 0.95 <= elapsed <= 64 * t1 + 3, \
+                f"408 after {elapsed:.2f} s; Timer B is 64*T1 = {64 * t1:.1f} s"
+            copies = [m for m in dead.drain(0.1) if m.is_request and m.method == "INVITE"]
+            # Timer A over 3.2 s with T1 = 50 ms: sent at 0, 0.05, 0.15, 0.35, 0.75, 1.55, 3.15 s.
+            assert len(copies) >= 5, f"next hop got {len(copies)} copies of the INVITE"
+            assert len({m.raw for m in copies}) == 1, "retransmissions differ from the first INVITE"
+            m = d.metrics()
+            assert m["transactions_client_timeouts"] >= 1, m
+
+
+def test_tcp_to_udp_double_rr(args):
+    """RFC 5658: a call that enters over TCP and leaves over UDP gets two Record-Route
+    entries from the daemon, the top one for the callee's (UDP) side. A BYE from either
+    side follows them and is answered."""
+    with Daemon(args.daemon) as d:
+        call_id = new_call_id()
+        callee = start_callee(args, d, "uas_register_answer.xml", call_id)
+        caller = args.sipp.start("uac_call.xml", "127.0.0.1", d.port, "t1", call_id=call_id, service="bob")
+        caller.wait()
+        callee.wait()
+
+        invite = received_once(callee, "INVITE", "callee")
+        rr = invite.header_values("record-route")
+        assert len(rr) == 2, f"expected two Record-Route entries at the callee, got {rr}"
+        assert_record_route(rr[0], d.port, "udp", "top Record-Route (callee side)")
+        assert_record_route(rr[1], d.port, "tcp", "second Record-Route (caller side)")
+        vias = invite.header_values("via")
+        assert len(vias) == 2 and vias[1].upper().startswith("SIP/2.0/TCP"), vias
+        ok = only_response(caller, "INVITE")
+        assert ok.header_values("record-route") == rr, ok.header_values("record-route")
+        route = caller.sent("BYE")[0].header_values("route")
+        assert len(route) == 2, f"caller's BYE Route {route}"
+        assert_record_route(route[0], d.port, "tcp", "caller's first Route")
+        assert_record_route(route[1], d.port, "udp", "caller's second Route")
+        received_once(callee, "BYE", "callee")
+        assert only_response(caller, "BYE").code == 200
+        assert all(m.transport == "TCP" for m in caller.messages()), "caller traffic left TCP"
+
+        # The callee hangs up: its BYE reaches the caller over TCP, the 200 comes back.
+        call_id = new_call_id()
+        callee = start_callee(args, d, "uas_register_hangup.xml", call_id, user="carol", bindings=2)
+        caller = args.sipp.start("uac_call_remote_bye.xml", "127.0.0.1", d.port, "t1", call_id=call_id,
+                                 service="carol")
+        caller.wait()
+        callee.wait()
+        bye = received_once(caller, "BYE", "caller")
+        assert bye.transport == "TCP", f"callee's BYE reached the caller over {bye.transport}"
+        assert_via_is_proxy(bye, d.port, "tcp", 2, "callee's BYE at the caller")
+        assert only_response(callee, "BYE").code == 200
+        m = d.metrics()
+        assert m["send_errors"] == 0, m
+        assert m["tcp_connections_opened"] == 0, f"the caller's own connection was not reused: {m}"
+
+
+def test_nat_contact(args):
+    """A phone behind NAT registers a private Contact; requests for it go back the way the
+    REGISTER came (the UDP source address, the same TCP connection), never to the
+    Contact's address (here only text)."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_phone(phone, "carol", contacts=["<sip:carol@192.168.1.20:5060>"])
+        invite = make_invite("sip:carol@localhost", c.local)
+        c.send(invite.data)
+        got = phone.next_request("INVITE")
+        assert got.uri == "sip:carol@192.168.1.20:5060", f"Request-URI {got.uri} is not the Contact"
+        phone.reply(got, 486, "Busy Here")
+        final, _ = c.final_response(invite)
+        assert final.code == 486, final
+        c.send(make_ack(invite, final).data)
+        phone.next_request("ACK")
+
+        with TcpClient(d.port) as tcp_phone:
+            register_phone(tcp_phone, "dave", contacts=["<sip:dave@192.168.1.21:5060;transport=tcp>"])
+            invite = make_invite("sip:dave@localhost", c.local)
+            c.send(invite.data)
+            got = tcp_phone.read_message()
+            assert got.method == "INVITE", got
+            tcp_phone.send(make_response(got, 486, "Busy Here"))
+            final, _ = c.final_response(invite)
+            assert final.code == 486, final
+            c.send(make_ack(invite, final).data)
+            assert tcp_phone.read_message().method == "ACK"
+
+        m = d.metrics()
+        assert m["send_errors"] == 0 and m["udp_unreachable"] == 0, m
+        assert m["tcp_connections_opened"] == 0, f"the daemon opened a connection instead of reusing the phone's: {m}"
+
+
+def test_bye_after_restart(args):
+    """The daemon keeps no dialog state: a call set up before a restart is hung up after
+    it, the BYE routed by its Route header and Request-URI. (The binding is gone.)"""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        call_id = new_call_id()
+        callee = start_callee(args, d, "uas_register_answer.xml", call_id, call_timeout=45)
+        invite = make_invite("sip:bob@localhost", c.local, call_id=call_id)
+        c.send(invite.data)
+        ok, _ = c.final_response(invite)
+        assert ok.code == 200, ok
+        dialog = Dialog(invite, ok)
+        assert len(dialog.route) == 1, dialog.route
+        assert_record_route(dialog.route[0], d.port, "udp", "Record-Route of the 200")
+        c.send(dialog.request("ACK").data)
+
+        d.restart()
+        assert d.metrics()["registrar_bindings"] == 0
+
+        bye = dialog.request("BYE")
+        r = c.transact(bye)
+        assert r.code == 200, f"BYE after the restart got {r.code} {r.reason}"
+        callee.wait()
+        got = received_once(callee, "BYE", "callee")
+        assert_via_is_proxy(got, d.port, "udp", 2, "BYE at the callee after the restart")
+
+
+def test_sighup_reload(args):
+    """SIGHUP swaps the routing rules and keeps the bindings; a bad file is refused with a
+    log line that says so, and the running rules stay."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_phone(phone, "frank")
+
+        def call_frank():
+            """The caller's final status for a call to frank; the phone answers 486 if
+            the INVITE reaches it."""
+            invite = make_invite("sip:frank@localhost", c.local)
+            c.send(invite.data)
+            deadline = time.monotonic() + REPLY_TIMEOUT
+            while time.monotonic() < deadline:
+                for m in phone.drain(0.05):
+                    if m.is_request and m.method == "INVITE":
+                        phone.reply(m, 486, "Busy Here", to_tag="frank1")
+                for m in c.drain(0.05):
+                    if not m.is_request and m.matches(invite) and m.code >= 200:
+                        c.send(make_ack(invite, m).data)
+                        return m.code
+            raise AssertionError(f"no final response within {REPLY_TIMEOUT} s to the INVITE for frank")
+
+        assert call_frank() == 486
+        block = {"rules": [{"name": "block", "match": {"user": "frank"},
+                            "reject": {"status": 403, "reason": "Forbidden"}}]}
+        said = d.reload(block)
+        assert not re.search(r"\[(warning|error|critical)\]", said), f"a good file was not taken: {said}"
+        assert call_frank() == 403, "the reloaded reject rule does not apply"
+
+        for bad in ("routing: { rules: [ { match: { user: frank } } ] }\n",  # a rule without action
+                    "routing: { rules: [ \n"):                              # not YAML
+            said = d.reload(text=d.config_text(routing=bad))
+            assert re.search(r"\[(warning|error|critical)\]", said), \
+                f"no warning or error with 'reload' after a bad file ({bad!r}); log:\n{d.stderr()[-2000:]}"
+            assert call_frank() == 403, f"the running rules did not stay after a bad file ({bad!r})"
+
+        said = d.reload(None)  # no rules: frank's binding is still there
+        assert not re.search(r"\[(warning|error|critical)\]", said), f"a good file was not taken: {said}"
+        assert d.metrics()["registrar_bindings"] == 1
+        assert call_frank() == 486, "the binding did not survive the reloads"
+
+
+def test_forward_failover(args):
+    """A forward rule with two next hops, serial: the first answers 503, the second gets
+    the INVITE and its 200 reaches the caller (who never sees the 503)."""
+    with UdpClient(None) as first:
+        second = args.sipp.start("uas_answer.xml", server=True)
+        routing = {"rules": [{"name": "gw", "match": {"method": "INVITE", "user": {"prefix": "9"}},
+                              "forward": {"to": [f"sip:127.0.0.1:{first.local[1]}",
+                                                 f"sip:127.0.0.1:{second.port}"],
+                                          "forking": "serial"}}]}
+        with Daemon(args.daemon, routing=routing) as d:
+            first.talk_to(d.port)
+            caller = args.sipp.start("uac_call.xml", "127.0.0.1", d.port, "u1", service="9123")
+            invite = first.next_request("INVITE")
+            assert invite.uri == "sip:9123@localhost", invite.uri
+            first.reply(invite, 503, "Service Unavailable")
+            first.next_request("ACK")
+            caller.wait()
+            second.wait()
+            assert not [m for m in first.drain(0.2) if m.is_request and m.method == "INVITE"], \
+                "the first next hop got the INVITE again"
+            received_once(second, "INVITE", "the second next hop")
+            assert only_response(caller, "INVITE").code == 200
+            received_once(second, "BYE", "the second next hop")
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 
@@ -408,8 +981,11 @@ def main():
         return 77
     except Exception:
         traceback.print_exc()
+        args.sipp.cleanup(dump=True)  # show what each SIPp run sent and got
         print(f"FAIL e2e.{args.test}")
         return 1
+    finally:
+        args.sipp.cleanup()  # end any SIPp run a failed test left going
     print(f"PASS e2e.{args.test}")
     return 0
 

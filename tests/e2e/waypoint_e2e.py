@@ -4,9 +4,11 @@ Stdlib only. Everything here only touches processes it started itself (by PID) a
 sends traffic to 127.0.0.1 or ::1.
 """
 
+import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,6 +64,18 @@ def free_port(hosts=("127.0.0.1",), kinds=(socket.SOCK_STREAM, socket.SOCK_DGRAM
     raise RuntimeError("no free port found")
 
 
+def _port_bound(family, kind, port):
+    """Whether some socket of that family and kind is bound to port, read from
+    /proc/net rather than by binding (a probe bind could make the real owner fail)."""
+    name = ("tcp" if kind == socket.SOCK_STREAM else "udp") + ("6" if family == socket.AF_INET6 else "")
+    try:
+        with open(f"/proc/net/{name}") as f:
+            next(f)
+            return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in f)
+    except OSError:
+        return True  # no /proc: do not wait
+
+
 def ipv6_loopback_usable():
     if not socket.has_ipv6:
         return False
@@ -85,9 +99,15 @@ class Daemon:
 
     Use as a context manager: entering starts it and waits for the ready line; leaving
     sends SIGTERM and asserts a clean exit (code 0, no sanitizer report).
+
+    routing: the `routing:` section, as YAML text (the section's body, or the whole
+    section starting with "routing:") or as a dict (written as JSON, which YAML reads).
+    The text "${port}" anywhere in it becomes the daemon's port, so a rule can name the
+    daemon itself as a next hop.
     """
 
-    def __init__(self, binary, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")), limits=None, timers=None):
+    def __init__(self, binary, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")), limits=None, timers=None,
+                 domains=("localhost",), names=("localhost",), routing=None, registrar=None, log_level="debug"):
         self.binary = binary
         self.timers = {"t1": "500ms", "t2": "4s", "t4": "5s"}
         self.timers.update(timers or {})
@@ -95,14 +115,21 @@ class Daemon:
         self.limits = {"max_message_size": 65536, "tcp_idle_timeout": "600s",
                        "tcp_max_connections_per_source": 64}
         self.limits.update(limits or {})
-        self._tmp = tempfile.TemporaryDirectory(prefix="waypoint-e2e-")
-        self.dir = self._tmp.name
+        self.domains = tuple(domains)
+        self.names = tuple(names)
+        self.routing = routing
+        self.registrar = dict(registrar or {})
+        self.log_level = log_level
+        # mkdtemp, not TemporaryDirectory, whose finalizer would delete a kept directory.
+        self.dir = tempfile.mkdtemp(prefix="waypoint-e2e-")
         self.config_path = os.path.join(self.dir, "waypoint.yaml")
         self.metrics_path = os.path.join(self.dir, "metrics.prom")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.proc = None
         self.port = None
         self.stopped = False
+        self._stderr_file = None
+        self._run_offset = 0  # where the current process's output starts in stderr.log
 
     # -- lifecycle
 
@@ -126,48 +153,105 @@ class Daemon:
             self._cleanup()
         return False
 
-    def write_config(self):
-        hosts = sorted({addr for _, addr in self.listen})
-        self.port = free_port(hosts=tuple(hosts))
+    def config_text(self, routing=None):
+        """The config file for self.port; routing (if given) instead of self.routing.
+        A routing text that starts with "routing:" is written as it is, even if broken."""
+        routing = self.routing if routing is None else routing
         lines = ["listen:"]
         for transport, addr in self.listen:
             lines.append(f"  - {{ transport: {transport}, address: {_yaml_str(addr)}, port: {self.port} }}")
         limits = ", ".join(f"{k}: {v}" for k, v in self.limits.items())
         lines += [
-            "domains: [localhost]",
-            "names: [localhost]",
+            "domains: [" + ", ".join(_yaml_str(d) for d in self.domains) + "]",
+            "names: [" + ", ".join(_yaml_str(n) for n in self.names) + "]",
             "timers: { " + ", ".join(f"{k}: {v}" for k, v in self.timers.items()) + " }",
             f"limits: {{ {limits} }}",
-            "log: { level: debug }",
+            f"log: {{ level: {self.log_level} }}",
             f"metrics: {{ file: {_yaml_str(self.metrics_path)} }}",
         ]
-        with open(self.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        if self.registrar:
+            lines.append("registrar: { " + ", ".join(f"{k}: {v}" for k, v in self.registrar.items()) + " }")
+        if routing is not None:
+            lines.append(_routing_yaml(routing).replace("${port}", str(self.port)))
+        return "\n".join(lines) + "\n"
+
+    def write_config(self, text=None):
+        """Writes the config (or the given text, verbatim), choosing a port if none yet."""
+        if self.port is None:
+            hosts = sorted({addr for _, addr in self.listen})
+            self.port = free_port(hosts=tuple(hosts))
+        # Replace, not rewrite in place: the daemon never reads a half-written file.
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.config_text() if text is None else text)
+        os.replace(tmp, self.config_path)
 
     def start(self):
         # Another process may grab our "free" port before the daemon binds it; then the
         # daemon exits at start-up and we try again with a new port.
         for attempt in range(3):
+            self.port = None
             self.write_config()
-            self._stderr_file = open(self.stderr_path, "w")
-            self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
-                                         stdin=subprocess.DEVNULL, stdout=self._stderr_file,
-                                         stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + START_TIMEOUT
-            while time.monotonic() < deadline:
-                if READY_LINE in self.stderr():
-                    return
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.02)
-            else:
-                self._terminate_quietly()
-                raise AssertionError(f"waypointd not ready after {START_TIMEOUT} s:\n{self._tail()}")
-            text = self.stderr()
-            if "in use" in text and attempt < 2:
-                self._stderr_file.close()
+            if self._spawn():
+                return
+            if "in use" in self.stderr(since=self._run_offset) and attempt < 2:
                 continue
             raise AssertionError(f"waypointd exited with {self.proc.returncode} at start-up:\n{self._tail()}")
+
+    def _spawn(self):
+        """Starts the process on the current config; True once ready, False if it exited."""
+        if self._stderr_file is None:
+            self._stderr_file = open(self.stderr_path, "a")
+        self._stderr_file.flush()
+        self._run_offset = os.path.getsize(self.stderr_path)
+        self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
+                                     stdin=subprocess.DEVNULL, stdout=self._stderr_file,
+                                     stderr=subprocess.STDOUT)
+        self.stopped = False
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if READY_LINE in self.stderr(since=self._run_offset):
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.02)
+        self._terminate_quietly()
+        raise AssertionError(f"waypointd not ready after {START_TIMEOUT} s:\n{self._tail()}")
+
+    def restart(self, timeout=10.0):
+        """SIGTERM (clean exit asserted), then the same config again on the same port.
+
+        Bindings live in memory, so they are gone afterwards; dialogs are not the
+        daemon's state and survive. If the port is briefly not bindable again, retries.
+        """
+        self.stop()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._spawn():
+                return
+            in_use = "in use" in self.stderr(since=self._run_offset)
+            if not in_use or time.monotonic() > deadline:
+                raise AssertionError(f"waypointd did not restart on port {self.port} "
+                                     f"(exit {self.proc.returncode}):\n{self._tail()}")
+            time.sleep(0.2)
+
+    def reload(self, routing=None, text=None, timeout=REPLY_TIMEOUT):
+        """Rewrites the config file (same port; the new routing, None for no routing
+        section, or else the whole text given) and sends SIGHUP. Returns the log lines that mention "reload" written within timeout
+        after the signal (waits for the first such line, then briefly for more), so a
+        test can check what the daemon said; "" if none came.
+        """
+        assert self.proc.poll() is None, f"waypointd is not running:\n{self._tail()}"
+        if text is not None:
+            self.write_config(text)
+        else:
+            self.routing = routing
+            self.write_config()
+        mark = self.log_mark()
+        self.proc.send_signal(signal.SIGHUP)
+        lines = self.wait_log(r"(?i)reload", since=mark, timeout=timeout)
+        assert self.proc.poll() is None, f"waypointd died on SIGHUP:\n{self._tail()}"
+        return lines
 
     def stop(self):
         """SIGTERM, then asserts exit code 0 and no sanitizer report. Once only."""
@@ -201,18 +285,42 @@ class Daemon:
                 self.proc.wait()
 
     def _cleanup(self):
-        if getattr(self, "_stderr_file", None):
+        if self._stderr_file is not None:
             self._stderr_file.close()
+            self._stderr_file = None
         if os.environ.get("WAYPOINT_E2E_KEEP"):
             print(f"kept {self.dir}")
         else:
-            self._tmp.cleanup()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- what it said
 
-    def stderr(self):
-        with open(self.stderr_path, errors="replace") as f:
-            return f.read()
+    def stderr(self, since=0):
+        """The daemon's output (stdout and stderr, all runs), from byte offset since."""
+        with open(self.stderr_path, "rb") as f:
+            f.seek(since)
+            return f.read().decode("utf-8", "replace")
+
+    def log_mark(self):
+        """An offset into the log; pass it as since= to look only at what came after."""
+        return os.path.getsize(self.stderr_path)
+
+    def log_lines(self, pattern, since=0):
+        """Log lines matching the regex pattern."""
+        return [line for line in self.stderr(since).splitlines() if re.search(pattern, line)]
+
+    def wait_log(self, pattern, since=0, timeout=REPLY_TIMEOUT):
+        """Waits up to timeout for a log line matching pattern; returns the matching lines
+        (joined with newlines), or "" if none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.log_lines(pattern, since)
+            if found:
+                time.sleep(0.1)  # the rest of a burst of related lines
+                return "\n".join(self.log_lines(pattern, since))
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                return ""
+            time.sleep(0.02)
 
     def _tail(self, n=40):
         lines = self.stderr().splitlines()
@@ -257,6 +365,15 @@ class Daemon:
             time.sleep(0.05)
 
 
+def _routing_yaml(routing):
+    if isinstance(routing, dict):
+        return "routing: " + json.dumps(routing)
+    text = routing.strip("\n")
+    if text.lstrip().startswith("routing:"):
+        return text
+    return "routing:\n" + "\n".join("  " + line for line in text.splitlines())
+
+
 def read_metrics(path):
     values = {}
     with open(path) as f:
@@ -275,57 +392,183 @@ def token():
 
 
 class Request:
-    """A request we send, with the values its response is matched by."""
+    """A request we send: its bytes, and the values its responses, its ACK (for a non-2xx)
+    and a dialog built on its 2xx need."""
 
-    def __init__(self, data, call_id, branch):
+    def __init__(self, data, call_id, branch, method=None, uri=None, from_=None, to=None,
+                 cseq=1, local=None, transport="UDP"):
         self.data, self.call_id, self.branch = data, call_id, branch
+        self.method, self.uri, self.from_, self.to = method, uri, from_, to
+        self.cseq, self.local, self.transport = cseq, local, transport
 
 
 def make_request(method, uri, local, transport="UDP", *, cseq_method=None, omit=(),
                  headers=(), body="", content_length=None, call_id=None, branch=None,
-                 to_tag=None):
-    """A request as bytes; `omit` drops headers by name to make it malformed on purpose."""
+                 to_tag=None, to=None, from_=None, cseq=1, max_forwards=70):
+    """A request as bytes; `omit` drops headers by name to make it malformed on purpose.
+
+    to / from_ replace the To / From header values (from_ must carry its tag); by default
+    To is the Request-URI and From is a fresh e2e address with a new tag.
+    """
     call_id = call_id or token() + "@e2e.invalid"
     branch = branch or "z9hG4bK" + token()
     via_host = hostport(*local)
-    to = f"<{uri}>" + (f";tag={to_tag}" if to_tag else "")
+    to = (to or f"<{uri}>") + (f";tag={to_tag}" if to_tag else "")
+    from_ = from_ or f"<sip:e2e@{via_host}>;tag={token()}"
     fields = [
         ("Via", f"SIP/2.0/{transport} {via_host};branch={branch};rport"),
-        ("Max-Forwards", "70"),
-        ("From", f"<sip:e2e@{via_host}>;tag={token()}"),
+        ("Max-Forwards", str(max_forwards)),
+        ("From", from_),
         ("To", to),
         ("Call-ID", call_id),
-        ("CSeq", f"1 {cseq_method or method}"),
+        ("CSeq", f"{cseq} {cseq_method or method}"),
         *headers,
         ("Content-Length", str(len(body.encode())) if content_length is None else str(content_length)),
     ]
     text = f"{method} {uri} SIP/2.0\r\n"
     text += "".join(f"{n}: {v}\r\n" for n, v in fields if n not in omit)
     text += "\r\n" + body
-    return Request(text.encode(), call_id, branch)
+    return Request(text.encode(), call_id, branch, method=method, uri=uri, from_=from_, to=to,
+                   cseq=cseq, local=local, transport=transport)
+
+
+SDP = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+       "m=audio 9 RTP/AVP 0\r\n")
+
+
+def make_invite(uri, local, transport="UDP", *, user="alice", **kw):
+    """An INVITE with a Contact for our socket and an SDP offer (never used: no media)."""
+    contact = f"<sip:{user}@{hostport(*local)}" + (";transport=tcp" if transport == "TCP" else "") + ">"
+    headers = (("Contact", contact), ("Content-Type", "application/sdp")) + tuple(kw.pop("headers", ()))
+    return make_request("INVITE", uri, local, transport, body=kw.pop("body", SDP), headers=headers, **kw)
+
+
+def make_register(user, local, transport="UDP", *, domain="localhost", contacts=None, expires=None,
+                  call_id=None, cseq=1, headers=()):
+    """REGISTER for sip:user@domain. contacts: Contact values (e.g. "*" or "<sip:..>;q=0.5");
+    by default one contact naming our own socket. expires: the Expires header, if any."""
+    if contacts is None:
+        contacts = [f"<sip:{user}@{hostport(*local)}" + (";transport=tcp" if transport == "TCP" else "") + ">"]
+    aor = f"<sip:{user}@{domain}>"
+    fields = tuple(("Contact", c) for c in contacts)
+    if expires is not None:
+        fields += (("Expires", str(expires)),)
+    return make_request("REGISTER", f"sip:{domain}", local, transport, to=aor,
+                        from_=f"{aor};tag={token()}", call_id=call_id, cseq=cseq,
+                        headers=fields + tuple(headers))
+
+
+def make_ack(invite, final):
+    """The ACK for a non-2xx final response: hop by hop, same branch (RFC 3261 §17.1.1.3)."""
+    return make_request("ACK", invite.uri, invite.local, invite.transport, call_id=invite.call_id,
+                        branch=invite.branch, from_=invite.from_, to=final.header("to")[0],
+                        cseq=invite.cseq)
+
+
+def make_response(request, code, reason, *, to_tag=None, headers=(), body=""):
+    """A response to a received request (a SipMessage): Vias, From, To, Call-ID, CSeq copied;
+    a To tag added unless code is 100 or the request's To already has one."""
+    to = request.header("to")[0]
+    if code != 100 and ";tag=" not in to:
+        to += f";tag={to_tag or token()}"
+    fields = [("Via", v) for v in request.header("via")]
+    fields += [("From", request.header("from")[0]), ("To", to),
+               ("Call-ID", request.header("call-id")[0]), ("CSeq", request.header("cseq")[0]),
+               *headers, ("Content-Length", str(len(body.encode())))]
+    text = f"SIP/2.0 {code} {reason}\r\n" + "".join(f"{n}: {v}\r\n" for n, v in fields) + "\r\n" + body
+    return text.encode()
 
 
 _COMPACT = {"v": "via", "i": "call-id", "l": "content-length", "f": "from", "t": "to",
-            "k": "supported", "c": "content-type", "m": "contact"}
+            "k": "supported", "c": "content-type", "m": "contact", "o": "event", "s": "subject",
+            "e": "content-encoding", "u": "allow-events", "r": "refer-to"}
 
 
-class Response:
+def split_header_values(value):
+    """Splits a header value at the commas that separate entries (not inside <> or quotes)."""
+    parts, current, depth, quoted = [], "", 0, False
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth -= 1
+        elif ch == "," and not quoted and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        current += ch
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+def parse_uri(text):
+    """sip/sips URI (bare or inside <...>) → dict: scheme, user, host, port (int or None),
+    params (lower-case names; a flag parameter has the value "")."""
+    m = re.search(r"<([^>]*)>", text)
+    uri = m.group(1) if m else text.strip()
+    m = re.match(r"(sips?):(?:([^@;]*)@)?(\[[^\]]+\]|[^:;?]+)(?::(\d+))?([^?]*)", uri, re.I)
+    assert m, f"not a SIP URI: {text!r}"
+    params = {}
+    for p in m.group(5).split(";")[1:]:
+        name, _, value = p.partition("=")
+        params[name.strip().lower()] = value.strip()
+    return {"scheme": m.group(1).lower(), "user": m.group(2), "host": m.group(3).lower(),
+            "port": int(m.group(4)) if m.group(4) else None, "params": params, "uri": uri}
+
+
+class SipMessage:
+    """A parsed request or response: first line, headers in order (compact names expanded)."""
+
     def __init__(self, data):
         self.raw = data
         head, _, self.body = data.partition(b"\r\n\r\n")
         lines = head.decode("utf-8", "replace").split("\r\n")
+        self.first_line = lines[0]
+        self.code = self.reason = self.method = self.uri = None
         m = re.match(r"SIP/2\.0 (\d{3}) (.*)$", lines[0])
-        assert m, f"not a SIP response: {data[:200]!r}"
-        self.code, self.reason = int(m.group(1)), m.group(2)
+        if m:
+            self.code, self.reason = int(m.group(1)), m.group(2)
+        else:
+            m = re.match(r"([A-Za-z0-9!%*_+`'~.-]+) (\S+) SIP/2\.0$", lines[0])
+            assert m, f"not a SIP message: {data[:200]!r}"
+            self.method, self.uri = m.group(1), m.group(2)
         self.headers = []
         for line in lines[1:]:
             name, _, value = line.partition(":")
             name = name.strip().lower()
             self.headers.append((_COMPACT.get(name, name), value.strip()))
 
+    @property
+    def is_request(self):
+        return self.method is not None
+
     def header(self, name):
         """All values of a header (full or compact name), in order."""
         return [v for n, v in self.headers if n == name.lower()]
+
+    def header_values(self, name):
+        """Entries of a list header (Via, Route, Record-Route, Contact), across all its
+        header lines, in order."""
+        return [part for v in self.header(name) for part in split_header_values(v)]
+
+    def cseq(self):
+        number, _, method = self.header("cseq")[0].partition(" ")
+        return int(number), method.strip()
+
+    def text(self):
+        return self.raw.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<{self.first_line}>"
+
+
+class Response(SipMessage):
+    def __init__(self, data):
+        super().__init__(data)
+        assert self.code is not None, f"not a SIP response: {data[:200]!r}"
 
     def matches(self, request):
         via = self.header("via")
@@ -333,6 +576,35 @@ class Response:
 
     def __repr__(self):
         return f"<{self.code} {self.reason}>"
+
+
+def parse_message(data):
+    """A Response for a status line, else a SipMessage (a request)."""
+    return Response(data) if data.startswith(b"SIP/2.0 ") else SipMessage(data)
+
+
+class Dialog:
+    """The caller's side of a dialog set up by a 2xx to our INVITE (RFC 3261 §12.1.2):
+    remote target from the 2xx's Contact, route set from its Record-Route reversed."""
+
+    def __init__(self, invite, ok):
+        assert 200 <= ok.code < 300, ok
+        self.invite = invite
+        self.remote_to = ok.header("to")[0]
+        self.target = parse_uri(ok.header_values("contact")[0])["uri"]
+        self.route = list(reversed(ok.header_values("record-route")))
+        self.cseq = invite.cseq
+
+    def request(self, method, **kw):
+        inv = self.invite
+        if method == "ACK":
+            cseq = inv.cseq
+        else:
+            self.cseq += 1
+            cseq = self.cseq
+        headers = tuple(("Route", r) for r in self.route) + tuple(kw.pop("headers", ()))
+        return make_request(method, self.target, inv.local, inv.transport, call_id=inv.call_id,
+                            from_=inv.from_, to=self.remote_to, cseq=cseq, headers=headers, **kw)
 
 
 def assert_options_ok(response):
@@ -346,13 +618,24 @@ def assert_options_ok(response):
 
 
 class UdpClient:
+    """A SIP endpoint on its own loopback UDP socket that talks only to the server (the
+    daemon, used as outbound proxy): a caller, or a phone that registers and is called."""
+
+    transport = "UDP"
+
     def __init__(self, server_port, host="127.0.0.1"):
+        """server_port None: a socket whose port a config must name before the daemon
+        starts (a next hop); call talk_to(daemon.port) once it runs."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
-        self.server = (host, server_port)
+        self.host = host
+        self.server = None if server_port is None else (host, server_port)
         self.local = (host, self.sock.getsockname()[1])
-        self.unmatched = []
+        self.unmatched = []  # messages read while waiting for something else, oldest first
+
+    def talk_to(self, server_port):
+        self.server = (self.host, server_port)
 
     def close(self):
         self.sock.close()
@@ -368,7 +651,7 @@ class UdpClient:
 
     def recv(self, timeout):
         """One datagram from the server, or None after timeout."""
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(max(timeout, 0.001))
         try:
             data, peer = self.sock.recvfrom(65536)
         except socket.timeout:
@@ -376,25 +659,72 @@ class UdpClient:
         assert peer[:2] == self.server, f"datagram from unexpected peer {peer}"
         return data
 
+    def recv_message(self, timeout):
+        """The next message from the server, parsed, or None after timeout."""
+        data = self.recv(timeout)
+        return None if data is None else parse_message(data)
+
     def response_to(self, request, timeout=REPLY_TIMEOUT):
         """Waits for the response matching request's Via branch; others are kept aside."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
-            data = self.recv(left)
-            if data is None:
+            message = self.recv_message(left)
+            if message is None:
                 break
-            response = Response(data)
-            if response.matches(request):
-                return response
-            self.unmatched.append(response)
+            if isinstance(message, Response) and message.matches(request):
+                return message
+            self.unmatched.append(message)
         raise AssertionError(f"no response within {timeout} s to:\n{request.data[:300].decode(errors='replace')}")
 
     def transact(self, request, timeout=REPLY_TIMEOUT):
         self.send(request.data)
         return self.response_to(request, timeout)
 
+    def final_response(self, request, timeout=REPLY_TIMEOUT):
+        """Waits for request's final response; returns (final, [provisionals before it])."""
+        deadline = time.monotonic() + timeout
+        provisionals = []
+        while True:
+            response = self.response_to(request, max(deadline - time.monotonic(), 0.001))
+            if response.code >= 200:
+                return response, provisionals
+            provisionals.append(response)
+
+    def next_request(self, method=None, timeout=REPLY_TIMEOUT):
+        """The next request (of that method, if given) from the server: one set aside
+        earlier, else one read now. Others read meanwhile are set aside."""
+        for i, message in enumerate(self.unmatched):
+            if message.is_request and method in (None, message.method):
+                return self.unmatched.pop(i)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.recv_message(left)
+            if message is None:
+                break
+            if message.is_request and method in (None, message.method):
+                return message
+            self.unmatched.append(message)
+        raise AssertionError(f"no {method or 'request'} within {timeout} s; set aside: {self.unmatched}")
+
+    def drain(self, timeout):
+        """Everything the server sends within timeout (set-aside messages first)."""
+        messages, self.unmatched = self.unmatched, []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.recv_message(left)
+            if message is None:
+                break
+            messages.append(message)
+        return messages
+
+    def reply(self, request, code, reason, **kw):
+        """Answers a received request (see make_response)."""
+        self.send(make_response(request, code, reason, **kw))
+
 
 class TcpClient:
+    transport = "TCP"
+
     def __init__(self, server_port, host="127.0.0.1"):
         self.sock = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
         self.local = self.sock.getsockname()[:2]
@@ -433,18 +763,27 @@ class TcpClient:
         return data
 
     def read_response(self, timeout=REPLY_TIMEOUT):
-        """The next response on the stream, framed by Content-Length (RFC 3261 §18.3)."""
+        """The next message on the stream, which must be a response."""
+        message = self.read_message(timeout)
+        assert isinstance(message, Response), f"expected a response on TCP, got {message}"
+        return message
+
+    def read_message(self, timeout=REPLY_TIMEOUT):
+        """The next message on the stream, framed by Content-Length (RFC 3261 §18.3)."""
         deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in self.buf:
+        while True:
+            self.buf = self.buf.lstrip(b"\r\n")  # keepalive pongs between messages
+            if b"\r\n\r\n" in self.buf:
+                break
             self._fill(deadline)
         head_end = self.buf.index(b"\r\n\r\n") + 4
         m = re.search(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)", self.buf[:head_end], re.I | re.M)
-        assert m, f"response on TCP without Content-Length: {self.buf[:head_end]!r}"
+        assert m, f"message on TCP without Content-Length: {self.buf[:head_end]!r}"
         end = head_end + int(m.group(1))
         while len(self.buf) < end:
             self._fill(deadline)
         data, self.buf = self.buf[:end], self.buf[end:]
-        return Response(data)
+        return parse_message(data)
 
     def transact(self, request, timeout=REPLY_TIMEOUT):
         self.send(request.data)
@@ -472,43 +811,200 @@ class TcpClient:
 # ---------------------------------------------------------------- SIPp
 
 
+_TRACE_ENTRY = re.compile(
+    r"^-{20,} (\S+ \S+)\n(UDP|TCP|TLS|SCTP) message (sent|received) (?:\((\d+) bytes\)|\[(\d+)\] bytes ?):\n\n",
+    re.M)
+
+
+class TracedMessage(SipMessage):
+    """A message from a SIPp -trace_msg file: what it was, which way, over what."""
+
+    def __init__(self, data, direction, transport, stamp):
+        super().__init__(data)
+        self.direction, self.transport, self.stamp = direction, transport, stamp
+
+
+def parse_sipp_trace(text):
+    """The messages in a SIPp -trace_msg file, in order."""
+    entries = list(_TRACE_ENTRY.finditer(text))
+    messages = []
+    for i, m in enumerate(entries):
+        end = entries[i + 1].start() if i + 1 < len(entries) else len(text)
+        data = text[m.end():end].encode("utf-8", "surrogateescape")
+        size = int(m.group(4) or m.group(5))
+        data = data[:size] if len(data) >= size else data.rstrip(b"\n")
+        for chunk in _split_stream(data):
+            messages.append(TracedMessage(chunk, m.group(3), m.group(2), m.group(1)))
+    return messages
+
+
+def _split_stream(data):
+    """A TCP read may hold several messages: cut them apart by Content-Length."""
+    chunks = []
+    while data.strip(b"\r\n"):
+        data = data.lstrip(b"\r\n")
+        head_end = data.find(b"\r\n\r\n")
+        if head_end < 0:
+            chunks.append(data)
+            break
+        head_end += 4
+        m = re.search(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)", data[:head_end], re.I | re.M)
+        end = head_end + (int(m.group(1)) if m else 0)
+        chunks.append(data[:end])
+        data = data[end:]
+    return chunks
+
+
+class SippProcess:
+    """One SIPp run started by Sipp.start: wait() for it, then read what it sent and got."""
+
+    def __init__(self, cmd, proc, work, port):
+        self.cmd, self.proc, self.work, self.port = cmd, proc, work, port
+        self.returncode = None
+        self.stdout = self.stderr = ""
+        self.reported = False  # its logs are already in a failure message
+
+    def _path(self, name):
+        return os.path.join(self.work, name)
+
+    def _read(self, name):
+        path = self._path(name)
+        if not os.path.exists(path):
+            return ""
+        with open(path, errors="surrogateescape", newline="") as f:
+            return f.read()
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def wait(self, timeout=40, check=True):
+        """Waits for the exit; with check, asserts exit 0 (every call succeeded)."""
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.reported = True
+            raise AssertionError(f"sipp still running after {timeout} s: {' '.join(self.cmd)}\n{self.logs()}")
+        self.returncode = self.proc.returncode
+        self.stdout, self.stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        if check and self.returncode != 0:
+            self.reported = True
+            raise AssertionError(f"sipp exited with {self.returncode}: {' '.join(self.cmd)}\n"
+                                 f"--- sipp stderr ---\n{self.stderr[-3000:]}\n{self.logs()}")
+        return self
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+    def logs(self, limit=4000):
+        text = ""
+        for name in ("messages.log", "errors.log"):
+            body = self._read(name)
+            if body:
+                text += f"--- sipp {name} ({self.cmd[self.cmd.index('-sf') + 1]}) ---\n{body[-limit:]}\n"
+        return text
+
+    def messages(self, direction=None):
+        """Every message SIPp sent or received (direction "sent" / "received"), in order."""
+        found = parse_sipp_trace(self._read("messages.log"))
+        return [m for m in found if direction in (None, m.direction)]
+
+    def received(self, method=None, code=None):
+        """Received requests of that method, or responses with that code (both None: all)."""
+        return [m for m in self.messages("received")
+                if (method is None or m.method == method) and (code is None or m.code == code)]
+
+    def sent(self, method=None, code=None):
+        return [m for m in self.messages("sent")
+                if (method is None or m.method == method) and (code is None or m.code == code)]
+
+
 class Sipp:
-    """Runs one SIPp scenario as a UAC; every port it opens is chosen free, on loopback."""
+    """Runs SIPp scenarios; every port it opens is chosen free, on loopback. Keeps track of
+    the processes it started, so cleanup() can end any that a failed test left behind."""
 
     def __init__(self, binary, scenario_dir):
         self.binary = binary
         self.scenario_dir = os.path.abspath(scenario_dir)  # SIPp runs in a temp cwd
+        self.started = []
 
-    def run(self, scenario, server_host, server_port, transport="u1", timeout=40):
-        local = "::1" if ":" in server_host else "127.0.0.1"
-        with tempfile.TemporaryDirectory(prefix="waypoint-sipp-") as work:
-            for attempt in range(3):
-                sip_port = free_port(hosts=(local,))
-                # SIPp's control socket (default 8888) and RTP echo ports (mp, mp+2) must
-                # not collide with anything else on the machine.
-                control_port = free_port(hosts=("127.0.0.1",), kinds=(socket.SOCK_DGRAM,))
-                media_port = free_port(hosts=(local,), kinds=(socket.SOCK_DGRAM,), span=4)
-                cmd = [self.binary, hostport(server_host, server_port),
-                       "-sf", os.path.join(self.scenario_dir, scenario),
-                       "-t", transport, "-i", local, "-p", str(sip_port),
-                       "-ci", "127.0.0.1", "-cp", str(control_port),
-                       "-mi", local, "-mp", str(media_port),
-                       "-m", "1", "-timeout", "10s", "-timeout_error", "-recv_timeout", "5s",
-                       "-nostdin", "-trace_msg", "-trace_err",
-                       "-message_file", os.path.join(work, "messages.log"),
-                       "-error_file", os.path.join(work, "errors.log")]
-                proc = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL,
-                                      capture_output=True, timeout=timeout)
-                # 254 (-2): SIPp could not bind a socket, i.e. we lost a port race; retry.
-                if proc.returncode != 254:
+    def run(self, scenario, server_host, server_port, transport="u1", timeout=40, **kw):
+        """Runs one scenario to its end and asserts it succeeded; returns its SippProcess."""
+        kw.setdefault("call_timeout", 10)
+        return self.start(scenario, server_host, server_port, transport, **kw).wait(timeout)
+
+    def start(self, scenario, server_host=None, server_port=None, transport="u1", *, call_id=None,
+              service=None, keys=None, server=False, local="127.0.0.1", call_timeout=20,
+              recv_timeout=5, extra=()):
+        """Starts one call of a scenario in the background and returns its SippProcess.
+
+        server: SIPp waits for the first request on its own port (a scenario that starts
+        with <recv>); the process's port is then the one to send to. Otherwise it sends
+        to server_host:server_port.
+        call_id: the Call-ID of the call (-cid_str). A scenario that registers and then
+        takes a call gets the INVITE only if it carries this Call-ID, because SIPp maps
+        incoming messages to calls by Call-ID: give caller and callee the same one.
+        service: [service], the user part the UAC scenarios call.
+        keys: {name: value} for the scenario's [name] keywords (-key).
+        """
+        if server_host is not None:
+            local = "::1" if ":" in server_host else "127.0.0.1"
+        family = socket.AF_INET6 if ":" in local else socket.AF_INET
+        kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
+        for attempt in range(3):
+            work = tempfile.mkdtemp(prefix="waypoint-sipp-")
+            sip_port = free_port(hosts=(local,))
+            # SIPp's control socket (default 8888) and RTP echo ports (mp, mp+2) must
+            # not collide with anything else on the machine.
+            control_port = free_port(hosts=("127.0.0.1",), kinds=(socket.SOCK_DGRAM,))
+            media_port = free_port(hosts=(local,), kinds=(socket.SOCK_DGRAM,), span=4)
+            cmd = [self.binary]
+            if not server:
+                cmd.append(hostport(server_host, server_port))
+            cmd += ["-sf", os.path.join(self.scenario_dir, scenario),
+                    "-t", transport, "-i", local, "-p", str(sip_port),
+                    "-ci", "127.0.0.1", "-cp", str(control_port),
+                    "-mi", local, "-mp", str(media_port),
+                    "-m", "1", "-timeout", f"{call_timeout}s", "-timeout_error",
+                    "-recv_timeout", f"{recv_timeout}s",
+                    "-nostdin", "-trace_msg", "-trace_err",
+                    "-message_file", os.path.join(work, "messages.log"),
+                    "-error_file", os.path.join(work, "errors.log")]
+            if call_id:
+                cmd += ["-cid_str", call_id]
+            if service:
+                cmd += ["-s", service]
+            for name, value in (keys or {}).items():
+                cmd += ["-key", name, str(value)]
+            cmd += list(extra)
+            proc = subprocess.Popen(cmd, cwd=work, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            run = SippProcess(cmd, proc, work, sip_port)
+            self.started.append(run)
+            # Wait until it holds its port (or has exited): a caller may send to it next.
+            deadline = time.monotonic() + 5
+            while proc.poll() is None and time.monotonic() < deadline:
+                if _port_bound(family, kind, sip_port):
                     break
-            if proc.returncode != 0:
-                logs = ""
-                for name in ("messages.log", "errors.log"):
-                    path = os.path.join(work, name)
-                    if os.path.exists(path):
-                        with open(path, errors="replace") as f:
-                            logs += f"--- sipp {name} ---\n{f.read()[-4000:]}\n"
-                raise AssertionError(
-                    f"sipp exited with {proc.returncode}: {' '.join(cmd)}\n"
-                    f"--- sipp stderr ---\n{proc.stderr.decode(errors='replace')[-3000:]}\n{logs}")
+                time.sleep(0.01)
+            # 254 (-2): SIPp could not bind a socket, i.e. we lost a port race; retry.
+            if proc.poll() == 254 and attempt < 2:
+                run.wait(check=False)
+                continue
+            return run
+
+    def cleanup(self, dump=False):
+        """Kills what is still running (only processes started here), removes temp dirs;
+        with dump, prints each run's trace and errors first."""
+        for run in self.started:
+            if run.running():
+                run.kill()
+            if dump and not run.reported:
+                print(run.logs())
+            if os.environ.get("WAYPOINT_E2E_KEEP"):
+                print(f"kept {run.work}")
+            else:
+                shutil.rmtree(run.work, ignore_errors=True)
+        self.started = []

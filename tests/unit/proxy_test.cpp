@@ -200,6 +200,18 @@ TEST_F(ProxyTest, ResponsesComeBackWithoutOurViaAnd2xxIsForwardedAtOnce) {
   EXPECT_EQ(proxy->counters().liveContexts, 0u);
 }
 
+TEST_F(ProxyTest, ResponseWithoutTheCallersViaIsNotForwarded) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+  std::string busy = responseText(sent("INVITE ").at(0).bytes, 486, "Busy Here");
+  const std::size_t callerVia = busy.find("Via: SIP/2.0/UDP 192.0.2.10");
+  ASSERT_NE(callerVia, std::string::npos);
+  busy.erase(callerVia, busy.find("\r\n", callerVia) + 2 - callerVia);
+  receive(busy, bob1);
+  EXPECT_EQ(sentTo("SIP/2.0 486", "192.0.2.10").size(), 0u);
+  EXPECT_EQ(upstream().back(), "SIP/2.0 500 Server Internal Error");  // the branch failed
+}
+
 TEST_F(ProxyTest, UnknownUserIs404AndUserWithoutBindingIs480) {
   receive(requestText(invite("sip:carol@biloxi.example.com")), udpSource());
   EXPECT_EQ(upstream().back(), "SIP/2.0 404 Not Found");
