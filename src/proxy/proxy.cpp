@@ -190,10 +190,10 @@ Proxy::~Proxy() = default;
 // ---------------------------------------------------------------- requests
 
 void Proxy::onRequest(TransactionId server, sip::Message& request, const transport::Source& source) {
-  if (request.method() == "CANCEL") {
-    handleCancel(server, request, source);
-    return;
-  }
+  // §16.10: a CANCEL for an INVITE here is answered here and cancels its branches; one
+  // with no INVITE here (it went through before a restart) is passed on like any request,
+  // so the next hop's answer reaches the caller.
+  if (request.method() == "CANCEL" && handleCancel(server, request)) return;
   if (const auto mf = request.maxForwards(); mf && *mf == 0) {  // §16.3 item 3
     ++counters_.maxForwardsExceeded;
     respondLocal(server, request, 483, "Too Many Hops");
@@ -539,44 +539,19 @@ void Proxy::armTimerC(Context& context, std::size_t branchIndex) {
   timerC_.push(TimerCEntry{clock_.now() + settings_.timerC, context.id, branchIndex, ++branch.timerCGeneration});
 }
 
-void Proxy::handleCancel(TransactionId server, sip::Message& cancel, const transport::Source& source) {
+bool Proxy::handleCancel(TransactionId server, sip::Message& cancel) {
   ++counters_.cancelsReceived;
   const auto invite = layer_.inviteForCancel(cancel);
-  if (!invite) {
-    // No INVITE here to cancel (it went through before a restart, or never came): pass
-    // the CANCEL on like any request; the next hop answers it (§16.10).
-    std::vector<Flow> poppedFlows;
-    Routed routed = route(cancel, source, poppedFlows);
-    if (routed.status != 0 || routed.groups.empty() || routed.groups.front().empty()) {
-      respondLocal(server, cancel, 481, "Call/Transaction Does Not Exist");
-      return;
-    }
-    cancel.decrementMaxForwards(settings_.maxForwards);
-    const Target& target = routed.groups.front().front();
-    const auto out = interfaceFor(target.destination);
-    if (!out) {
-      respondLocal(server, cancel, 481, "Call/Transaction Does Not Exist");
-      return;
-    }
-    const transport::Destination destination = leavingBy(target.destination, *out);
-    const std::string branch = newBranch(loopKeyOf(cancel));
-    std::string bytes = branchRequest(cancel.serialize(), "CANCEL", target.requestUri, viaValue(*out, branch), {},
-                                      target.routes);
-    // Answered here hop by hop like any CANCEL; the next hop's answer ends with the
-    // client transaction.
-    layer_.startClient(transaction::ClientRequest{std::move(bytes), "CANCEL", branch, destination, true});
-    respondLocal(server, cancel, 200, "OK");
-    ++counters_.statelessForwarded;
-    return;
-  }
+  if (!invite) return false;
   respondLocal(server, cancel, 200, "OK");
   const auto found = contextByServer_.find(*invite);
-  if (found == contextByServer_.end()) return;
+  if (found == contextByServer_.end()) return true;
   Context& context = *contexts_.at(found->second);
-  if (context.finalSent) return;
+  if (context.finalSent) return true;
   context.cancelled = true;
   context.nextGroup = context.groups.size();
   cancelPending(context);
+  return true;
 }
 
 // ---------------------------------------------------------------- responses

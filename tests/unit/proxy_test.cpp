@@ -424,6 +424,18 @@ TEST_F(ProxyTest, CallerCancelIsAnsweredHereAndCancelsEveryBranch) {
   EXPECT_EQ(upstream().back(), "SIP/2.0 487 Request Terminated");
 }
 
+TEST_F(ProxyTest, CancelWithoutItsInviteIsPassedOnAndTheAnswerComesBack) {
+  useRules("rules:\n  - match: { host: gw.example.org }\n    forward: { to: ['sip:198.51.100.50:5060'] }\n");
+  RequestSpec cancel = invite("sip:9123@gw.example.org");
+  cancel.method = "CANCEL";
+  receive(requestText(cancel), udpSource());
+  const auto forwarded = sent("CANCEL ");
+  ASSERT_EQ(forwarded.size(), 1u);
+  EXPECT_EQ(transport::toString(forwarded[0].destination), "UDP 198.51.100.50:5060");
+  answer(forwarded[0], 481, "Call/Transaction Does Not Exist", phoneFlow("198.51.100.50", 5060));
+  EXPECT_EQ(upstream().back(), "SIP/2.0 481 Call/Transaction Does Not Exist");
+}
+
 TEST_F(ProxyTest, InDialogByeFollowsTheFlowTokensOfOurRecordRoute) {
   registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
   receive(requestText(invite()), udpSource());

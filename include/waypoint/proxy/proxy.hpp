@@ -110,7 +110,8 @@ class Proxy final : public transaction::TransactionUser {
     std::string reason;
   };
 
-  void handleCancel(TransactionId server, sip::Message& cancel, const transport::Source& source);
+  // False when no INVITE transaction matches: the CANCEL is then routed like any request.
+  bool handleCancel(TransactionId server, sip::Message& cancel);
   bool answerLocally(TransactionId server, sip::Message& request, const transport::Source& source);
   Routed route(sip::Message& request, const transport::Source& source, std::vector<Flow>& poppedFlows);
   Routed routeByRules(const sip::Message& request, const transport::Source& source);
