@@ -91,9 +91,8 @@ TEST_F(RoutingRulesTest, ConfiguredDefaultForwardsRequestsForOtherDomains) {
 }
 
 TEST_F(RoutingRulesTest, ConfiguredDefaultRejectTakesItsStatusAndReason) {
-  const Decision& reject =
-      load("routing:\n  default: { reject: { status: 403, reason: Go Away } }\n")
-          ->decide(request());
+  const auto rules = load("routing:\n  default: { reject: { status: 403, reason: Go Away } }\n");
+  const Decision& reject = rules->decide(request());
   EXPECT_EQ(reject.kind, Kind::reject);
   EXPECT_EQ(reject.status, 403);
   EXPECT_EQ(reject.reason, "Go Away");
