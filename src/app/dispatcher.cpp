@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "waypoint/sip/text.hpp"
 #include "waypoint/sip/validation.hpp"
 
 namespace waypoint::app {
@@ -84,13 +85,7 @@ void Dispatcher::respondStateless(const transport::Source& source, const sip::Me
   const auto via = request.topVia();
   const transport::Destination destination =
       transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string tag(16, '0');
-  for (std::uint64_t bits = random_(); char& c : tag) {
-    c = kHex[bits & 0xf];
-    bits >>= 4;
-  }
-  sender_.send(destination, sip::buildResponse(request, status, reason, tag), {});
+  sender_.send(destination, sip::buildResponse(request, status, reason, sip::hex64(random_())), {});
 }
 
 }  // namespace waypoint::app

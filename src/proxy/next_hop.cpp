@@ -1,6 +1,5 @@
 #include "waypoint/proxy/next_hop.hpp"
 
-#include <boost/system/error_code.hpp>
 #include <charconv>
 
 #include "waypoint/sip/text.hpp"
@@ -8,14 +7,6 @@
 namespace waypoint::proxy {
 
 namespace {
-
-std::optional<boost::asio::ip::address> numericAddress(std::string_view host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto address = boost::asio::ip::make_address(std::string(host), ec);
-  if (ec) return std::nullopt;
-  return address;
-}
 
 std::string uriTransportParam(transport::Protocol protocol) {
   return protocol == transport::Protocol::udp ? std::string() : ";transport=" + sip::lowerAscii(transport::toString(protocol));
@@ -25,7 +16,7 @@ std::string uriTransportParam(transport::Protocol protocol) {
 
 std::optional<transport::Destination> resolveNumeric(const sip::Uri& uri) {
   if (uri.scheme != "sip" && uri.scheme != "sips") return std::nullopt;
-  const auto address = numericAddress(uri.host);
+  const auto address = transport::parseIpAddress(uri.host);
   if (!address) return std::nullopt;
   transport::Destination destination;
   destination.protocol = uri.scheme == "sips" ? transport::Protocol::tls : transport::Protocol::udp;
@@ -50,7 +41,7 @@ std::optional<Flow> decodeFlow(std::string_view token) {
   const std::size_t second = first == std::string_view::npos ? first : token.find('~', first + 1);
   if (second == std::string_view::npos) return std::nullopt;
   const auto protocol = transport::protocolFromString(token.substr(0, first));
-  const auto address = numericAddress(token.substr(first + 1, second - first - 1));
+  const auto address = transport::parseIpAddress(token.substr(first + 1, second - first - 1));
   const std::string_view portText = token.substr(second + 1);
   std::uint16_t port = 0;
   auto [end, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);

@@ -26,13 +26,6 @@ std::uint64_t fnv1a(std::string_view text, std::uint64_t hash = 1469598103934665
   return hash;
 }
 
-std::string hex(std::uint64_t value, std::size_t digits = 16) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string text(digits, '0');
-  for (std::size_t i = digits; i-- > 0; value >>= 4) text[i] = kHex[value & 0xf];
-  return text;
-}
-
 // §16.6 step 8 / §16.3 item 4: the fields that stay the same when a request comes back
 // in a loop and change in a spiral (Request-URI, Route). The top Via is left out (RFC 5393
 // §4.2): a loop through another stateful proxy changes it every time round.
@@ -48,7 +41,7 @@ std::string loopKeyOf(const sip::Message& request) {
   for (const char* name : {"Proxy-Require", "Proxy-Authorization", "Route"}) {
     for (const auto& value : request.headerValues(name)) hash = fnv1a(value, fnv1a("|", hash));
   }
-  return hex(hash);
+  return sip::hex64(hash);
 }
 
 bool isDialogCreating(std::string_view method) {
@@ -253,7 +246,6 @@ void Proxy::onRequest(TransactionId server, sip::Message& request, const transpo
   }
   contexts_.emplace(context.id, std::move(owned));
   contextByServer_[server] = context.id;
-  ++counters_.liveContexts;
   if (!startGroup(context)) finishIfDone(context.id);
 }
 
@@ -643,7 +635,6 @@ void Proxy::finishIfDone(std::uint64_t contextId) {
   if (!context.finalSent) sendFinal(context);
   contextByServer_.erase(context.server);
   for (const auto& branch : context.branches) branchByClient_.erase(branch.client);
-  --counters_.liveContexts;
   contexts_.erase(found);
 }
 
@@ -748,7 +739,7 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
   // §16.11: the same ACK (a retransmission) gets the same branch.
   const auto via = ack.topVia();
   const std::string branch =
-      std::string(kMagicCookie) + hex(fnv1a(via ? via->branch : "", fnv1a(ack.requestUri()))) + ".s";
+      std::string(kMagicCookie) + sip::hex64(fnv1a(via ? via->branch : "", fnv1a(ack.requestUri()))) + ".s";
   std::string bytes =
       branchRequest(ack.serialize(), "ACK", target.requestUri, viaValue(*out, branch), {}, target.routes);
   ++counters_.statelessForwarded;
@@ -803,10 +794,10 @@ void Proxy::fireDueTimers() {
 
 std::string Proxy::newBranch(std::string_view loopKey) {
   std::string branch(kMagicCookie);
-  branch.append(loopKey).append(".").append(hex(branchCounter_++));
+  branch.append(loopKey).append(".").append(sip::hex64(branchCounter_++));
   return branch;
 }
 
-std::string Proxy::newTag() { return hex(random_()); }
+std::string Proxy::newTag() { return sip::hex64(random_()); }
 
 }  // namespace waypoint::proxy

@@ -41,14 +41,6 @@ std::string contactLine(const Binding& b, TimePoint now) {
   return line;
 }
 
-std::optional<boost::asio::ip::address> numericHost(std::string_view host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto address = boost::asio::ip::make_address(std::string(host), ec);
-  if (ec) return std::nullopt;
-  return address;
-}
-
 bool isPrivate(const boost::asio::ip::address& address) {
   if (address.is_v4()) {
     const auto bits = address.to_v4().to_uint();
@@ -196,12 +188,12 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
 
 bool contactBehindNat(std::string_view contactUri, const sip::Message& request, const transport::Source& source) {
   const auto contact = sip::parseUri(contactUri);
-  const auto address = contact ? numericHost(contact->host) : std::nullopt;
+  const auto address = contact ? transport::parseIpAddress(contact->host) : std::nullopt;
   if (!address) return true;
   const bool sameAsSource = *address == source.remote.address && contact->port.value_or(5060) == source.remote.port;
   if (sameAsSource) return false;
   const auto via = request.topVia();
-  const auto viaAddress = via ? numericHost(via->host) : std::nullopt;
+  const auto viaAddress = via ? transport::parseIpAddress(via->host) : std::nullopt;
   const bool viaIsSource = viaAddress && *viaAddress == source.remote.address && via->port.value_or(5060) == source.remote.port;
   return !viaIsSource || isPrivate(*address);
 }

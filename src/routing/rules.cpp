@@ -29,12 +29,6 @@ std::string_view withoutBrackets(std::string_view host) {
   return host;
 }
 
-bool isIpAddress(std::string_view text) {
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(std::string(text), ec);
-  return !ec;
-}
-
 unsigned transportBit(transport::Protocol protocol) {
   return 1u << static_cast<unsigned>(protocol);
 }
@@ -311,7 +305,7 @@ class Compiler {
       r_.fail(node.Mark(), "next hop must not have a user part (got '" + text +
                                "'): the request keeps its own Request-URI");
     }
-    if (!isIpAddress(withoutBrackets(uri->host))) {
+    if (!transport::parseIpAddress(uri->host)) {
       r_.fail(node.Mark(),
               "next hop host must be a numeric IP address: DNS resolution of next hops is not "
               "supported (got '" +
@@ -427,7 +421,7 @@ class Compiler {
     const bool name = !bare.empty() && std::all_of(bare.begin(), bare.end(), [](unsigned char c) {
       return std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_';
     });
-    if (!name && !isIpAddress(bare)) {
+    if (!name && !transport::parseIpAddress(bare)) {
       r_.fail(node.Mark(),
               what +
                   " must be a host name or a numeric IP address, without port or wildcard (got '" +

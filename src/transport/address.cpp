@@ -25,6 +25,14 @@ std::optional<Protocol> protocolFromString(std::string_view text) {
 
 bool isReliable(Protocol protocol) { return protocol != Protocol::udp; }
 
+std::optional<boost::asio::ip::address> parseIpAddress(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(std::string(host), ec);
+  if (ec) return std::nullopt;
+  return address;
+}
+
 std::string toString(const Endpoint& endpoint) {
   // Appends rather than operator+ chains: GCC 12 -O3 warns falsely on those (PR 105329).
   const std::string address = endpoint.address.to_string();

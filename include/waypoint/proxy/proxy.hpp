@@ -78,7 +78,10 @@ class Proxy final : public transaction::TransactionUser {
   std::optional<TimePoint> nextExpiry();
   void fireDueTimers();
 
-  const ProxyCounters& counters() const { return counters_; }
+  const ProxyCounters& counters() const {
+    counters_.liveContexts = contexts_.size();
+    return counters_;
+  }
 
   // transaction::TransactionUser
   void onRequest(TransactionId server, sip::Message& request, const transport::Source& source) override;
@@ -141,7 +144,7 @@ class Proxy final : public transaction::TransactionUser {
   ProxySettings settings_;
   std::shared_ptr<const routing::RuleSet> rules_;
   transaction::TransactionLayer layer_;
-  ProxyCounters counters_;
+  mutable ProxyCounters counters_;
   std::uint64_t nextContext_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<Context>> contexts_;
   std::unordered_map<TransactionId, std::uint64_t> contextByServer_;

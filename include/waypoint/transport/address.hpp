@@ -23,6 +23,10 @@ struct Endpoint {
 };
 std::string toString(const Endpoint& endpoint);  // "127.0.0.1:5060", "[::1]:5060"
 
+// A host that is an IP address ("192.0.2.1", "::1" or "[::1]" as in a URI); nullopt for
+// a host name or anything else.
+std::optional<boost::asio::ip::address> parseIpAddress(std::string_view host);
+
 // The flow a message arrived on. connectionId is 0 for UDP.
 struct Source {
   Protocol protocol = Protocol::udp;
