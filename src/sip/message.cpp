@@ -187,10 +187,11 @@ std::optional<Uri> parseUri(std::string_view text) {
       return std::nullopt;  // not a port number
     }
     if (url->url_params != nullptr) {
+      // Our own reader, not url_param()/url_has_param(): sofia's reads past the end of
+      // some parameter strings (found by fuzzing: "sip:bob@host;lr>,x").
       uri.params = url->url_params;
-      char value[64];
-      if (url_param(url->url_params, "transport", value, sizeof value) > 0) uri.transport = value;
-      uri.lr = url_has_param(url, "lr") != 0;
+      if (const auto transport = uriParam(uri.params, "transport")) uri.transport = std::string(*transport);
+      uri.lr = uriParam(uri.params, "lr").has_value();
     }
     result = std::move(uri);
   }

@@ -460,5 +460,18 @@ TEST(ParseUriTest, RejectsGarbage) {
   EXPECT_FALSE(parseUri(std::string_view("sip:al\0ice@atlanta.example.com", 30)).has_value());
 }
 
+// Found by fuzzing: sofia's url_has_param() read past the end of this parameter string
+// (ASan: heap-buffer-overflow); parameters are read by uriParam() now.
+TEST(ParseUri, ParameterTextWithStrayCharactersIsReadInBounds) {
+  const auto uri = parseUri("sip:bob@zbil;lr>,oxi.example.com");
+  ASSERT_TRUE(uri.has_value());
+  EXPECT_EQ(uri->params, "lr>,oxi.example.com");
+  EXPECT_FALSE(uri->lr);  // the parameter is named "lr>,oxi.example.com", not "lr"
+  const auto withTransport = parseUri("sip:gw@192.0.2.1;Transport=TCP;lr");
+  ASSERT_TRUE(withTransport.has_value());
+  EXPECT_EQ(withTransport->transport, "TCP");
+  EXPECT_TRUE(withTransport->lr);
+}
+
 }  // namespace
 }  // namespace waypoint::sip
