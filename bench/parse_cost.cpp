@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
     m.pushVia("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-wp-0123456789abcdef");
     sink += m.serialize().size();
   });
-  std::printf("message: INVITE with SDP, %zu bytes; %d runs x %d messages, median\n", kInvite.size(), runs,
-              iterations);
+  std::printf("message: INVITE with SDP, %zu bytes; %d runs x %d messages, median\n",
+              kInvite.size(), runs, iterations);
   std::printf("parse:                               %8.0f ns/message\n", parse);
   std::printf("parse + validate + edits + serialize: %8.0f ns/message\n", proxied);
   return sink == 0 ? 1 : 0;

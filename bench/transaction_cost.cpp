@@ -37,7 +37,8 @@ class DiscardingSender final : public transaction::Sender {
 class AnsweringUser final : public transaction::TransactionUser {
  public:
   transaction::TransactionLayer* layer = nullptr;
-  void onRequest(transaction::TransactionId id, sip::Message& request, const transport::Source&) override {
+  void onRequest(transaction::TransactionId id, sip::Message& request,
+                 const transport::Source&) override {
     layer->respond(id, 200, sip::buildResponse(request, 200, "OK", "5f2a9c7e11d04b83"));
   }
   void onAck(sip::Message&, const transport::Source&) override {}
@@ -51,9 +52,15 @@ class AnsweringUser final : public transaction::TransactionUser {
 std::string request(std::size_t i) {
   const std::string n = std::to_string(i);
   return "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\n"
-         "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bench-" + n + ";rport\r\n"
-         "Max-Forwards: 70\r\nFrom: <sip:bench@127.0.0.1:5070>;tag=" + n + "\r\n"
-         "To: <sip:127.0.0.1:5060>\r\nCall-ID: bench-" + n + "@127.0.0.1\r\nCSeq: 1 OPTIONS\r\n"
+         "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bench-" +
+         n +
+         ";rport\r\n"
+         "Max-Forwards: 70\r\nFrom: <sip:bench@127.0.0.1:5070>;tag=" +
+         n +
+         "\r\n"
+         "To: <sip:127.0.0.1:5060>\r\nCall-ID: bench-" +
+         n +
+         "@127.0.0.1\r\nCSeq: 1 OPTIONS\r\n"
          "Content-Length: 0\r\n\r\n";
 }
 
@@ -68,8 +75,10 @@ int main(int argc, char** argv) {
   AnsweringUser user;
   transaction::TransactionLayer layer(clock, sender, user, transaction::LayerSettings{});
   user.layer = &layer;
-  const transport::Source source{transport::Protocol::udp, {boost::asio::ip::make_address("127.0.0.1"), 5060},
-                                 {boost::asio::ip::make_address("127.0.0.1"), 5070}, 0};
+  const transport::Source source{transport::Protocol::udp,
+                                 {boost::asio::ip::make_address("127.0.0.1"), 5060},
+                                 {boost::asio::ip::make_address("127.0.0.1"), 5070},
+                                 0};
 
   // Parse outside the measured region: the message is not kept by the layer.
   std::vector<std::string> texts;
@@ -94,14 +103,18 @@ int main(int argc, char** argv) {
 
   const double bytesPer = static_cast<double>(after - before) / static_cast<double>(live);
   const auto ns = [](auto d) { return std::chrono::duration<double, std::nano>(d).count(); };
-  std::printf("live server transactions: %llu (non-INVITE, Completed, holding a %zu-byte response)\n",
-              static_cast<unsigned long long>(live), sip::buildResponse(*sip::Message::parse(texts[0]).message,
-                                                                       200, "OK", "5f2a9c7e11d04b83").size());
+  std::printf(
+      "live server transactions: %llu (non-INVITE, Completed, holding a %zu-byte response)\n",
+      static_cast<unsigned long long>(live),
+      sip::buildResponse(*sip::Message::parse(texts[0]).message, 200, "OK", "5f2a9c7e11d04b83")
+          .size());
   std::printf("heap per live transaction: %.0f bytes (%.1f MiB for %zu)\n", bytesPer,
               static_cast<double>(after - before) / (1024.0 * 1024.0), count);
-  std::printf("parse + match + create + respond: %.0f ns per request\n", ns(created - start) / count);
-  std::printf("timer service: %.0f ns per expiry fired (Timer J, incl. destroying the transaction)\n",
-              ns(fired - fireStart) / count);
+  std::printf("parse + match + create + respond: %.0f ns per request\n",
+              ns(created - start) / count);
+  std::printf(
+      "timer service: %.0f ns per expiry fired (Timer J, incl. destroying the transaction)\n",
+      ns(fired - fireStart) / count);
   std::printf("left after expiry: %llu live, %llu pending timers\n",
               static_cast<unsigned long long>(layer.counters().liveServerTransactions),
               static_cast<unsigned long long>(layer.counters().pendingTimers));

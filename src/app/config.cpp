@@ -19,7 +19,8 @@ transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
   r.onlyKeys(node, "listener", {"transport", "address", "port"});
   transport::ListenerConfig result;
   if (!node["transport"]) r.fail(node.Mark(), "listener needs 'transport' (udp or tcp)");
-  if (!node["address"]) r.fail(node.Mark(), "listener needs 'address' (a numeric IPv4 or IPv6 address)");
+  if (!node["address"])
+    r.fail(node.Mark(), "listener needs 'address' (a numeric IPv4 or IPv6 address)");
   const std::string protocol = r.string(node["transport"], "transport");
   const auto parsed = transport::protocolFromString(protocol);
   if (!parsed || (*parsed != transport::Protocol::udp && *parsed != transport::Protocol::tcp)) {
@@ -29,20 +30,25 @@ transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
   result.address = r.string(node["address"], "address");
   boost::system::error_code ec;
   boost::asio::ip::make_address(result.address, ec);
-  if (ec) r.fail(node["address"].Mark(), "address must be a numeric IPv4 or IPv6 address (got '" + result.address + "')");
-  if (node["port"]) result.port = static_cast<std::uint16_t>(r.unsignedValue(node["port"], "port", 0, 65535));
+  if (ec)
+    r.fail(node["address"].Mark(),
+           "address must be a numeric IPv4 or IPv6 address (got '" + result.address + "')");
+  if (node["port"])
+    result.port = static_cast<std::uint16_t>(r.unsignedValue(node["port"], "port", 0, 65535));
   return result;
 }
 
 void limits(const Reader& r, const YAML::Node& node, transport::TransportSettings& t) {
   r.expectMap(node, "limits");
   r.onlyKeys(node, "limits",
-             {"max_message_size", "udp_mtu", "udp_receive_buffer", "tcp_idle_timeout", "tcp_connect_timeout",
-              "tcp_max_connections_per_source", "tcp_max_connections"});
-  if (node["max_message_size"]) t.maxMessageSize = r.unsignedValue(node["max_message_size"], "max_message_size", 1024, 1 << 20);
+             {"max_message_size", "udp_mtu", "udp_receive_buffer", "tcp_idle_timeout",
+              "tcp_connect_timeout", "tcp_max_connections_per_source", "tcp_max_connections"});
+  if (node["max_message_size"])
+    t.maxMessageSize = r.unsignedValue(node["max_message_size"], "max_message_size", 1024, 1 << 20);
   if (node["udp_mtu"]) t.udpMtu = r.unsignedValue(node["udp_mtu"], "udp_mtu", 200, 65535);
   if (node["udp_receive_buffer"]) {
-    t.udpReceiveBuffer = static_cast<int>(r.unsignedValue(node["udp_receive_buffer"], "udp_receive_buffer", 0, 1 << 30));
+    t.udpReceiveBuffer = static_cast<int>(
+        r.unsignedValue(node["udp_receive_buffer"], "udp_receive_buffer", 0, 1 << 30));
   }
   if (node["tcp_idle_timeout"]) {
     t.tcpIdleTimeout = std::chrono::duration_cast<std::chrono::seconds>(
@@ -53,10 +59,12 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
         r.duration(node["tcp_connect_timeout"], "tcp_connect_timeout", std::chrono::seconds(1)));
   }
   if (node["tcp_max_connections_per_source"]) {
-    t.maxConnectionsPerSource = r.unsignedValue(node["tcp_max_connections_per_source"], "tcp_max_connections_per_source", 1, 1000000);
+    t.maxConnectionsPerSource = r.unsignedValue(node["tcp_max_connections_per_source"],
+                                                "tcp_max_connections_per_source", 1, 1000000);
   }
   if (node["tcp_max_connections"]) {
-    t.maxConnections = r.unsignedValue(node["tcp_max_connections"], "tcp_max_connections", 1, 1000000);
+    t.maxConnections =
+        r.unsignedValue(node["tcp_max_connections"], "tcp_max_connections", 1, 1000000);
   }
 }
 
@@ -75,8 +83,8 @@ Config loadConfig(const std::string& path) {
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
   r.onlyKeys(root, "the configuration",
-             {"listen", "domains", "names", "timers", "transactions", "registrar", "limits", "log", "metrics", "routing",
-              "proxy"});
+             {"listen", "domains", "names", "timers", "transactions", "registrar", "limits", "log",
+              "metrics", "routing", "proxy"});
 
   Config config;
   config.path = path;
@@ -91,10 +99,14 @@ Config loadConfig(const std::string& path) {
   if (const auto timers = root["timers"]) {
     r.expectMap(timers, "timers");
     r.onlyKeys(timers, "timers", {"t1", "t2", "t4"});
-    if (timers["t1"]) config.timers.t1 = r.duration(timers["t1"], "t1", std::chrono::milliseconds(1));
-    if (timers["t2"]) config.timers.t2 = r.duration(timers["t2"], "t2", std::chrono::milliseconds(1));
-    if (timers["t4"]) config.timers.t4 = r.duration(timers["t4"], "t4", std::chrono::milliseconds(1));
-    if (config.timers.t2 < config.timers.t1) r.fail(timers.Mark(), "t2 must not be shorter than t1");
+    if (timers["t1"])
+      config.timers.t1 = r.duration(timers["t1"], "t1", std::chrono::milliseconds(1));
+    if (timers["t2"])
+      config.timers.t2 = r.duration(timers["t2"], "t2", std::chrono::milliseconds(1));
+    if (timers["t4"])
+      config.timers.t4 = r.duration(timers["t4"], "t4", std::chrono::milliseconds(1));
+    if (config.timers.t2 < config.timers.t1)
+      r.fail(timers.Mark(), "t2 must not be shorter than t1");
   }
   if (const auto transactions = root["transactions"]) {
     r.expectMap(transactions, "transactions");
@@ -109,13 +121,20 @@ Config loadConfig(const std::string& path) {
     using std::chrono::duration_cast;
     using std::chrono::seconds;
     auto& rc = config.registrar;
-    if (reg["min_expires"]) rc.minExpires = duration_cast<seconds>(r.duration(reg["min_expires"], "min_expires", seconds(1)));
-    if (reg["max_expires"]) rc.maxExpires = duration_cast<seconds>(r.duration(reg["max_expires"], "max_expires", seconds(1)));
+    if (reg["min_expires"])
+      rc.minExpires =
+          duration_cast<seconds>(r.duration(reg["min_expires"], "min_expires", seconds(1)));
+    if (reg["max_expires"])
+      rc.maxExpires =
+          duration_cast<seconds>(r.duration(reg["max_expires"], "max_expires", seconds(1)));
     if (reg["default_expires"]) {
-      rc.defaultExpires = duration_cast<seconds>(r.duration(reg["default_expires"], "default_expires", seconds(1)));
+      rc.defaultExpires =
+          duration_cast<seconds>(r.duration(reg["default_expires"], "default_expires", seconds(1)));
     }
-    if (reg["max_contacts"]) rc.maxContacts = r.unsignedValue(reg["max_contacts"], "max_contacts", 1, 1000);
-    if (rc.maxExpires < rc.minExpires) r.fail(reg.Mark(), "max_expires must not be shorter than min_expires");
+    if (reg["max_contacts"])
+      rc.maxContacts = r.unsignedValue(reg["max_contacts"], "max_contacts", 1, 1000);
+    if (rc.maxExpires < rc.minExpires)
+      r.fail(reg.Mark(), "max_expires must not be shorter than min_expires");
     if (rc.defaultExpires < rc.minExpires || rc.defaultExpires > rc.maxExpires) {
       r.fail(reg.Mark(), "default_expires must lie between min_expires and max_expires");
     }
@@ -124,9 +143,11 @@ Config loadConfig(const std::string& path) {
   if (const auto proxy = root["proxy"]) {
     r.expectMap(proxy, "proxy");
     r.onlyKeys(proxy, "proxy", {"timer_c", "max_forwards"});
-    if (proxy["timer_c"]) config.proxy.timerC = r.duration(proxy["timer_c"], "timer_c", std::chrono::milliseconds(1));
+    if (proxy["timer_c"])
+      config.proxy.timerC = r.duration(proxy["timer_c"], "timer_c", std::chrono::milliseconds(1));
     if (proxy["max_forwards"]) {
-      config.proxy.maxForwards = static_cast<std::uint32_t>(r.unsignedValue(proxy["max_forwards"], "max_forwards", 1, 255));
+      config.proxy.maxForwards = static_cast<std::uint32_t>(
+          r.unsignedValue(proxy["max_forwards"], "max_forwards", 1, 255));
     }
   }
 
@@ -135,9 +156,11 @@ Config loadConfig(const std::string& path) {
     r.onlyKeys(log, "log", {"level", "pattern"});
     if (log["level"]) {
       config.log.level = r.string(log["level"], "log level");
-      static const std::set<std::string> levels{"trace", "debug", "info", "warning", "error", "critical", "off"};
+      static const std::set<std::string> levels{"trace", "debug",    "info", "warning",
+                                                "error", "critical", "off"};
       if (levels.count(config.log.level) == 0) {
-        r.fail(log["level"].Mark(), "log level must be one of trace, debug, info, warning, error, critical, off");
+        r.fail(log["level"].Mark(),
+               "log level must be one of trace, debug, info, warning, error, critical, off");
       }
     }
     if (log["pattern"]) config.log.pattern = r.string(log["pattern"], "log pattern");

@@ -36,7 +36,8 @@ proxy::LocalIdentity identityFrom(const Config& config, const transport::Transpo
   proxy::LocalIdentity identity;
   for (const auto& name : config.names) identity.addName(name);
   for (const auto& domain : config.domains) identity.addName(domain);
-  for (const auto& [protocol, endpoint] : transports.boundEndpoints()) identity.addListener(protocol, endpoint);
+  for (const auto& [protocol, endpoint] : transports.boundEndpoints())
+    identity.addListener(protocol, endpoint);
   return identity;
 }
 
@@ -51,7 +52,8 @@ class TimerDriver {
 
   void rearm() {
     auto next = proxy_.nextExpiry();
-    if (const auto bindings = registrar_.store().nextExpiry(); bindings && (!next || *bindings < *next)) {
+    if (const auto bindings = registrar_.store().nextExpiry();
+        bindings && (!next || *bindings < *next)) {
       next = bindings;
     }
     if (!next || (armed_ && *next >= armedFor_)) return;
@@ -122,15 +124,17 @@ int runDaemon(const Config& config) {
   std::unique_ptr<proxy::Proxy> proxyCore;
   std::unique_ptr<Dispatcher> dispatcher;
   std::unique_ptr<TimerDriver> timerDriver;
-  transport::Transports transports(io, config.transport, [&](const transport::Source& source, std::string_view bytes) {
-    dispatcher->onMessage(source, bytes);
-    timerDriver->rearm();
-  });
+  transport::Transports transports(io, config.transport,
+                                   [&](const transport::Source& source, std::string_view bytes) {
+                                     dispatcher->onMessage(source, bytes);
+                                     timerDriver->rearm();
+                                   });
   for (const auto& listener : config.listeners) transports.listen(listener);
   const proxy::LocalIdentity identity = identityFrom(config, transports);
   const transaction::SteadyClock clock;
   transaction::LayerSettings layerSettings;
-  layerSettings.timers = transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
+  layerSettings.timers =
+      transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
   layerSettings.send100Trying = config.transactions.send100Trying;
   layerSettings.udpMtu = config.transport.udpMtu;
   registrar::InMemoryLocationStore locations;
@@ -139,10 +143,12 @@ int runDaemon(const Config& config) {
       registrar::RegistrarSettings{config.registrar.minExpires, config.registrar.maxExpires,
                                    config.registrar.defaultExpires, config.registrar.maxContacts});
   TransportSender sender(transports);
-  proxyCore = std::make_unique<proxy::Proxy>(clock, sender, layerSettings, identity, registrar,
-                                              proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards});
+  proxyCore = std::make_unique<proxy::Proxy>(
+      clock, sender, layerSettings, identity, registrar,
+      proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards});
   proxyCore->setRules(config.routing);
-  dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore, sip::ParseLimits{config.transport.maxMessageSize});
+  dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
+                                            sip::ParseLimits{config.transport.maxMessageSize});
   timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar);
   transports.onUnreachable([&](const transport::Destination& destination, std::error_code) {
     proxyCore->transactions().destinationUnreachable(destination);
@@ -151,8 +157,8 @@ int runDaemon(const Config& config) {
 
   auto writeMetrics = [&] {
     const std::string text =
-        renderMetrics(transports.counters(), dispatcher->counters(), proxyCore->transactions().counters(), registrar,
-                      proxyCore->counters());
+        renderMetrics(transports.counters(), dispatcher->counters(),
+                      proxyCore->transactions().counters(), registrar, proxyCore->counters());
     if (!config.metrics.file.empty()) writeMetricsFile(config.metrics.file, text);
     return text;
   };
@@ -174,7 +180,8 @@ int runDaemon(const Config& config) {
       if (ec) return;
       if (signal == SIGUSR1) {
         const std::string text = writeMetrics();
-        spdlog::info("metrics written{}{}", config.metrics.file.empty() ? "" : " to ", config.metrics.file);
+        spdlog::info("metrics written{}{}", config.metrics.file.empty() ? "" : " to ",
+                     config.metrics.file);
         spdlog::debug("metrics:\n{}", text);
       } else {
         reloadRules(config.path, *proxyCore);
@@ -185,7 +192,8 @@ int runDaemon(const Config& config) {
   waitControl();
 
   for (const auto& [protocol, endpoint] : transports.boundEndpoints()) {
-    spdlog::info("listening on {} {}", transport::toString(protocol), transport::toString(endpoint));
+    spdlog::info("listening on {} {}", transport::toString(protocol),
+                 transport::toString(endpoint));
   }
   spdlog::info("waypointd ready (version {})", WAYPOINT_VERSION);
   sd_notify(0, "READY=1");

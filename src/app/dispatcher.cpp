@@ -10,7 +10,8 @@ namespace waypoint::app {
 namespace {
 
 std::string describe(const transport::Source& source) {
-  return std::string(transport::toString(source.protocol)) + " " + transport::toString(source.remote);
+  return std::string(transport::toString(source.protocol)) + " " +
+         transport::toString(source.remote);
 }
 
 }  // namespace
@@ -21,9 +22,11 @@ void TransportSender::send(const transport::Destination& destination, const std:
     const std::string_view firstLine = std::string_view(bytes).substr(0, bytes.find('\r'));
     spdlog::debug("send \"{}\" to {}", firstLine, transport::toString(destination));
   }
-  transports_.send(destination, bytes, [onError = std::move(onError)](const transport::Destination&, std::error_code ec) {
-    if (onError) onError(ec);
-  });
+  transports_.send(
+      destination, bytes,
+      [onError = std::move(onError)](const transport::Destination&, std::error_code ec) {
+        if (onError) onError(ec);
+      });
 }
 
 Dispatcher::Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits)
@@ -39,22 +42,25 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
   sip::Message& message = *parsed.message;
   if (message.isResponse()) {
     ++counters_.responsesReceived;
-    auto problem = parsed.error.empty() ? sip::validateResponse(message) : std::optional<std::string>(parsed.error);
+    auto problem = parsed.error.empty() ? sip::validateResponse(message)
+                                        : std::optional<std::string>(parsed.error);
     if (problem) {
       ++counters_.responsesDropped;
-      spdlog::warn("drop response {} from {}: {}", message.statusCode(), describe(source), *problem);
+      spdlog::warn("drop response {} from {}: {}", message.statusCode(), describe(source),
+                   *problem);
       return;
     }
     if (spdlog::should_log(spdlog::level::debug)) {
-      spdlog::debug("recv {} {} Call-ID {} from {}", message.statusCode(), message.reasonPhrase(), message.callId(),
-                    describe(source));
+      spdlog::debug("recv {} {} Call-ID {} from {}", message.statusCode(), message.reasonPhrase(),
+                    message.callId(), describe(source));
     }
     proxy_.transactions().receiveResponse(message, source);
     return;
   }
   ++counters_.requestsReceived;
   if (spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("recv {} Call-ID {} from {}", message.method(), message.callId(), describe(source));
+    spdlog::debug("recv {} Call-ID {} from {}", message.method(), message.callId(),
+                  describe(source));
   }
   std::optional<sip::Rejection> rejection;
   if (!parsed.error.empty()) {
@@ -70,7 +76,8 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
       return;
     }
     ++counters_.requestsMalformed;
-    spdlog::warn("reject {} from {}: {} {}", message.method(), describe(source), rejection->status, rejection->reason);
+    spdlog::warn("reject {} from {}: {} {}", message.method(), describe(source), rejection->status,
+                 rejection->reason);
     respondStateless(source, message, rejection->status, rejection->reason);
     return;
   }
@@ -80,8 +87,8 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
   proxy_.transactions().receiveRequest(message, source);
 }
 
-void Dispatcher::respondStateless(const transport::Source& source, const sip::Message& request, int status,
-                                  std::string_view reason) {
+void Dispatcher::respondStateless(const transport::Source& source, const sip::Message& request,
+                                  int status, std::string_view reason) {
   const auto via = request.topVia();
   const transport::Destination destination =
       transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source);

@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
     const waypoint::app::Config config = waypoint::app::loadConfig(configPath);
     if (checkOnly) {
       const std::size_t rules = config.routing->size();
-      std::printf("%s: configuration OK, %zu routing rule%s\n", configPath.c_str(), rules, rules == 1 ? "" : "s");
+      std::printf("%s: configuration OK, %zu routing rule%s\n", configPath.c_str(), rules,
+                  rules == 1 ? "" : "s");
       return EXIT_SUCCESS;
     }
     waypoint::app::configureLogging(config.log);

@@ -9,7 +9,8 @@ namespace waypoint::app {
 
 namespace {
 
-void counter(std::string& out, const char* name, std::uint64_t value, const char* type = "counter") {
+void counter(std::string& out, const char* name, std::uint64_t value,
+             const char* type = "counter") {
   out.append("# TYPE waypoint_").append(name).append(" ").append(type).append("\n");
   out.append("waypoint_").append(name).append(" ").append(std::to_string(value)).append("\n");
 }

@@ -5,11 +5,14 @@
 namespace waypoint::proxy {
 
 std::string LocalIdentity::normalise(std::string_view host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   return sip::lowerAscii(host);
 }
 
-void LocalIdentity::addName(std::string_view hostOrAddress) { names_.insert(normalise(hostOrAddress)); }
+void LocalIdentity::addName(std::string_view hostOrAddress) {
+  names_.insert(normalise(hostOrAddress));
+}
 
 void LocalIdentity::addListener(transport::Protocol protocol, const transport::Endpoint& endpoint) {
   listeners_.emplace_back(protocol, endpoint);
@@ -17,7 +20,9 @@ void LocalIdentity::addListener(transport::Protocol protocol, const transport::E
   addPort(endpoint.port);
 }
 
-bool LocalIdentity::isLocalHost(std::string_view host) const { return names_.count(normalise(host)) != 0; }
+bool LocalIdentity::isLocalHost(std::string_view host) const {
+  return names_.count(normalise(host)) != 0;
+}
 
 bool LocalIdentity::isLocal(const sip::Uri& uri) const {
   if (!isLocalHost(uri.host)) return false;
@@ -30,8 +35,8 @@ bool LocalIdentity::isLocalSentBy(std::string_view host, std::optional<std::uint
   return isLocalHost(host) && ports_.count(port.value_or(5060)) != 0;
 }
 
-std::optional<transport::Endpoint> LocalIdentity::listener(transport::Protocol protocol,
-                                                           const boost::asio::ip::address& like) const {
+std::optional<transport::Endpoint> LocalIdentity::listener(
+    transport::Protocol protocol, const boost::asio::ip::address& like) const {
   for (const auto& [p, endpoint] : listeners_) {
     if (p == protocol && endpoint.address.is_v6() == like.is_v6()) return endpoint;
   }

@@ -9,7 +9,9 @@ namespace waypoint::proxy {
 namespace {
 
 std::string uriTransportParam(transport::Protocol protocol) {
-  return protocol == transport::Protocol::udp ? std::string() : ";transport=" + sip::lowerAscii(transport::toString(protocol));
+  return protocol == transport::Protocol::udp
+             ? std::string()
+             : ";transport=" + sip::lowerAscii(transport::toString(protocol));
 }
 
 }  // namespace
@@ -25,14 +27,18 @@ std::optional<transport::Destination> resolveNumeric(const sip::Uri& uri) {
     if (!protocol) return std::nullopt;
     destination.protocol = *protocol;
   }
-  const bool secure = destination.protocol == transport::Protocol::tls || destination.protocol == transport::Protocol::wss;
+  const bool secure = destination.protocol == transport::Protocol::tls ||
+                      destination.protocol == transport::Protocol::wss;
   destination.remote = transport::Endpoint{*address, uri.port.value_or(secure ? 5061 : 5060)};
   return destination;
 }
 
 std::string encodeFlow(const Flow& flow) {
   std::string token = sip::lowerAscii(transport::toString(flow.protocol));
-  token.append("~").append(flow.remote.address.to_string()).append("~").append(std::to_string(flow.remote.port));
+  token.append("~")
+      .append(flow.remote.address.to_string())
+      .append("~")
+      .append(std::to_string(flow.remote.port));
   return token;
 }
 
@@ -45,7 +51,8 @@ std::optional<Flow> decodeFlow(std::string_view token) {
   const std::string_view portText = token.substr(second + 1);
   std::uint16_t port = 0;
   auto [end, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
-  if (!protocol || !address || ec != std::errc() || end != portText.data() + portText.size() || port == 0) {
+  if (!protocol || !address || ec != std::errc() || end != portText.data() + portText.size() ||
+      port == 0) {
     return std::nullopt;
   }
   return Flow{*protocol, transport::Endpoint{*address, port}};
@@ -58,7 +65,10 @@ std::vector<std::string> recordRouteValues(const Interface& callerSide, const In
   tokens.append(";").append(kCalleeFlowParam).append("=").append(encodeFlow(callee));
   auto value = [&tokens](const Interface& side) {
     std::string v = "<sip:";
-    v.append(transport::toString(side.local)).append(uriTransportParam(side.protocol)).append(";lr").append(tokens);
+    v.append(transport::toString(side.local))
+        .append(uriTransportParam(side.protocol))
+        .append(";lr")
+        .append(tokens);
     v.append(">");
     return v;
   };

@@ -13,7 +13,8 @@ namespace {
 constexpr std::string_view kMagicCookie = "z9hG4bK";
 
 const std::vector<std::string> kOptionsHeaders = {
-    "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, MESSAGE, PRACK",
+    "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, "
+    "MESSAGE, PRACK",
     "Accept: application/sdp",
     "Supported: path",
 };
@@ -59,7 +60,8 @@ std::string branchRequest(std::string_view base, std::string_view method, std::s
                           std::string_view via, const std::vector<std::string>& recordRoutes,
                           const std::vector<std::string>& routes) {
   const std::size_t firstLineEnd = base.find("\r\n");
-  const std::string_view rest = base.substr(firstLineEnd == std::string_view::npos ? base.size() : firstLineEnd + 2);
+  const std::string_view rest =
+      base.substr(firstLineEnd == std::string_view::npos ? base.size() : firstLineEnd + 2);
   std::string out;
   out.reserve(base.size() + uri.size() + via.size() + 200 * (recordRoutes.size() + routes.size()));
   out.append(method).append(" ").append(uri).append(" SIP/2.0\r\nVia: ").append(via).append("\r\n");
@@ -86,7 +88,8 @@ std::optional<transport::Destination> viaDestination(const sip::Via& via) {
 transport::Destination leavingBy(const transport::Destination& destination, const Interface& out) {
   std::optional<transport::Endpoint> local = destination.local;
   if (!local && destination.protocol == transport::Protocol::udp) local = out.local;
-  return transport::Destination{destination.protocol, destination.remote, destination.connectionId, local};
+  return transport::Destination{destination.protocol, destination.remote, destination.connectionId,
+                                local};
 }
 
 int rankOf(int status, bool synthetic) {
@@ -108,16 +111,21 @@ int rankOf(int status, bool synthetic) {
 
 std::string_view reasonFor(int status) {
   switch (status) {
-    case 408: return "Request Timeout";
-    case 487: return "Request Terminated";
-    case 500: return "Server Internal Error";
-    default: return "Service Unavailable";
+    case 408:
+      return "Request Timeout";
+    case 487:
+      return "Request Terminated";
+    case 500:
+      return "Server Internal Error";
+    default:
+      return "Service Unavailable";
   }
 }
 
 }  // namespace
 
-bool betterFinalResponse(int candidate, bool candidateSynthetic, int current, bool currentSynthetic) {
+bool betterFinalResponse(int candidate, bool candidateSynthetic, int current,
+                         bool currentSynthetic) {
   return rankOf(candidate, candidateSynthetic) < rankOf(current, currentSynthetic);
 }
 
@@ -135,7 +143,7 @@ struct Proxy::Branch {
   std::vector<std::string> routes;
   transport::Destination destination;
   bool provisional = false;  // a CANCEL may be sent only after a provisional response (§9.1)
-  bool ended = false;        // a final response (or its stand-in: timeout, transport error, Timer C)
+  bool ended = false;  // a final response (or its stand-in: timeout, transport error, Timer C)
   bool cancelWanted = false;
   bool cancelSent = false;
   std::uint32_t timerCGeneration = 0;
@@ -146,7 +154,7 @@ struct Proxy::Context {
   TransactionId server = 0;
   std::string method;
   bool invite = false;
-  std::string base;         // the request after the edits common to every branch
+  std::string base;  // the request after the edits common to every branch
   std::vector<std::string> baseRoutes;
   std::string cancelLines;  // From, To, Call-ID and CSeq lines of a CANCEL for a branch
   std::string loopKey;
@@ -166,8 +174,9 @@ struct Proxy::Context {
   std::size_t challengeResponses = 0;
 };
 
-Proxy::Proxy(const transaction::Clock& clock, transaction::Sender& sender, transaction::LayerSettings layerSettings,
-             const LocalIdentity& identity, registrar::Registrar& registrar, ProxySettings settings)
+Proxy::Proxy(const transaction::Clock& clock, transaction::Sender& sender,
+             transaction::LayerSettings layerSettings, const LocalIdentity& identity,
+             registrar::Registrar& registrar, ProxySettings settings)
     : clock_(clock),
       sender_(sender),
       identity_(identity),
@@ -182,7 +191,8 @@ Proxy::~Proxy() = default;
 
 // ---------------------------------------------------------------- requests
 
-void Proxy::onRequest(TransactionId server, sip::Message& request, const transport::Source& source) {
+void Proxy::onRequest(TransactionId server, sip::Message& request,
+                      const transport::Source& source) {
   // §16.10: a CANCEL for an INVITE here is answered here and cancels its branches; one
   // with no INVITE here (it went through before a restart) is passed on like any request,
   // so the next hop's answer reaches the caller.
@@ -192,7 +202,8 @@ void Proxy::onRequest(TransactionId server, sip::Message& request, const transpo
     respondLocal(server, request, 483, "Too Many Hops");
     return;
   }
-  if (const auto required = request.proxyRequire(); !required.empty()) {  // §16.3 item 5: we support none
+  if (const auto required = request.proxyRequire();
+      !required.empty()) {  // §16.3 item 5: we support none
     ++counters_.badExtensions;
     std::string list;
     for (const auto& tag : required) list.append(list.empty() ? "" : ", ").append(tag);
@@ -240,16 +251,20 @@ void Proxy::onRequest(TransactionId server, sip::Message& request, const transpo
   context.groups = std::move(routed.groups);
   if (context.invite) {
     for (const char* name : {"From", "To", "Call-ID"}) {
-      for (const auto& value : request.headerValues(name)) context.cancelLines.append(name).append(": ").append(value).append("\r\n");
+      for (const auto& value : request.headerValues(name))
+        context.cancelLines.append(name).append(": ").append(value).append("\r\n");
     }
-    context.cancelLines.append("CSeq: ").append(std::to_string(request.cseq()->number)).append(" CANCEL\r\n");
+    context.cancelLines.append("CSeq: ")
+        .append(std::to_string(request.cseq()->number))
+        .append(" CANCEL\r\n");
   }
   contexts_.emplace(context.id, std::move(owned));
   contextByServer_[server] = context.id;
   if (!startGroup(context)) finishIfDone(context.id);
 }
 
-bool Proxy::answerLocally(TransactionId server, sip::Message& request, const transport::Source& source) {
+bool Proxy::answerLocally(TransactionId server, sip::Message& request,
+                          const transport::Source& source) {
   const auto uri = request.requestUriParts();
   if (!uri) return false;
   const bool toUs = uri->user.empty() && identity_.isLocal(*uri);
@@ -260,7 +275,9 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request, const tra
       spdlog::info("REGISTER from {} {} refused: {} {}", transport::toString(source.protocol),
                    transport::toString(source.remote), reply.status, reply.reason);
     }
-    layer_.respond(server, reply.status, sip::buildResponse(request, reply.status, reply.reason, newTag(), reply.headers));
+    layer_.respond(
+        server, reply.status,
+        sip::buildResponse(request, reply.status, reply.reason, newTag(), reply.headers));
     return true;
   }
   if (request.method() == "OPTIONS" && toUs) {
@@ -273,7 +290,8 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request, const tra
 
 // §16.4 Route preprocessing, then the target set (§16.5): the rest of the Route set, the
 // dialog's peer, or what the rules say.
-Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& source, std::vector<Flow>& poppedFlows) {
+Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& source,
+                           std::vector<Flow>& poppedFlows) {
   auto collectFlows = [&poppedFlows](const sip::Uri& uri) {
     for (const auto param : {kCallerFlowParam, kCalleeFlowParam}) {
       if (const auto token = sip::uriParam(uri.params, param)) {
@@ -282,8 +300,9 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
     }
   };
   // A strict router upstream put our Record-Route URI into the Request-URI.
-  if (const auto uri = request.requestUriParts();
-      uri && uri->user.empty() && sip::uriParam(uri->params, kCallerFlowParam) && identity_.isLocal(*uri)) {
+  if (const auto uri = request.requestUriParts(); uri && uri->user.empty() &&
+                                                  sip::uriParam(uri->params, kCallerFlowParam) &&
+                                                  identity_.isLocal(*uri)) {
     const auto routes = request.routes();
     if (!routes.empty()) {
       collectFlows(*uri);
@@ -306,8 +325,8 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
     const auto destination = next ? resolveNumeric(*next) : std::nullopt;
     if (!destination) {
       ++counters_.unresolvable;
-      spdlog::warn("{} Call-ID {}: cannot resolve Route {} (only numeric hosts are supported)", request.method(),
-                   request.callId(), routes.front().uri);
+      spdlog::warn("{} Call-ID {}: cannot resolve Route {} (only numeric hosts are supported)",
+                   request.method(), request.callId(), routes.front().uri);
       routed.status = 503;
       routed.reason = "Next Hop Not Resolvable";
       return routed;
@@ -340,7 +359,8 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
 // The request carried our Route: it belongs to a dialog we record-routed. It goes to the
 // flow of the side it did not come from when the Route's flow tokens name them, otherwise
 // to its Request-URI.
-std::optional<Proxy::Target> Proxy::dialogTarget(const sip::Message& request, const transport::Source& source,
+std::optional<Proxy::Target> Proxy::dialogTarget(const sip::Message& request,
+                                                 const transport::Source& source,
                                                  const std::vector<Flow>& poppedFlows) {
   const auto uri = request.requestUriParts();
   if (!uri || identity_.isLocal(*uri)) return std::nullopt;
@@ -350,10 +370,13 @@ std::optional<Proxy::Target> Proxy::dialogTarget(const sip::Message& request, co
     const Flow& callee = poppedFlows[i + 1];
     const Flow* other = arrived == caller ? &callee : arrived == callee ? &caller : nullptr;
     if (other != nullptr) {
-      return Target{request.requestUri(), transport::Destination{other->protocol, other->remote, 0, std::nullopt}, {}};
+      return Target{request.requestUri(),
+                    transport::Destination{other->protocol, other->remote, 0, std::nullopt},
+                    {}};
     }
   }
-  if (auto destination = resolveNumeric(*uri)) return Target{request.requestUri(), *destination, {}};
+  if (auto destination = resolveNumeric(*uri))
+    return Target{request.requestUri(), *destination, {}};
   return std::nullopt;
 }
 
@@ -376,8 +399,8 @@ Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::
   switch (decision.kind) {
     case routing::Decision::Kind::reject:
       ++counters_.rulesRejected;
-      spdlog::debug("{} {} rejected by {}: {} {}", request.method(), request.requestUri(), decision.rule,
-                    decision.status, decision.reason);
+      spdlog::debug("{} {} rejected by {}: {} {}", request.method(), request.requestUri(),
+                    decision.rule, decision.status, decision.reason);
       routed.status = decision.status;
       routed.reason = decision.reason;
       return routed;
@@ -417,8 +440,9 @@ Proxy::Routed Proxy::routeToLocation(const sip::Message& request, routing::Forki
     routed.reason = known ? "Temporarily Unavailable" : "Not Found";
     return routed;
   }
-  std::stable_sort(bindings.begin(), bindings.end(),
-                   [](const registrar::Binding& a, const registrar::Binding& b) { return a.qMilli > b.qMilli; });
+  std::stable_sort(
+      bindings.begin(), bindings.end(),
+      [](const registrar::Binding& a, const registrar::Binding& b) { return a.qMilli > b.qMilli; });
   int groupQ = -1;
   for (auto& binding : bindings) {
     // A phone behind NAT is reached over the flow it registered from: its source address
@@ -462,9 +486,11 @@ bool Proxy::startBranch(Context& context, const Target& target) {
   const auto out = interfaceFor(target.destination);
   if (!out) {
     ++counters_.unresolvable;
-    spdlog::warn("{}: no {} listener to reach {}", context.method, transport::toString(target.destination.protocol),
+    spdlog::warn("{}: no {} listener to reach {}", context.method,
+                 transport::toString(target.destination.protocol),
                  transport::toString(target.destination));
-    if (context.bestStatus == 0 || betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
+    if (context.bestStatus == 0 ||
+        betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
       context.bestStatus = 503;
       context.bestSynthetic = true;
       context.bestBytes.clear();
@@ -482,10 +508,10 @@ bool Proxy::startBranch(Context& context, const Target& target) {
     recordRoutes = recordRouteValues(context.inbound, *out, context.caller,
                                      Flow{branch.destination.protocol, branch.destination.remote});
   }
-  std::string bytes = branchRequest(context.base, context.method, branch.requestUri, branch.via, recordRoutes,
-                                    branch.routes);
-  branch.client = layer_.startClient(
-      transaction::ClientRequest{std::move(bytes), context.method, branch.id, branch.destination, true});
+  std::string bytes = branchRequest(context.base, context.method, branch.requestUri, branch.via,
+                                    recordRoutes, branch.routes);
+  branch.client = layer_.startClient(transaction::ClientRequest{
+      std::move(bytes), context.method, branch.id, branch.destination, true});
   ++counters_.requestsForwarded;
   const std::size_t index = context.branches.size();
   branchByClient_[branch.client] = BranchRef{context.id, index};
@@ -523,12 +549,14 @@ void Proxy::cancelBranch(Context& context, Branch& branch) {
   bytes.append(context.cancelLines).append("Content-Length: 0\r\n\r\n");
   branch.cancelSent = true;
   ++counters_.branchesCancelled;
-  layer_.startClient(transaction::ClientRequest{std::move(bytes), "CANCEL", branch.id, branch.destination, true});
+  layer_.startClient(
+      transaction::ClientRequest{std::move(bytes), "CANCEL", branch.id, branch.destination, true});
 }
 
 void Proxy::armTimerC(Context& context, std::size_t branchIndex) {
   Branch& branch = context.branches[branchIndex];
-  timerC_.push(TimerCEntry{clock_.now() + settings_.timerC, context.id, branchIndex, ++branch.timerCGeneration});
+  timerC_.push(TimerCEntry{clock_.now() + settings_.timerC, context.id, branchIndex,
+                           ++branch.timerCGeneration});
 }
 
 bool Proxy::handleCancel(TransactionId server, sip::Message& cancel) {
@@ -554,7 +582,8 @@ void Proxy::onResponse(TransactionId client, sip::Message& response) {
   if (ref == branchByClient_.end()) {
     // The answer to one of our CANCELs, or a 2xx retransmission after the context ended.
     const auto cseq = response.cseq();
-    if (status >= 200 && status < 300 && cseq && cseq->method == "INVITE") onStrayResponse(response, {});
+    if (status >= 200 && status < 300 && cseq && cseq->method == "INVITE")
+      onStrayResponse(response, {});
     return;
   }
   Context& context = *contexts_.at(ref->second.context);
@@ -595,14 +624,15 @@ void Proxy::onResponse(TransactionId client, sip::Message& response) {
   std::vector<std::string> challenges;
   if (status == 401 || status == 407) {
     for (const char* name : {"WWW-Authenticate", "Proxy-Authenticate"}) {
-      for (const auto& value : response.headerValues(name)) challenges.push_back(std::string(name) + ": " + value);
+      for (const auto& value : response.headerValues(name))
+        challenges.push_back(std::string(name) + ": " + value);
     }
   }
   branchEnded(context, branch, status, response.serialize(), false, std::move(challenges));
 }
 
-void Proxy::branchEnded(Context& context, Branch& branch, int status, std::string bytes, bool synthetic,
-                        std::vector<std::string> challenges) {
+void Proxy::branchEnded(Context& context, Branch& branch, int status, std::string bytes,
+                        bool synthetic, std::vector<std::string> challenges) {
   branch.ended = true;
   ++branch.timerCGeneration;
   if (!challenges.empty()) {
@@ -616,7 +646,8 @@ void Proxy::branchEnded(Context& context, Branch& branch, int status, std::strin
     }
     const bool retryable = status == 408 || (status >= 500 && status < 600);
     if (!context.failoverOnAnyFailure && !retryable) context.nextGroup = context.groups.size();
-    if (context.bestStatus == 0 || betterFinalResponse(status, synthetic, context.bestStatus, context.bestSynthetic)) {
+    if (context.bestStatus == 0 ||
+        betterFinalResponse(status, synthetic, context.bestStatus, context.bestSynthetic)) {
       context.bestStatus = status;
       context.bestSynthetic = synthetic;
       context.bestBytes = std::move(bytes);
@@ -651,7 +682,8 @@ void Proxy::sendFinal(Context& context) {
     sip::ParseResult parsed = sip::Message::parse(context.base);
     if (!parsed.message) return;
     ++counters_.responsesGenerated;
-    layer_.respond(context.server, status, sip::buildResponse(*parsed.message, status, reasonFor(status), newTag()));
+    layer_.respond(context.server, status,
+                   sip::buildResponse(*parsed.message, status, reasonFor(status), newTag()));
     return;
   }
   if ((status == 401 || status == 407) && context.challengeResponses > 1) {  // §16.7 step 7
@@ -700,7 +732,8 @@ void Proxy::onClientTransportError(TransactionId client) {
   if (ref == branchByClient_.end()) return;
   Context& context = *contexts_.at(ref->second.context);
   Branch& branch = context.branches[ref->second.branch];
-  spdlog::warn("{} to {}: transport error, treated as 503", context.method, transport::toString(branch.destination));
+  spdlog::warn("{} to {}: transport error, treated as 503", context.method,
+               transport::toString(branch.destination));
   branchEnded(context, branch, 503, {}, true, {});  // §16.9
 }
 
@@ -725,7 +758,8 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
   Routed routed = route(ack, source, poppedFlows);
   if (routed.status != 0 || routed.groups.empty() || routed.groups.front().empty()) {
     ++counters_.statelessDropped;
-    spdlog::debug("ACK Call-ID {} from {}: nowhere to send it", ack.callId(), transport::toString(source.remote));
+    spdlog::debug("ACK Call-ID {} from {}: nowhere to send it", ack.callId(),
+                  transport::toString(source.remote));
     return;
   }
   const Target& target = routed.groups.front().front();
@@ -738,18 +772,20 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
   ack.decrementMaxForwards(settings_.maxForwards);
   // §16.11: the same ACK (a retransmission) gets the same branch.
   const auto via = ack.topVia();
-  const std::string branch =
-      std::string(kMagicCookie) + sip::hex64(fnv1a(via ? via->branch : "", fnv1a(ack.requestUri()))) + ".s";
-  std::string bytes =
-      branchRequest(ack.serialize(), "ACK", target.requestUri, viaValue(*out, branch), {}, target.routes);
+  const std::string branch = std::string(kMagicCookie) +
+                             sip::hex64(fnv1a(via ? via->branch : "", fnv1a(ack.requestUri()))) +
+                             ".s";
+  std::string bytes = branchRequest(ack.serialize(), "ACK", target.requestUri,
+                                    viaValue(*out, branch), {}, target.routes);
   ++counters_.statelessForwarded;
   sender_.send(destination, bytes, {});
 }
 
-void Proxy::respondLocal(TransactionId server, const sip::Message& request, int status, std::string_view reason,
-                         const std::vector<std::string>& extraHeaders) {
+void Proxy::respondLocal(TransactionId server, const sip::Message& request, int status,
+                         std::string_view reason, const std::vector<std::string>& extraHeaders) {
   ++counters_.responsesGenerated;
-  layer_.respond(server, status, sip::buildResponse(request, status, reason, newTag(), extraHeaders));
+  layer_.respond(server, status,
+                 sip::buildResponse(request, status, reason, newTag(), extraHeaders));
 }
 
 // ---------------------------------------------------------------- timers

@@ -7,9 +7,10 @@ namespace waypoint::registrar {
 namespace {
 
 TimePoint earliestExpiry(const std::vector<Binding>& bindings) {
-  return std::min_element(bindings.begin(), bindings.end(), [](const Binding& a, const Binding& b) {
-           return a.expiresAt < b.expiresAt;
-         })->expiresAt;
+  return std::min_element(
+             bindings.begin(), bindings.end(),
+             [](const Binding& a, const Binding& b) { return a.expiresAt < b.expiresAt; })
+      ->expiresAt;
 }
 
 }  // namespace
@@ -77,8 +78,9 @@ std::optional<TimePoint> InMemoryLocationStore::nextExpiry() {
   while (!expiries_.empty()) {
     const Expiry& top = expiries_.top();
     auto found = aors_.find(top.aor);
-    if (found != aors_.end() && std::any_of(found->second.begin(), found->second.end(),
-                                            [&](const Binding& b) { return b.expiresAt <= top.at; })) {
+    if (found != aors_.end() &&
+        std::any_of(found->second.begin(), found->second.end(),
+                    [&](const Binding& b) { return b.expiresAt <= top.at; })) {
       return top.at;
     }
     expiries_.pop();

@@ -12,7 +12,8 @@ namespace {
 std::string paramValue(const std::vector<std::string>& params, std::string_view name) {
   for (const std::string& p : params) {
     const std::size_t eq = p.find('=');
-    if (sip::lowerAscii(std::string_view(p).substr(0, eq)) == name) return eq == std::string::npos ? std::string() : p.substr(eq + 1);
+    if (sip::lowerAscii(std::string_view(p).substr(0, eq)) == name)
+      return eq == std::string::npos ? std::string() : p.substr(eq + 1);
   }
   return {};
 }
@@ -20,14 +21,16 @@ std::string paramValue(const std::vector<std::string>& params, std::string_view 
 // Two bindings are the same when RFC 5626 says so (same instance and reg-id) or, for
 // clients without an instance, when their contact URIs are the same (§10.3 step 7).
 bool sameBinding(const Binding& a, const Binding& b) {
-  if (!a.instance.empty() || !b.instance.empty()) return a.instance == b.instance && a.regId == b.regId;
+  if (!a.instance.empty() || !b.instance.empty())
+    return a.instance == b.instance && a.regId == b.regId;
   return sip::lowerAscii(a.contact) == sip::lowerAscii(b.contact);
 }
 
 std::string contactLine(const Binding& b, TimePoint now) {
   // Rounded up: a binding stored for 600 s says 600 until a whole second has passed.
   const auto left = std::chrono::ceil<std::chrono::seconds>(b.expiresAt - now).count();
-  std::string line = "Contact: <" + b.contact + ">;expires=" + std::to_string(std::max<long long>(left, 0));
+  std::string line =
+      "Contact: <" + b.contact + ">;expires=" + std::to_string(std::max<long long>(left, 0));
   if (b.qMilli != 1000) {
     char q[32];
     std::snprintf(q, sizeof q, "%d.%03d", b.qMilli / 1000, b.qMilli % 1000);
@@ -44,8 +47,11 @@ std::string contactLine(const Binding& b, TimePoint now) {
 bool isPrivate(const boost::asio::ip::address& address) {
   if (address.is_v4()) {
     const auto bits = address.to_v4().to_uint();
-    const auto in = [bits](std::uint32_t network, int prefix) { return (bits >> (32 - prefix)) == (network >> (32 - prefix)); };
-    return in(0x0A000000, 8) || in(0xAC100000, 12) || in(0xC0A80000, 16) || in(0x64400000, 10) || in(0xA9FE0000, 16);
+    const auto in = [bits](std::uint32_t network, int prefix) {
+      return (bits >> (32 - prefix)) == (network >> (32 - prefix));
+    };
+    return in(0x0A000000, 8) || in(0xAC100000, 12) || in(0xC0A80000, 16) || in(0x64400000, 10) ||
+           in(0xA9FE0000, 16);
   }
   const auto bytes = address.to_v6().to_bytes();
   return (bytes[0] & 0xfe) == 0xfc || (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80);
@@ -63,12 +69,15 @@ std::string canonicalAor(std::string_view text) {
   return aor;
 }
 
-Registrar::Registrar(LocationStore& store, std::set<std::string> domains, RegistrarSettings settings)
+Registrar::Registrar(LocationStore& store, std::set<std::string> domains,
+                     RegistrarSettings settings)
     : store_(store), settings_(settings) {
   for (const auto& d : domains) domains_.insert(sip::lowerAscii(d));
 }
 
-bool Registrar::servesDomain(std::string_view host) const { return domains_.count(sip::lowerAscii(host)) != 0; }
+bool Registrar::servesDomain(std::string_view host) const {
+  return domains_.count(sip::lowerAscii(host)) != 0;
+}
 
 RegistrarReply Registrar::reject(int status, std::string reason, std::vector<std::string> headers) {
   ++counters_.registersRejected;
@@ -77,7 +86,8 @@ RegistrarReply Registrar::reject(int status, std::string reason, std::vector<std
 
 void Registrar::expire(TimePoint now) { counters_.bindingsExpired += store_.expire(now); }
 
-RegistrarReply Registrar::handle(const sip::Message& request, const transport::Source& source, TimePoint now) {
+RegistrarReply Registrar::handle(const sip::Message& request, const transport::Source& source,
+                                 TimePoint now) {
   // Step 1: the Request-URI names a domain we keep bindings for.
   const auto target = request.requestUriParts();
   if (!target || !servesDomain(target->host)) return reject(404, "Domain Not Served");
@@ -118,7 +128,8 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
       if (b.callId == callId && b.cseq >= cseq) return reject(500, "Out Of Order CSeq");
     }
     // Step 6: "Contact: *" removes everything, alone and only with Expires: 0.
-    const bool wildcard = std::any_of(contacts.begin(), contacts.end(), [](const sip::Contact& c) { return c.wildcard; });
+    const bool wildcard = std::any_of(contacts.begin(), contacts.end(),
+                                      [](const sip::Contact& c) { return c.wildcard; });
     if (wildcard) {
       if (contacts.size() != 1 || !headerExpires || *headerExpires != 0) {
         return reject(400, "Wildcard Contact Needs Expires 0 And No Other Contact");
@@ -132,12 +143,15 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
       std::vector<std::string> path = request.headerValues("Path");
       for (const sip::Contact& c : contacts) {
         std::uint64_t seconds = c.expires ? *c.expires
-                                          : headerExpires ? *headerExpires
-                                                          : static_cast<std::uint64_t>(settings_.defaultExpires.count());
+                                : headerExpires
+                                    ? *headerExpires
+                                    : static_cast<std::uint64_t>(settings_.defaultExpires.count());
         if (seconds != 0 && seconds < static_cast<std::uint64_t>(settings_.minExpires.count())) {
-          return reject(423, "Interval Too Brief", {"Min-Expires: " + std::to_string(settings_.minExpires.count())});
+          return reject(423, "Interval Too Brief",
+                        {"Min-Expires: " + std::to_string(settings_.minExpires.count())});
         }
-        seconds = std::min<std::uint64_t>(seconds, static_cast<std::uint64_t>(settings_.maxExpires.count()));
+        seconds = std::min<std::uint64_t>(seconds,
+                                          static_cast<std::uint64_t>(settings_.maxExpires.count()));
         Binding binding;
         binding.contact = c.address.uri;
         binding.qMilli = c.q ? static_cast<int>(std::clamp(*c.q, 0.0, 1.0) * 1000 + 0.5) : 1000;
@@ -152,7 +166,8 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
         auto existing = std::find_if(bindings.begin(), bindings.end(),
                                      [&](const Binding& b) { return sameBinding(b, binding); });
         if (existing != bindings.end()) {
-          if (existing->callId == callId && existing->cseq >= cseq) return reject(500, "Out Of Order CSeq");
+          if (existing->callId == callId && existing->cseq >= cseq)
+            return reject(500, "Out Of Order CSeq");
           if (seconds == 0) {
             bindings.erase(existing);
           } else {
@@ -163,7 +178,8 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
         }
       }
       if (bindings.size() > settings_.maxContacts) {
-        return reject(403, "Too Many Contacts (at most " + std::to_string(settings_.maxContacts) + ")");
+        return reject(403,
+                      "Too Many Contacts (at most " + std::to_string(settings_.maxContacts) + ")");
       }
     }
     store_.replace(aor, bindings);
@@ -186,15 +202,18 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
   return reply;
 }
 
-bool contactBehindNat(std::string_view contactUri, const sip::Message& request, const transport::Source& source) {
+bool contactBehindNat(std::string_view contactUri, const sip::Message& request,
+                      const transport::Source& source) {
   const auto contact = sip::parseUri(contactUri);
   const auto address = contact ? transport::parseIpAddress(contact->host) : std::nullopt;
   if (!address) return true;
-  const bool sameAsSource = *address == source.remote.address && contact->port.value_or(5060) == source.remote.port;
+  const bool sameAsSource =
+      *address == source.remote.address && contact->port.value_or(5060) == source.remote.port;
   if (sameAsSource) return false;
   const auto via = request.topVia();
   const auto viaAddress = via ? transport::parseIpAddress(via->host) : std::nullopt;
-  const bool viaIsSource = viaAddress && *viaAddress == source.remote.address && via->port.value_or(5060) == source.remote.port;
+  const bool viaIsSource = viaAddress && *viaAddress == source.remote.address &&
+                           via->port.value_or(5060) == source.remote.port;
   return !viaIsSource || isPrivate(*address);
 }
 

@@ -30,14 +30,16 @@ inline std::optional<ContentLengthLine> contentLengthLine(std::string_view line)
   if (colon == std::string_view::npos) return std::nullopt;
   std::string_view name = line.substr(0, colon);
   while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-  const bool isLength = (name.size() == 14 && strncasecmp(name.data(), "Content-Length", 14) == 0) ||
-                        (name.size() == 1 && (name[0] == 'l' || name[0] == 'L'));
+  const bool isLength =
+      (name.size() == 14 && strncasecmp(name.data(), "Content-Length", 14) == 0) ||
+      (name.size() == 1 && (name[0] == 'l' || name[0] == 'L'));
   if (!isLength) return std::nullopt;
   ContentLengthLine result{name.size(), std::nullopt};
   const std::string_view value = trimBlanks(line.substr(colon + 1));
   std::size_t number = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
-  if (ec == std::errc() && !value.empty() && end == value.data() + value.size()) result.value = number;
+  if (ec == std::errc() && !value.empty() && end == value.data() + value.size())
+    result.value = number;
   return result;
 }
 

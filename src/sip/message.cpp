@@ -1,10 +1,11 @@
 #include "waypoint/sip/message.hpp"
 
+#include <strings.h>
+
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
-#include <strings.h>
-#include <cctype>
 #include <utility>
 
 #include "content_length.hpp"
@@ -31,7 +32,8 @@ msg_hclass_t* knownHeaderClass(std::string_view name) {
   const std::string text(name);
   isize_t contentStart = 0;  // where a value would start in "Name: value"; unused here
   const msg_href_t* href = msg_find_hclass(sip_default_mclass(), text.c_str(), &contentStart);
-  if (href == nullptr || href->hr_class == nullptr || href->hr_class == sip_unknown_class) return nullptr;
+  if (href == nullptr || href->hr_class == nullptr || href->hr_class == sip_unknown_class)
+    return nullptr;
   msg_hclass_t* hc = href->hr_class;
   const bool fullName = hc->hc_name != nullptr && strcasecmp(hc->hc_name, text.c_str()) == 0;
   const bool compactName = hc->hc_short[0] != '\0' && text.size() == 1 &&
@@ -41,7 +43,8 @@ msg_hclass_t* knownHeaderClass(std::string_view name) {
 }
 
 std::string headerValueText(msg_t* msg, const msg_header_t* header) {
-  char* encoded = sip_header_as_string(msg_home(msg), reinterpret_cast<const sip_header_t*>(header));
+  char* encoded =
+      sip_header_as_string(msg_home(msg), reinterpret_cast<const sip_header_t*>(header));
   if (encoded == nullptr) return {};
   std::string text(encoded);
   su_free(msg_home(msg), encoded);
@@ -126,7 +129,9 @@ DatagramLayout layoutOf(std::string_view bytes) {
   return layout;
 }
 
-bool isSipVersion(const char* version) { return version != nullptr && std::strncmp(version, "SIP/", 4) == 0; }
+bool isSipVersion(const char* version) {
+  return version != nullptr && std::strncmp(version, "SIP/", 4) == 0;
+}
 
 // One sofia parse of a complete datagram. nullptr (with a reason) when it fails.
 msg_t* extract(std::string_view input, std::string& error) {
@@ -148,7 +153,8 @@ msg_t* extract(std::string_view input, std::string& error) {
   const int extracted = msg_extract(msg);
   const sip_t* sip = sip_object(msg);
   // SOFIA-NOTES trap 3: 0 at the end of the input is an error too.
-  if (extracted != 1 || sip == nullptr || (sip->sip_request == nullptr && sip->sip_status == nullptr)) {
+  if (extracted != 1 || sip == nullptr ||
+      (sip->sip_request == nullptr && sip->sip_status == nullptr)) {
     msg_destroy(msg);
     error = extracted == 0 ? "Incomplete message" : "Unparseable message";
     return nullptr;
@@ -171,12 +177,13 @@ msg_t* extract(std::string_view input, std::string& error) {
 }  // namespace
 
 std::optional<Uri> parseUri(std::string_view text) {
-  if (text.empty() || text.size() > 4096 || text.find('\0') != std::string_view::npos) return std::nullopt;
+  if (text.empty() || text.size() > 4096 || text.find('\0') != std::string_view::npos)
+    return std::nullopt;
   su_home_t home[1] = {SU_HOME_INIT(home)};
   std::optional<Uri> result;
   url_t* url = url_make(home, std::string(text).c_str());
-  if (url != nullptr && (url->url_type == url_sip || url->url_type == url_sips ||
-                         url->url_type == url_tel)) {
+  if (url != nullptr &&
+      (url->url_type == url_sip || url->url_type == url_sips || url->url_type == url_tel)) {
     Uri uri;
     uri.scheme = std::string(view(url->url_scheme));
     uri.user = std::string(view(url->url_user));
@@ -190,7 +197,8 @@ std::optional<Uri> parseUri(std::string_view text) {
       // Our own reader, not url_param()/url_has_param(): sofia's reads past the end of
       // some parameter strings (found by fuzzing: "sip:bob@host;lr>,x").
       uri.params = url->url_params;
-      if (const auto transport = uriParam(uri.params, "transport")) uri.transport = std::string(*transport);
+      if (const auto transport = uriParam(uri.params, "transport"))
+        uri.transport = std::string(*transport);
       uri.lr = uriParam(uri.params, "lr").has_value();
     }
     result = std::move(uri);
@@ -244,10 +252,12 @@ ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
   std::string lengthError;
   const std::size_t bodyAvailable = bytes.size() - layout.bodyStart;
   if (layout.hasLength && (!layout.lengthValid || layout.length > bodyAvailable)) {
-    lengthError = layout.lengthValid ? "Body shorter than Content-Length" : "Malformed Content-Length";
+    lengthError =
+        layout.lengthValid ? "Body shorter than Content-Length" : "Malformed Content-Length";
     renamed.reserve(bytes.size() + 16);
     renamed.append(bytes.substr(0, layout.nameStart)).append("X-Invalid-Content-Length");
-    renamed.append(bytes.substr(layout.nameStart + layout.nameLength, layout.bodyStart - layout.nameStart - layout.nameLength));
+    renamed.append(bytes.substr(layout.nameStart + layout.nameLength,
+                                layout.bodyStart - layout.nameStart - layout.nameLength));
     input = renamed;  // no body: a 400 does not need it
   }
   msg_t* msg = extract(input, result.error);
@@ -303,7 +313,8 @@ Via viaOf(const sip_via_t* v) {
   Via via;
   const std::string_view protocol = view(v->v_protocol);
   const std::size_t slash = protocol.rfind('/');
-  via.protocol = std::string(slash == std::string_view::npos ? protocol : protocol.substr(slash + 1));
+  via.protocol =
+      std::string(slash == std::string_view::npos ? protocol : protocol.substr(slash + 1));
   via.host = std::string(view(v->v_host));
   via.port = portOf(v->v_port);
   via.branch = std::string(view(v->v_branch));
@@ -426,7 +437,8 @@ std::vector<std::string> Message::headerValues(std::string_view name) const {
   std::vector<std::string> result;
   sip_t* sip = sip_object(msg_);
   if (msg_hclass_t* hc = detail::knownHeaderClass(name)) {
-    msg_header_t** slot = msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
+    msg_header_t** slot =
+        msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
     for (msg_header_t* h = slot ? *slot : nullptr; h != nullptr; h = h->sh_next) {
       result.push_back(detail::headerValueText(msg_, h));
     }
@@ -461,10 +473,12 @@ bool Message::setTopViaReceived(std::string_view sourceIp, std::uint16_t sourceP
   // sofia keeps the parameter string itself, so it must live in the message's home.
   su_home_t* home = msg_home(msg_);
   const std::string received = "received=" + std::string(sourceIp);
-  if (msg_header_replace_param(home, via->v_common, su_strdup(home, received.c_str())) < 0) return false;
+  if (msg_header_replace_param(home, via->v_common, su_strdup(home, received.c_str())) < 0)
+    return false;
   if (hasRport) {
     const std::string rport = "rport=" + std::to_string(sourcePort);
-    if (msg_header_replace_param(home, via->v_common, su_strdup(home, rport.c_str())) < 0) return false;
+    if (msg_header_replace_param(home, via->v_common, su_strdup(home, rport.c_str())) < 0)
+      return false;
   }
   msg_fragment_clear(via->v_common);
   return true;
@@ -500,8 +514,9 @@ bool Message::setRequestUri(std::string_view uri) {
   su_home_t* home = msg_home(msg_);
   url_t* url = url_make(home, std::string(uri).c_str());
   if (url == nullptr || url->url_type == url_invalid) return false;
-  sip_request_t* line = sip_request_create(home, sip->sip_request->rq_method, sip->sip_request->rq_method_name,
-                                           reinterpret_cast<url_string_t*>(url), sip->sip_request->rq_version);
+  sip_request_t* line =
+      sip_request_create(home, sip->sip_request->rq_method, sip->sip_request->rq_method_name,
+                         reinterpret_cast<url_string_t*>(url), sip->sip_request->rq_version);
   if (line == nullptr) return false;
   return msg_header_replace(msg_, pub(msg_), reinterpret_cast<msg_header_t*>(sip->sip_request),
                             reinterpret_cast<msg_header_t*>(line)) == 0;
@@ -514,7 +529,8 @@ bool Message::pushRecordRoute(std::string_view value) {
 }
 
 bool Message::addHeader(std::string_view name, std::string_view value) {
-  if (name.empty() || name.size() > 64 || name.find_first_of(":\r\n \t") != std::string_view::npos ||
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_of(":\r\n \t") != std::string_view::npos ||
       value.find_first_of("\r\n") != std::string_view::npos) {
     return false;
   }
@@ -531,7 +547,8 @@ bool Message::addHeader(std::string_view name, std::string_view value) {
 bool Message::removeHeader(std::string_view name) {
   sip_t* sip = sip_object(msg_);
   if (msg_hclass_t* hc = detail::knownHeaderClass(name)) {
-    msg_header_t** slot = msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
+    msg_header_t** slot =
+        msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(sip), hc);
     if (slot == nullptr || *slot == nullptr) return false;
     return msg_header_remove_all(msg_, pub(msg_), *slot) == 0;
   }
@@ -576,20 +593,29 @@ std::string buildResponse(const Message& request, int status, std::string_view r
   out.reserve(512);
   out.append("SIP/2.0 ").append(std::to_string(status)).append(" ").append(reason).append("\r\n");
   for (const sip_via_t* v = sip->sip_via; v != nullptr; v = v->v_next) {
-    out.append("Via: ").append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(v))).append("\r\n");
+    out.append("Via: ")
+        .append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(v)))
+        .append("\r\n");
   }
   if (sip->sip_from) {
-    out.append("From: ").append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(sip->sip_from))).append("\r\n");
+    out.append("From: ")
+        .append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(sip->sip_from)))
+        .append("\r\n");
   }
   if (sip->sip_to) {
-    out.append("To: ").append(detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(sip->sip_to)));
-    if (status > 100 && sip->sip_to->a_tag == nullptr && !toTag.empty()) out.append(";tag=").append(toTag);
+    out.append("To: ").append(
+        detail::headerValueText(msg, reinterpret_cast<const msg_header_t*>(sip->sip_to)));
+    if (status > 100 && sip->sip_to->a_tag == nullptr && !toTag.empty())
+      out.append(";tag=").append(toTag);
     out.append("\r\n");
   }
   if (sip->sip_call_id) out.append("Call-ID: ").append(view(sip->sip_call_id->i_id)).append("\r\n");
   if (sip->sip_cseq) {
-    out.append("CSeq: ").append(std::to_string(sip->sip_cseq->cs_seq)).append(" ")
-        .append(view(sip->sip_cseq->cs_method_name)).append("\r\n");
+    out.append("CSeq: ")
+        .append(std::to_string(sip->sip_cseq->cs_seq))
+        .append(" ")
+        .append(view(sip->sip_cseq->cs_method_name))
+        .append("\r\n");
   }
   for (const auto& line : extraHeaders) out.append(line).append("\r\n");
   out.append("Content-Length: 0\r\n\r\n");

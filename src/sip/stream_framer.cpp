@@ -62,7 +62,8 @@ StreamFramer::Kind StreamFramer::next() {
 
   const std::size_t headerEnd = pending.find("\r\n\r\n");
   if (headerEnd == std::string_view::npos) {
-    if (pending.size() > maxMessageSize_) return fail("Headers exceed the maximum message size", true);
+    if (pending.size() > maxMessageSize_)
+      return fail("Headers exceed the maximum message size", true);
     compact();
     return Kind::needMore;
   }

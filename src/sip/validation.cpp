@@ -31,8 +31,8 @@ ErrorHeader classify(const sip_t* sip, const msg_header_t* error) {
   msg_hclass_t* hc = detail::knownHeaderClass(name);
   if (hc == nullptr) return result;  // not a header we know: a stray line
   result.name = view(hc->hc_name);
-  msg_header_t** slot =
-      msg_hclass_offset(sip_default_mclass(), reinterpret_cast<msg_pub_t*>(const_cast<sip_t*>(sip)), hc);
+  msg_header_t** slot = msg_hclass_offset(
+      sip_default_mclass(), reinterpret_cast<msg_pub_t*>(const_cast<sip_t*>(sip)), hc);
   result.typedHeaderPresent = slot != nullptr && *slot != nullptr;
   return result;
 }
@@ -43,7 +43,8 @@ std::optional<std::string> headerError(const sip_t* sip) {
   for (const msg_header_t* e = reinterpret_cast<const msg_header_t*>(sip->sip_error); e != nullptr;
        e = e->sh_next) {
     const ErrorHeader header = classify(sip, e);
-    if (!header.name.empty()) return (header.typedHeaderPresent ? "Duplicate " : "Malformed ") + header.name;
+    if (!header.name.empty())
+      return (header.typedHeaderPresent ? "Duplicate " : "Malformed ") + header.name;
   }
   return std::nullopt;
 }
@@ -72,7 +73,8 @@ std::optional<std::string> badAddresses(const sip_t* sip, bool allowWildcardCont
   for (const sip_contact_t* m = sip->sip_contact; m != nullptr; m = m->m_next) {
     if (m->m_url->url_type == url_any) {
       // "Contact: *" only in REGISTER, alone (RFC 3261 §10.2.2).
-      if (!allowWildcardContact || m != sip->sip_contact || m->m_next != nullptr) return "Malformed Contact";
+      if (!allowWildcardContact || m != sip->sip_contact || m->m_next != nullptr)
+        return "Malformed Contact";
       continue;
     }
     if (m->m_url->url_type == url_invalid || m->m_url->url_host == nullptr ||
@@ -93,8 +95,8 @@ std::optional<Rejection> validateRequest(const Message& request) {
     return Rejection{505, "Version Not Supported"};
   }
   const url_t* ruri = rq->rq_url;
-  if (ruri == nullptr || (ruri->url_type != url_sip && ruri->url_type != url_sips &&
-                          ruri->url_type != url_tel)) {
+  if (ruri == nullptr ||
+      (ruri->url_type != url_sip && ruri->url_type != url_sips && ruri->url_type != url_tel)) {
     return Rejection{416, "Unsupported URI Scheme"};
   }
   if (ruri->url_type != url_tel && ruri->url_host == nullptr) {
@@ -103,7 +105,8 @@ std::optional<Rejection> validateRequest(const Message& request) {
   if (auto error = headerError(sip)) return Rejection{400, *error};
   if (auto missing = missingMandatory(sip)) return Rejection{400, *missing};
   if (hasStrayLine(sip)) return Rejection{400, "Malformed header line"};
-  if (auto bad = badAddresses(sip, rq->rq_method == sip_method_register)) return Rejection{400, *bad};
+  if (auto bad = badAddresses(sip, rq->rq_method == sip_method_register))
+    return Rejection{400, *bad};
   const std::string_view method = view(rq->rq_method_name);
   if (view(sip->sip_cseq->cs_method_name) != method) return Rejection{400, "CSeq method mismatch"};
   return std::nullopt;

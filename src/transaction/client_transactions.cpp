@@ -7,7 +7,8 @@ namespace waypoint::transaction {
 using Kind = Action::Kind;
 
 const char* toString(TimerName timer) {
-  static constexpr const char* kNames[kTimerCount] = {"A", "B", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M"};
+  static constexpr const char* kNames[kTimerCount] = {"A", "B", "D", "E", "F", "G",
+                                                      "H", "I", "J", "K", "L", "M"};
   return kNames[static_cast<std::size_t>(timer)];
 }
 

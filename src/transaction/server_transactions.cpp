@@ -40,7 +40,8 @@ Actions InviteServerTransaction::onRequestRetransmission() {
   Actions out;
   // Proceeding: the latest provisional again; Completed: the final again. Accepted
   // absorbs (RFC 6026 §8.7): the TU retransmits the 2xx on its own schedule.
-  if ((state_ == State::proceeding && hasResponse_) || state_ == State::completed) out.add(Kind::sendResponse);
+  if ((state_ == State::proceeding && hasResponse_) || state_ == State::completed)
+    out.add(Kind::sendResponse);
   return out;
 }
 

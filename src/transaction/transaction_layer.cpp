@@ -37,7 +37,8 @@ std::string buildAck(const std::string& requestBytes, const sip::Message& respon
   ack.reserve(512);
   ack.append("ACK ").append(request.requestUri()).append(" SIP/2.0\r\n");
   ack.append("Via: ").append(via.front()).append("\r\n");
-  for (const auto& route : request.headerValues("Route")) ack.append("Route: ").append(route).append("\r\n");
+  for (const auto& route : request.headerValues("Route"))
+    ack.append("Route: ").append(route).append("\r\n");
   ack.append("Max-Forwards: 70\r\n");
   ack.append("From: ").append(from.front()).append("\r\n");
   ack.append("To: ").append(to.front()).append("\r\n");
@@ -48,7 +49,8 @@ std::string buildAck(const std::string& requestBytes, const sip::Message& respon
 }
 
 // The request with the transport of its top Via set to `protocol` ("SIP/2.0/TCP ...").
-std::optional<std::string> withTopViaTransport(const std::string& bytes, transport::Protocol protocol) {
+std::optional<std::string> withTopViaTransport(const std::string& bytes,
+                                               transport::Protocol protocol) {
   sip::ParseResult parsed = sip::Message::parse(bytes);
   if (!parsed.message || !parsed.error.empty()) return std::nullopt;
   sip::Message& request = *parsed.message;
@@ -58,7 +60,8 @@ std::optional<std::string> withTopViaTransport(const std::string& bytes, transpo
   const std::size_t space = top.find_first_of(" \t");
   const std::size_t slash = top.rfind('/', space);
   if (space == std::string::npos || slash == std::string::npos) return std::nullopt;
-  const std::string moved = top.substr(0, slash + 1) + std::string(transport::toString(protocol)) + top.substr(space);
+  const std::string moved =
+      top.substr(0, slash + 1) + std::string(transport::toString(protocol)) + top.substr(space);
   if (!request.popVia() || !request.pushVia(moved)) return std::nullopt;
   return request.serialize();
 }
@@ -118,17 +121,20 @@ struct TransactionLayer::ClientTransaction {
   TimerGenerations generations{};
 };
 
-TransactionLayer::TransactionLayer(const Clock& clock, Sender& sender, TransactionUser& user, LayerSettings settings)
+TransactionLayer::TransactionLayer(const Clock& clock, Sender& sender, TransactionUser& user,
+                                   LayerSettings settings)
     : clock_(clock), sender_(sender), user_(user), settings_(settings) {}
 
 TransactionLayer::~TransactionLayer() = default;
 
-void TransactionLayer::arm(TransactionId id, std::uint16_t& generation, TimerName timer, Duration delay) {
+void TransactionLayer::arm(TransactionId id, std::uint16_t& generation, TimerName timer,
+                           Duration delay) {
   ++generation;
   timers_.push(TimerEntry{clock_.now() + delay, id, generation, timer});
 }
 
-void TransactionLayer::sendFor(TransactionId id, const transport::Destination& destination, const std::string& bytes) {
+void TransactionLayer::sendFor(TransactionId id, const transport::Destination& destination,
+                               const std::string& bytes) {
   // A failure can come back from inside send(): queue it, never re-enter a machine.
   sender_.send(destination, bytes, [this, id](std::error_code) {
     failedSends_.push_back(id);
@@ -216,7 +222,8 @@ void TransactionLayer::receiveRequest(sip::Message& request, const transport::So
     // RFC 2543: the INVITE had no To tag; its ACK must carry the one of our response.
     found = serverByKey_.find(serverTransactionKey(request, {}, std::string_view()));
     const auto to = request.to();
-    if (found != serverByKey_.end() && (!to || servers_.at(found->second)->responseToTag != to->tag)) {
+    if (found != serverByKey_.end() &&
+        (!to || servers_.at(found->second)->responseToTag != to->tag)) {
       found = serverByKey_.end();
     }
   }
@@ -267,14 +274,16 @@ void TransactionLayer::receiveResponse(sip::Message& response, const transport::
   ++depth_;
   const auto via = response.topVia();
   const auto cseq = response.cseq();
-  auto found = via && cseq ? clientByKey_.find(clientTransactionKey(via->branch, cseq->method)) : clientByKey_.end();
+  auto found = via && cseq ? clientByKey_.find(clientTransactionKey(via->branch, cseq->method))
+                           : clientByKey_.end();
   if (found == clientByKey_.end()) {
     ++counters_.strayResponses;
     user_.onStrayResponse(response, source);
   } else {
     ClientTransaction& t = *clients_.at(found->second);
     const int status = response.statusCode();
-    const Actions actions = std::visit([status](auto& m) { return m.onResponse(status); }, t.machine);
+    const Actions actions =
+        std::visit([status](auto& m) { return m.onResponse(status); }, t.machine);
     if (!actions.has(Kind::deliver)) ++counters_.responsesAbsorbed;
     execute(t, actions, &response, &source);
   }
@@ -287,7 +296,8 @@ bool TransactionLayer::respond(TransactionId server, int status, std::string byt
   if (found == servers_.end()) return false;
   ++depth_;
   ServerTransaction& t = *found->second;
-  const Actions actions = std::visit([status](auto& m) { return m.onTuResponse(status); }, t.machine);
+  const Actions actions =
+      std::visit([status](auto& m) { return m.onTuResponse(status); }, t.machine);
   if (actions.has(Kind::sendResponse)) {
     if (t.key.starts_with("2|") && status >= 200) {
       sip::ParseResult parsed = sip::Message::parse(bytes);
@@ -303,8 +313,9 @@ bool TransactionLayer::respond(TransactionId server, int status, std::string byt
 
 TransactionId TransactionLayer::startClient(ClientRequest request) {
   ++depth_;
-  const transport::Protocol protocol = transport::chooseRequestProtocol(
-      request.destination.protocol, request.bytes.size(), settings_.udpMtu, request.targetAllowsTcp);
+  const transport::Protocol protocol =
+      transport::chooseRequestProtocol(request.destination.protocol, request.bytes.size(),
+                                       settings_.udpMtu, request.targetAllowsTcp);
   if (protocol != request.destination.protocol) {
     if (auto moved = withTopViaTransport(request.bytes, protocol)) {
       request.bytes = std::move(*moved);
@@ -334,7 +345,8 @@ TransactionId TransactionLayer::startClient(ClientRequest request) {
 
 void TransactionLayer::destinationUnreachable(const transport::Destination& destination) {
   for (const auto& [id, client] : clients_) {
-    if (client->destination.protocol == transport::Protocol::udp && client->destination.remote == destination.remote) {
+    if (client->destination.protocol == transport::Protocol::udp &&
+        client->destination.remote == destination.remote) {
       failedSends_.push_back(id);
     }
   }
@@ -372,13 +384,15 @@ void TransactionLayer::fireDueTimers() {
     if (auto s = servers_.find(entry.id); s != servers_.end()) {
       ServerTransaction& t = *s->second;
       if (generationOf(t.generations, entry.timer) != entry.generation) continue;
-      const Actions actions = std::visit([&](auto& m) { return m.onTimer(entry.timer); }, t.machine);
+      const Actions actions =
+          std::visit([&](auto& m) { return m.onTimer(entry.timer); }, t.machine);
       if (actions.has(Kind::sendResponse)) ++counters_.responseRetransmissionsSent;
       execute(t, actions, nullptr, nullptr);
     } else if (auto c = clients_.find(entry.id); c != clients_.end()) {
       ClientTransaction& t = *c->second;
       if (generationOf(t.generations, entry.timer) != entry.generation) continue;
-      const Actions actions = std::visit([&](auto& m) { return m.onTimer(entry.timer); }, t.machine);
+      const Actions actions =
+          std::visit([&](auto& m) { return m.onTimer(entry.timer); }, t.machine);
       if (actions.has(Kind::sendRequest)) ++counters_.requestRetransmissionsSent;
       execute(t, actions, nullptr, nullptr);
     }

@@ -6,11 +6,16 @@ namespace waypoint::transport {
 
 std::string_view toString(Protocol protocol) {
   switch (protocol) {
-    case Protocol::udp: return "UDP";
-    case Protocol::tcp: return "TCP";
-    case Protocol::tls: return "TLS";
-    case Protocol::ws: return "WS";
-    case Protocol::wss: return "WSS";
+    case Protocol::udp:
+      return "UDP";
+    case Protocol::tcp:
+      return "TCP";
+    case Protocol::tls:
+      return "TLS";
+    case Protocol::ws:
+      return "WS";
+    case Protocol::wss:
+      return "WSS";
   }
   return "?";
 }
@@ -18,7 +23,8 @@ std::string_view toString(Protocol protocol) {
 std::optional<Protocol> protocolFromString(std::string_view text) {
   for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::tls, Protocol::ws, Protocol::wss}) {
     const std::string_view name = toString(p);
-    if (name.size() == text.size() && strncasecmp(name.data(), text.data(), text.size()) == 0) return p;
+    if (name.size() == text.size() && strncasecmp(name.data(), text.data(), text.size()) == 0)
+      return p;
   }
   return std::nullopt;
 }
@@ -26,7 +32,8 @@ std::optional<Protocol> protocolFromString(std::string_view text) {
 bool isReliable(Protocol protocol) { return protocol != Protocol::udp; }
 
 std::optional<boost::asio::ip::address> parseIpAddress(std::string_view host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   boost::system::error_code ec;
   auto address = boost::asio::ip::make_address(std::string(host), ec);
   if (ec) return std::nullopt;
@@ -38,8 +45,10 @@ std::string toString(const Endpoint& endpoint) {
   const std::string address = endpoint.address.to_string();
   std::string text;
   text.reserve(address.size() + 8);
-  if (endpoint.address.is_v6()) text.append("[").append(address).append("]");
-  else text.append(address);
+  if (endpoint.address.is_v6())
+    text.append("[").append(address).append("]");
+  else
+    text.append(address);
   text.append(":").append(std::to_string(endpoint.port));
   return text;
 }
@@ -47,7 +56,8 @@ std::string toString(const Endpoint& endpoint) {
 std::string toString(const Destination& destination) {
   std::string text(toString(destination.protocol));
   text.append(" ").append(toString(destination.remote));
-  if (destination.connectionId != 0) text.append(" #").append(std::to_string(destination.connectionId));
+  if (destination.connectionId != 0)
+    text.append(" #").append(std::to_string(destination.connectionId));
   return text;
 }
 

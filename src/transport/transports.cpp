@@ -1,18 +1,17 @@
 #include "waypoint/transport/transports.hpp"
 
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <linux/errqueue.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <deque>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
@@ -39,7 +38,8 @@ std::string_view stripLeadingCrlf(std::string_view bytes) {
 
 // Callers compare with std::errc, so system errors cross the boundary as std's.
 std::error_code toStd(const boost::system::error_code& ec) {
-  if (ec.category() == boost::system::system_category()) return {ec.value(), std::system_category()};
+  if (ec.category() == boost::system::system_category())
+    return {ec.value(), std::system_category()};
   return ec;
 }
 
@@ -58,7 +58,8 @@ struct Transports::Impl {
   void adopt(const std::shared_ptr<TcpConnection>& connection);
   void forget(TcpConnection& connection);
   void sendUdp(const Destination& destination, std::string bytes, const SendErrorHandler& onError);
-  void reportSendError(const Destination& destination, std::error_code ec, const SendErrorHandler& onError);
+  void reportSendError(const Destination& destination, std::error_code ec,
+                       const SendErrorHandler& onError);
 
   asio::io_context& io;
   TransportSettings settings;
@@ -114,15 +115,16 @@ class UdpListener {
     socket_.send_to(asio::buffer(bytes), to, 0, ec);
     if (ec == asio::error::would_block) {
       auto held = std::make_shared<std::string>(std::move(bytes));
-      socket_.async_send_to(asio::buffer(*held), to,
-                            [this, held, destination, onError](boost::system::error_code e, std::size_t) {
-                              if (e == asio::error::operation_aborted) return;
-                              if (e) {
-                                owner_.reportSendError(destination, toStd(e), onError);
-                              } else {
-                                ++owner_.counters.udpDatagramsSent;
-                              }
-                            });
+      socket_.async_send_to(
+          asio::buffer(*held), to,
+          [this, held, destination, onError](boost::system::error_code e, std::size_t) {
+            if (e == asio::error::operation_aborted) return;
+            if (e) {
+              owner_.reportSendError(destination, toStd(e), onError);
+            } else {
+              ++owner_.counters.udpDatagramsSent;
+            }
+          });
       return;
     }
     if (ec) {
@@ -134,15 +136,16 @@ class UdpListener {
 
  private:
   void receive() {
-    socket_.async_receive_from(asio::buffer(buffer_), from_, [this](boost::system::error_code ec, std::size_t n) {
-      if (ec == asio::error::operation_aborted || owner_.closed) return;
-      if (!ec) {
-        handle(n);
-      } else {
-        drainErrorQueue();  // an ICMP error for something we sent surfaces as a read error
-      }
-      receive();
-    });
+    socket_.async_receive_from(
+        asio::buffer(buffer_), from_, [this](boost::system::error_code ec, std::size_t n) {
+          if (ec == asio::error::operation_aborted || owner_.closed) return;
+          if (!ec) {
+            handle(n);
+          } else {
+            drainErrorQueue();  // an ICMP error for something we sent surfaces as a read error
+          }
+          receive();
+        });
   }
 
   void handle(std::size_t n) {
@@ -206,7 +209,10 @@ class UdpListener {
 class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
  public:
   TcpConnection(Transports::Impl& owner, tcp::socket socket, std::uint64_t id)
-      : owner_(owner), socket_(std::move(socket)), id_(id), framer_(owner.settings.maxMessageSize),
+      : owner_(owner),
+        socket_(std::move(socket)),
+        id_(id),
+        framer_(owner.settings.maxMessageSize),
         lastActivity_(Clock::now()) {}
 
   std::uint64_t id() const { return id_; }
@@ -259,7 +265,8 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     if (reason) {
-      for (auto& pending : queue_) owner_.reportSendError(pending.destination, reason, pending.onError);
+      for (auto& pending : queue_)
+        owner_.reportSendError(pending.destination, reason, pending.onError);
     }
     queue_.clear();
     owner_.forget(*this);
@@ -272,23 +279,27 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
     SendErrorHandler onError;
   };
 
-  void fail(std::error_code ec) { close(ec ? ec : std::make_error_code(std::errc::connection_reset)); }
+  void fail(std::error_code ec) {
+    close(ec ? ec : std::make_error_code(std::errc::connection_reset));
+  }
 
   void read() {
     auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(readBuffer_), [self](boost::system::error_code ec, std::size_t n) {
-      if (self->closed_) return;
-      if (ec) {
-        if (ec != asio::error::eof && ec != asio::error::connection_reset) {
-          spdlog::warn("TCP read from {} failed: {}", toString(self->remote_), ec.message());
-        }
-        self->fail(ec == asio::error::eof ? std::make_error_code(std::errc::connection_reset) : toStd(ec));
-        return;
-      }
-      self->lastActivity_ = Clock::now();
-      self->framer_.feed(std::string_view(self->readBuffer_.data(), n));
-      if (self->drainFrames()) self->read();
-    });
+    socket_.async_read_some(
+        asio::buffer(readBuffer_), [self](boost::system::error_code ec, std::size_t n) {
+          if (self->closed_) return;
+          if (ec) {
+            if (ec != asio::error::eof && ec != asio::error::connection_reset) {
+              spdlog::warn("TCP read from {} failed: {}", toString(self->remote_), ec.message());
+            }
+            self->fail(ec == asio::error::eof ? std::make_error_code(std::errc::connection_reset)
+                                              : toStd(ec));
+            return;
+          }
+          self->lastActivity_ = Clock::now();
+          self->framer_.feed(std::string_view(self->readBuffer_.data(), n));
+          if (self->drainFrames()) self->read();
+        });
   }
 
   // Hands every complete message up. False when the connection was closed.
@@ -331,18 +342,21 @@ class TcpConnection : public std::enable_shared_from_this<TcpConnection> {
     }
     writing_ = true;
     auto self = shared_from_this();
-    asio::async_write(socket_, asio::buffer(queue_.front().bytes), [self](boost::system::error_code ec, std::size_t) {
-      if (self->closed_) return;
-      if (ec) {
-        spdlog::warn("TCP write to {} failed: {}", toString(self->remote_), ec.message());
-        self->fail(toStd(ec));
-        return;
-      }
-      if (self->queue_.front().bytes != "\r\n") ++self->owner_.counters.tcpMessagesSent;
-      self->queue_.pop_front();
-      self->lastActivity_ = Clock::now();
-      self->writeNext();
-    });
+    asio::async_write(socket_, asio::buffer(queue_.front().bytes),
+                      [self](boost::system::error_code ec, std::size_t) {
+                        if (self->closed_) return;
+                        if (ec) {
+                          spdlog::warn("TCP write to {} failed: {}", toString(self->remote_),
+                                       ec.message());
+                          self->fail(toStd(ec));
+                          return;
+                        }
+                        if (self->queue_.front().bytes != "\r\n")
+                          ++self->owner_.counters.tcpMessagesSent;
+                        self->queue_.pop_front();
+                        self->lastActivity_ = Clock::now();
+                        self->writeNext();
+                      });
   }
 
   Transports::Impl& owner_;
@@ -375,7 +389,8 @@ void Transports::Impl::forget(TcpConnection& connection) {
     connectionByRemote.erase(byRemote);
   }
   auto perSource = connectionsPerSource.find(connection.remote().address);
-  if (perSource != connectionsPerSource.end() && --perSource->second == 0) connectionsPerSource.erase(perSource);
+  if (perSource != connectionsPerSource.end() && --perSource->second == 0)
+    connectionsPerSource.erase(perSource);
   // The connection's own callbacks may still run; its shared_ptr in them keeps it alive.
   connections.erase(it);
   counters.tcpOpenConnections = connections.size();
@@ -401,17 +416,20 @@ void Transports::Impl::reportSendError(const Destination& destination, std::erro
   if (onError) onError(destination, ec);
 }
 
-void Transports::Impl::sendUdp(const Destination& destination, std::string bytes, const SendErrorHandler& onError) {
+void Transports::Impl::sendUdp(const Destination& destination, std::string bytes,
+                               const SendErrorHandler& onError) {
   UdpListener* chosen = nullptr;
   for (auto& listener : udpListeners) {
     if (destination.local && listener->local() == *destination.local) {
       chosen = listener.get();
       break;
     }
-    if (chosen == nullptr && listener->isV6() == destination.remote.address.is_v6()) chosen = listener.get();
+    if (chosen == nullptr && listener->isV6() == destination.remote.address.is_v6())
+      chosen = listener.get();
   }
   if (chosen == nullptr) {
-    reportSendError(destination, std::make_error_code(std::errc::address_family_not_supported), onError);
+    reportSendError(destination, std::make_error_code(std::errc::address_family_not_supported),
+                    onError);
     return;
   }
   chosen->send(destination, std::move(bytes), onError);
@@ -420,8 +438,8 @@ void Transports::Impl::sendUdp(const Destination& destination, std::string bytes
 void Transports::Impl::startSweep() {
   if (sweeping || closed) return;
   sweeping = true;
-  const auto period = std::clamp<std::chrono::seconds>(settings.tcpIdleTimeout / 4, std::chrono::seconds(1),
-                                                       std::chrono::seconds(30));
+  const auto period = std::clamp<std::chrono::seconds>(
+      settings.tcpIdleTimeout / 4, std::chrono::seconds(1), std::chrono::seconds(30));
   sweepTimer.expires_after(period);
   sweepTimer.async_wait([this](boost::system::error_code ec) {
     sweeping = false;
@@ -437,7 +455,8 @@ void Transports::Impl::sweep() {
   std::vector<std::shared_ptr<TcpConnection>> expired;
   for (auto& [id, connection] : connections) {
     const auto idle = now - connection->lastActivity();
-    if (connection->connecting() ? idle >= settings.tcpConnectTimeout : idle >= settings.tcpIdleTimeout) {
+    if (connection->connecting() ? idle >= settings.tcpConnectTimeout
+                                 : idle >= settings.tcpIdleTimeout) {
       expired.push_back(connection);
     }
   }
@@ -461,8 +480,11 @@ Transports::~Transports() { close(); }
 void Transports::listen(const ListenerConfig& config) {
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(config.address, ec);
-  if (ec) throw std::runtime_error("listener address '" + config.address + "' is not a numeric IP address");
-  const std::string where = std::string(toString(config.protocol)) + " " + toString(Endpoint{address, config.port});
+  if (ec)
+    throw std::runtime_error("listener address '" + config.address +
+                             "' is not a numeric IP address");
+  const std::string where =
+      std::string(toString(config.protocol)) + " " + toString(Endpoint{address, config.port});
   try {
     switch (config.protocol) {
       case Protocol::udp: {
@@ -487,7 +509,8 @@ void Transports::listen(const ListenerConfig& config) {
         break;
       }
       default:
-        throw std::runtime_error("transport " + std::string(toString(config.protocol)) + " is not supported yet");
+        throw std::runtime_error("transport " + std::string(toString(config.protocol)) +
+                                 " is not supported yet");
     }
   } catch (const boost::system::system_error& e) {
     throw std::runtime_error("cannot listen on " + where + ": " + e.code().message());
@@ -503,14 +526,18 @@ void Transports::accept(boost::asio::ip::tcp::acceptor& acceptor) {
       const auto peer = socket.remote_endpoint(peerError);
       if (!peerError) {
         const auto perSource = impl.connectionsPerSource.find(peer.address());
-        const std::size_t fromSource = perSource == impl.connectionsPerSource.end() ? 0 : perSource->second;
-        if (fromSource >= impl.settings.maxConnectionsPerSource || impl.connections.size() >= impl.settings.maxConnections) {
+        const std::size_t fromSource =
+            perSource == impl.connectionsPerSource.end() ? 0 : perSource->second;
+        if (fromSource >= impl.settings.maxConnectionsPerSource ||
+            impl.connections.size() >= impl.settings.maxConnections) {
           ++impl.counters.tcpConnectionsRejected;
-          spdlog::warn("rejecting TCP connection from {}: connection limit reached", toString(toEndpoint(peer)));
+          spdlog::warn("rejecting TCP connection from {}: connection limit reached",
+                       toString(toEndpoint(peer)));
           socket.close(peerError);
         } else {
           ++impl.counters.tcpConnectionsAccepted;
-          auto connection = std::make_shared<TcpConnection>(impl, std::move(socket), impl.nextConnectionId++);
+          auto connection =
+              std::make_shared<TcpConnection>(impl, std::move(socket), impl.nextConnectionId++);
           connection->startAccepted();
           impl.adopt(connection);
         }
@@ -522,7 +549,9 @@ void Transports::accept(boost::asio::ip::tcp::acceptor& acceptor) {
   });
 }
 
-std::vector<std::pair<Protocol, Endpoint>> Transports::boundEndpoints() const { return impl_->bound; }
+std::vector<std::pair<Protocol, Endpoint>> Transports::boundEndpoints() const {
+  return impl_->bound;
+}
 
 void Transports::send(const Destination& destination, std::string bytes, SendErrorHandler onError) {
   Impl& impl = *impl_;
@@ -534,7 +563,8 @@ void Transports::send(const Destination& destination, std::string bytes, SendErr
     case Protocol::tcp: {
       auto connection = impl.connectionTo(destination);
       if (!connection) {
-        connection = std::make_shared<TcpConnection>(impl, tcp::socket(impl.io), impl.nextConnectionId++);
+        connection =
+            std::make_shared<TcpConnection>(impl, tcp::socket(impl.io), impl.nextConnectionId++);
         connection->startConnect(destination.remote);
         impl.adopt(connection);
       }
@@ -542,7 +572,8 @@ void Transports::send(const Destination& destination, std::string bytes, SendErr
       return;
     }
     default:
-      impl.reportSendError(destination, std::make_error_code(std::errc::protocol_not_supported), onError);
+      impl.reportSendError(destination, std::make_error_code(std::errc::protocol_not_supported),
+                           onError);
   }
 }
 
@@ -558,7 +589,9 @@ void Transports::close() {
   for (auto& [id, connection] : connections) connection->close();
 }
 
-void Transports::onUnreachable(UnreachableHandler handler) { impl_->onUnreachable = std::move(handler); }
+void Transports::onUnreachable(UnreachableHandler handler) {
+  impl_->onUnreachable = std::move(handler);
+}
 
 const TransportCounters& Transports::counters() const { return impl_->counters; }
 const TransportSettings& Transports::settings() const { return impl_->settings; }

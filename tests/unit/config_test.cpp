@@ -32,10 +32,12 @@ class ConfigTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove(path_); }
 
   std::string path_ = (std::filesystem::temp_directory_path() /
-                       ("waypoint-config-test-" + std::to_string(::getpid()) + ".yaml")).string();
+                       ("waypoint-config-test-" + std::to_string(::getpid()) + ".yaml"))
+                          .string();
 };
 
-constexpr const char* kMinimal = "listen:\n  - { transport: udp, address: 127.0.0.1, port: 5070 }\n";
+constexpr const char* kMinimal =
+    "listen:\n  - { transport: udp, address: 127.0.0.1, port: 5070 }\n";
 
 TEST_F(ConfigTest, LoadsTheSampleConfiguration) {
   const Config config = loadConfig(std::string(WAYPOINT_SOURCE_DIR) + "/config/waypoint.yaml");
@@ -61,8 +63,9 @@ TEST_F(ConfigTest, AppliesDefaultsToAMinimalFile) {
 }
 
 TEST_F(ConfigTest, ParsesDurationsWithUnits) {
-  const Config config = loadConfig(write(std::string(kMinimal) +
-                                         "timers: { t1: 50ms, t2: 2s, t4: 1m }\nlimits: { tcp_idle_timeout: 2m }\n"));
+  const Config config =
+      loadConfig(write(std::string(kMinimal) +
+                       "timers: { t1: 50ms, t2: 2s, t4: 1m }\nlimits: { tcp_idle_timeout: 2m }\n"));
   EXPECT_EQ(config.timers.t1, std::chrono::milliseconds(50));
   EXPECT_EQ(config.timers.t2, std::chrono::milliseconds(2000));
   EXPECT_EQ(config.timers.t4, std::chrono::milliseconds(60000));
@@ -94,8 +97,10 @@ TEST_F(ConfigTest, BadYamlSyntaxNamesTheLine) {
 }
 
 TEST_F(ConfigTest, RejectsBadListeners) {
-  EXPECT_THAT(errorFor("listen:\n  - { transport: sctp, address: 127.0.0.1 }\n"), HasSubstr("transport must be udp or tcp"));
-  EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: example.com }\n"), HasSubstr("numeric IPv4 or IPv6"));
+  EXPECT_THAT(errorFor("listen:\n  - { transport: sctp, address: 127.0.0.1 }\n"),
+              HasSubstr("transport must be udp or tcp"));
+  EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: example.com }\n"),
+              HasSubstr("numeric IPv4 or IPv6"));
   EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: 127.0.0.1, port: 70000 }\n"),
               HasSubstr("port must be between 0 and 65535"));
   EXPECT_THAT(errorFor("listen: []\n"), HasSubstr("non-empty list"));
@@ -103,10 +108,14 @@ TEST_F(ConfigTest, RejectsBadListeners) {
 }
 
 TEST_F(ConfigTest, RejectsBadValues) {
-  EXPECT_THAT(errorFor(std::string(kMinimal) + "log: { level: loud }\n"), HasSubstr("log level must be one of"));
-  EXPECT_THAT(errorFor(std::string(kMinimal) + "limits: { max_message_size: abc }\n"), HasSubstr("whole number"));
-  EXPECT_THAT(errorFor(std::string(kMinimal) + "timers: { t1: 5s, t2: 1s }\n"), HasSubstr("t2 must not be shorter"));
-  EXPECT_THAT(errorFor(std::string(kMinimal) + "domains: localhost\n"), HasSubstr("domains must be a list"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "log: { level: loud }\n"),
+              HasSubstr("log level must be one of"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "limits: { max_message_size: abc }\n"),
+              HasSubstr("whole number"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "timers: { t1: 5s, t2: 1s }\n"),
+              HasSubstr("t2 must not be shorter"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "domains: localhost\n"),
+              HasSubstr("domains must be a list"));
 }
 
 TEST_F(ConfigTest, MissingFileIsAnError) {
@@ -124,17 +133,19 @@ using ::testing::HasSubstr;
 class RegistrarConfigTest : public ::testing::Test {
  protected:
   std::string write(const std::string& text) {
-    std::ofstream(path_) << "listen:\n  - { transport: udp, address: 127.0.0.1, port: 5070 }\n" << text;
+    std::ofstream(path_) << "listen:\n  - { transport: udp, address: 127.0.0.1, port: 5070 }\n"
+                         << text;
     return path_;
   }
   void TearDown() override { std::filesystem::remove(path_); }
   std::string path_ = (std::filesystem::temp_directory_path() /
-                       ("waypoint-registrar-config-" + std::to_string(::getpid()) + ".yaml")).string();
+                       ("waypoint-registrar-config-" + std::to_string(::getpid()) + ".yaml"))
+                          .string();
 };
 
 TEST_F(RegistrarConfigTest, ReadsTheRegistrarSection) {
-  const Config config = loadConfig(
-      write("registrar: { min_expires: 30s, max_expires: 2m, default_expires: 90s, max_contacts: 4 }\n"));
+  const Config config = loadConfig(write(
+      "registrar: { min_expires: 30s, max_expires: 2m, default_expires: 90s, max_contacts: 4 }\n"));
   EXPECT_EQ(config.registrar.minExpires, std::chrono::seconds(30));
   EXPECT_EQ(config.registrar.maxExpires, std::chrono::seconds(120));
   EXPECT_EQ(config.registrar.defaultExpires, std::chrono::seconds(90));
@@ -158,8 +169,10 @@ TEST_F(RegistrarConfigTest, RejectsInconsistentExpiries) {
     }
     return "no error";
   };
-  EXPECT_THAT(errorFor("registrar: { min_expires: 10m, max_expires: 1m }\n"), HasSubstr("max_expires must not be shorter"));
-  EXPECT_THAT(errorFor("registrar: { default_expires: 10s }\n"), HasSubstr("default_expires must lie between"));
+  EXPECT_THAT(errorFor("registrar: { min_expires: 10m, max_expires: 1m }\n"),
+              HasSubstr("max_expires must not be shorter"));
+  EXPECT_THAT(errorFor("registrar: { default_expires: 10s }\n"),
+              HasSubstr("default_expires must lie between"));
   EXPECT_THAT(errorFor("registrar: { max_contact: 3 }\n"), HasSubstr("unknown key 'max_contact'"));
   EXPECT_THAT(errorFor("registrar: { max_contact: 3 }\n"), HasSubstr(path_ + ":3:"));
 }

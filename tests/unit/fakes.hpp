@@ -113,7 +113,15 @@ class FakeSender final : public transaction::Sender {
 // ---- RecordingUser ----
 
 struct UserEvent {
-  enum class Kind { request, ack, response, strayResponse, clientTimeout, clientTransportError, serverFailure };
+  enum class Kind {
+    request,
+    ack,
+    response,
+    strayResponse,
+    clientTimeout,
+    clientTransportError,
+    serverFailure
+  };
   Kind kind;
   TransactionId id = 0;  // 0 for ack and strayResponse
   std::string method;    // requests: the method; responses: the CSeq method

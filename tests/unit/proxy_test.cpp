@@ -2,12 +2,13 @@
 // recording sender: what goes where, and when. Addresses are documentation ranges; nothing
 // is sent anywhere.
 
+#include "waypoint/proxy/proxy.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <memory>
 
 #include "fakes.hpp"
-#include "waypoint/proxy/proxy.hpp"
 #include "waypoint/registrar/location_store.hpp"
 #include "waypoint/registrar/registrar.hpp"
 
@@ -32,8 +33,8 @@ class ProxyTest : public ::testing::Test {
     identity.addName("biloxi.example.com");
     identity.addListener(Protocol::udp, endpoint(kProxyHost, 5060));
     identity.addListener(Protocol::tcp, endpoint(kProxyHost, 5060));
-    proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity, registrar,
-                                           settings);
+    proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity,
+                                           registrar, settings);
   }
 
   void receive(std::string_view bytes, const Source& source) {
@@ -49,14 +50,24 @@ class ProxyTest : public ::testing::Test {
   void registerContact(const std::string& user, const std::string& contact, const Source& flow,
                        const std::string& params = "") {
     const std::string n = std::to_string(++registrations_);
-    receive("REGISTER sip:biloxi.example.com SIP/2.0\r\n"
-            "Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bKreg" + n + ";rport\r\n"
+    receive(
+        "REGISTER sip:biloxi.example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bKreg" +
+            n +
+            ";rport\r\n"
             "Max-Forwards: 70\r\n"
-            "From: <sip:" + user + "@biloxi.example.com>;tag=r" + n + "\r\n"
-            "To: <sip:" + user + "@biloxi.example.com>\r\n"
-            "Call-ID: reg" + n + "@phone\r\nCSeq: 1 REGISTER\r\n"
-            "Contact: <" + contact + ">" + params + "\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
-            flow);
+            "From: <sip:" +
+            user + "@biloxi.example.com>;tag=r" + n +
+            "\r\n"
+            "To: <sip:" +
+            user +
+            "@biloxi.example.com>\r\n"
+            "Call-ID: reg" +
+            n +
+            "@phone\r\nCSeq: 1 REGISTER\r\n"
+            "Contact: <" +
+            contact + ">" + params + "\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+        flow);
     ASSERT_EQ(firstLine(sender.last().bytes), "SIP/2.0 200 OK");
   }
 
@@ -159,12 +170,13 @@ TEST_F(ProxyTest, InviteToRegisteredPhoneGoesToItsSourceAddressWithRecordRouteAn
 TEST_F(ProxyTest, ContactRegisteredByAnotherSocketIsReachedAtTheContact) {
   // Not NAT: the REGISTER's Via matches its source and the Contact is a public address
   // (a registration made for another socket or device).
-  receive("REGISTER sip:biloxi.example.com SIP/2.0\r\n"
-          "Via: SIP/2.0/UDP 198.51.100.20:40000;branch=z9hG4bKthirdparty\r\n"
-          "Max-Forwards: 70\r\nFrom: <sip:bob@biloxi.example.com>;tag=tp\r\n"
-          "To: <sip:bob@biloxi.example.com>\r\nCall-ID: tp@phone\r\nCSeq: 1 REGISTER\r\n"
-          "Contact: <sip:bob@198.51.100.99:5062>\r\nContent-Length: 0\r\n\r\n",
-          bob1);
+  receive(
+      "REGISTER sip:biloxi.example.com SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 198.51.100.20:40000;branch=z9hG4bKthirdparty\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:bob@biloxi.example.com>;tag=tp\r\n"
+      "To: <sip:bob@biloxi.example.com>\r\nCall-ID: tp@phone\r\nCSeq: 1 REGISTER\r\n"
+      "Contact: <sip:bob@198.51.100.99:5062>\r\nContent-Length: 0\r\n\r\n",
+      bob1);
   receive(requestText(invite()), udpSource());
   EXPECT_EQ(transport::toString(sent("INVITE ").at(0).destination), "UDP 198.51.100.99:5062");
 }
@@ -178,11 +190,14 @@ TEST(ContactBehindNat, PrivateContactOrVia) {
   };
   const sip::Message viaIsSource = registerWith("198.51.100.20:40000");
   const sip::Message viaPrivate = registerWith("192.168.1.20:5060");
-  EXPECT_FALSE(registrar::contactBehindNat("sip:a@198.51.100.20:40000", viaPrivate, from));  // same as source
+  EXPECT_FALSE(registrar::contactBehindNat("sip:a@198.51.100.20:40000", viaPrivate,
+                                           from));  // same as source
   EXPECT_TRUE(registrar::contactBehindNat("sip:a@192.168.1.20:5060", viaPrivate, from));
-  EXPECT_TRUE(registrar::contactBehindNat("sip:a@192.168.1.20:5060", viaIsSource, from));   // private Contact
-  EXPECT_FALSE(registrar::contactBehindNat("sip:a@198.51.100.99:5062", viaIsSource, from));  // third party
-  EXPECT_TRUE(registrar::contactBehindNat("sip:a@phone.example.com", viaIsSource, from));    // no DNS
+  EXPECT_TRUE(registrar::contactBehindNat("sip:a@192.168.1.20:5060", viaIsSource,
+                                          from));  // private Contact
+  EXPECT_FALSE(
+      registrar::contactBehindNat("sip:a@198.51.100.99:5062", viaIsSource, from));  // third party
+  EXPECT_TRUE(registrar::contactBehindNat("sip:a@phone.example.com", viaIsSource, from));  // no DNS
   EXPECT_TRUE(registrar::contactBehindNat("sip:a@[fd00::1]:5060", viaIsSource, from));
 }
 
@@ -193,7 +208,8 @@ TEST_F(ProxyTest, ResponsesComeBackWithoutOurViaAnd2xxIsForwardedAtOnce) {
   answer(forwarded, 100, "Trying", bob1);
   answer(forwarded, 180, "Ringing", bob1);
   answer(forwarded, 200, "OK", bob1);
-  EXPECT_EQ(upstream(), (std::vector<std::string>{"SIP/2.0 100 Trying", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK"}));
+  EXPECT_EQ(upstream(), (std::vector<std::string>{"SIP/2.0 100 Trying", "SIP/2.0 180 Ringing",
+                                                  "SIP/2.0 200 OK"}));
   sip::Message ok = parse(sentTo("SIP/2.0 200", "192.0.2.10").at(0).bytes);
   ASSERT_EQ(ok.vias().size(), 1u);
   EXPECT_EQ(ok.vias()[0].host, "192.0.2.10");
@@ -256,7 +272,9 @@ TEST_F(ProxyTest, UnsupportedProxyRequireIs420WithUnsupported) {
 }
 
 TEST_F(ProxyTest, RequestComingBackUnchangedIsALoop482) {
-  useRules("rules:\n  - match: { host: loop.example.org }\n    forward: { to: ['sip:203.0.113.1:5060'] }\n");
+  useRules(
+      "rules:\n  - match: { host: loop.example.org }\n    forward: { to: ['sip:203.0.113.1:5060'] "
+      "}\n");
   receive(requestText(invite("sip:x@loop.example.org")), udpSource());
   const auto first = sent("INVITE ").at(0);
   EXPECT_EQ(transport::toString(first.destination), "UDP 203.0.113.1:5060");
@@ -270,7 +288,9 @@ TEST_F(ProxyTest, RequestComingBackUnchangedIsALoop482) {
 
 TEST_F(ProxyTest, SpiralWithAnotherRequestUriIsNotALoop) {
   registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
-  useRules("rules:\n  - match: { host: alias.example.org }\n    forward: { to: ['sip:203.0.113.1:5060'] }\n");
+  useRules(
+      "rules:\n  - match: { host: alias.example.org }\n    forward: { to: ['sip:203.0.113.1:5060'] "
+      "}\n");
   receive(requestText(invite("sip:bob@alias.example.org")), udpSource());
   std::string again = sent("INVITE ").at(0).bytes;
   again.replace(0, again.find(" SIP/2.0"), "INVITE sip:bob@biloxi.example.com");
@@ -301,7 +321,7 @@ TEST_F(ProxyTest, ParallelForkFirst2xxWinsAndTheOtherBranchIsCancelled) {
   EXPECT_EQ(cancel.cseq()->method, "CANCEL");
   answer(one[0], 487, "Request Terminated", bob1, "t1");
   EXPECT_EQ(sentTo("ACK ", "198.51.100.20").size(), 1u);  // hop by hop, by the layer
-  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");  // the 487 stays here
+  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");         // the 487 stays here
   EXPECT_EQ(proxy->counters().liveContexts, 0u);
 }
 
@@ -365,10 +385,14 @@ TEST_F(ProxyTest, ChallengesOfSeveralBranchesAreMerged) {
   registerContact("bob", "sip:bob@192.168.1.20", bob1);
   registerContact("bob", "sip:bob@192.168.1.21", bob2);
   receive(requestText(invite()), udpSource());
-  auto challenge = [&](const SentMessage& request, const char* header, const char* realm, const Source& from) {
-    std::string text = responseText(request.bytes, std::string(header) == "WWW-Authenticate" ? 401 : 407,
-                                    std::string(header) == "WWW-Authenticate" ? "Unauthorized" : "Proxy Authentication Required");
-    text.insert(text.find("Content-Length"), std::string(header) + ": Digest realm=\"" + realm + "\", nonce=\"n\"\r\n");
+  auto challenge = [&](const SentMessage& request, const char* header, const char* realm,
+                       const Source& from) {
+    std::string text =
+        responseText(request.bytes, std::string(header) == "WWW-Authenticate" ? 401 : 407,
+                     std::string(header) == "WWW-Authenticate" ? "Unauthorized"
+                                                               : "Proxy Authentication Required");
+    text.insert(text.find("Content-Length"),
+                std::string(header) + ": Digest realm=\"" + realm + "\", nonce=\"n\"\r\n");
     receive(text, from);
   };
   challenge(sentTo("INVITE ", "198.51.100.20").at(0), "WWW-Authenticate", "one", bob1);
@@ -393,7 +417,8 @@ TEST_F(ProxyTest, SilentNextHopGives408AtTimerB) {
 
 TEST_F(ProxyTest, TimerCCancelsARingingBranchAndAnswers408) {
   settings.timerC = 181s;
-  proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity, registrar, settings);
+  proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity,
+                                         registrar, settings);
   registerContact("bob", "sip:bob@192.168.1.20", bob1);
   receive(requestText(invite()), udpSource());
   const auto start = clock.elapsed();
@@ -425,7 +450,9 @@ TEST_F(ProxyTest, CallerCancelIsAnsweredHereAndCancelsEveryBranch) {
 }
 
 TEST_F(ProxyTest, CancelWithoutItsInviteIsPassedOnAndTheAnswerComesBack) {
-  useRules("rules:\n  - match: { host: gw.example.org }\n    forward: { to: ['sip:198.51.100.50:5060'] }\n");
+  useRules(
+      "rules:\n  - match: { host: gw.example.org }\n    forward: { to: ['sip:198.51.100.50:5060'] "
+      "}\n");
   RequestSpec cancel = invite("sip:9123@gw.example.org");
   cancel.method = "CANCEL";
   receive(requestText(cancel), udpSource());
@@ -442,7 +469,8 @@ TEST_F(ProxyTest, InDialogByeFollowsTheFlowTokensOfOurRecordRoute) {
   const std::string rr = parse(sent("INVITE ").at(0).bytes).recordRoutes().at(0).uri;
 
   // Alice hangs up: Route is our Record-Route, Request-URI Bob's (private) Contact.
-  const RequestSpec bye = inDialog("BYE", "sip:bob@192.168.1.20:5060", "z9hG4bKbye1", {"<" + rr + ">"});
+  const RequestSpec bye =
+      inDialog("BYE", "sip:bob@192.168.1.20:5060", "z9hG4bKbye1", {"<" + rr + ">"});
   receive(requestText(bye), udpSource());
   const auto toBob = sent("BYE ");
   ASSERT_EQ(toBob.size(), 1u);
@@ -452,7 +480,8 @@ TEST_F(ProxyTest, InDialogByeFollowsTheFlowTokensOfOurRecordRoute) {
   EXPECT_EQ(out.requestUri(), "sip:bob@192.168.1.20:5060");
 
   // Bob hangs up another call the same way: it goes to Alice's source address.
-  RequestSpec back = inDialog("BYE", "sip:alice@10.0.0.5:5060", "z9hG4bKbye2", {"<" + rr + ">"}, "alicetag");
+  RequestSpec back =
+      inDialog("BYE", "sip:alice@10.0.0.5:5060", "z9hG4bKbye2", {"<" + rr + ">"}, "alicetag");
   back.sentBy = "192.168.1.20:5060";
   receive(requestText(back), bob1);
   EXPECT_EQ(sent("BYE ").at(1).destination.remote, udpSource().remote);
@@ -482,8 +511,8 @@ TEST_F(ProxyTest, TcpCallerToUdpCalleeGetsTwoRecordRoutes) {
   ASSERT_EQ(forwarded.size(), 1u);
   const auto rr = parse(forwarded[0].bytes).recordRoutes();
   ASSERT_EQ(rr.size(), 2u);
-  EXPECT_TRUE(sip::parseUri(rr[0].uri)->transport.empty());    // Bob's side: UDP
-  EXPECT_EQ(sip::parseUri(rr[1].uri)->transport, "tcp");       // Alice's side
+  EXPECT_TRUE(sip::parseUri(rr[0].uri)->transport.empty());  // Bob's side: UDP
+  EXPECT_EQ(sip::parseUri(rr[1].uri)->transport, "tcp");     // Alice's side
   EXPECT_EQ(parse(forwarded[0].bytes).topVia()->protocol, "UDP");
 
   // Alice's BYE (over TCP) pops both entries and reaches Bob over UDP.
@@ -509,8 +538,9 @@ TEST_F(ProxyTest, TransportErrorOnABranchTriesTheNextSerialTarget) {
 }
 
 TEST_F(ProxyTest, ForwardRuleFailsOverOn5xxButNotOn486) {
-  useRules("rules:\n  - match: { user: { prefix: '9' } }\n"
-           "    forward: { to: ['sip:198.51.100.50:5060', 'sip:198.51.100.51:5070'] }\n");
+  useRules(
+      "rules:\n  - match: { user: { prefix: '9' } }\n"
+      "    forward: { to: ['sip:198.51.100.50:5060', 'sip:198.51.100.51:5070'] }\n");
   receive(requestText(invite("sip:9123@gw.example.org")), udpSource());
   const auto first = sent("INVITE ");
   ASSERT_EQ(first.size(), 1u);
@@ -533,7 +563,8 @@ TEST_F(ProxyTest, ForwardRuleFailsOverOn5xxButNotOn486) {
 }
 
 TEST_F(ProxyTest, RejectRuleAnswersItsStatus) {
-  useRules("rules:\n  - match: { user: blocked }\n    reject: { status: 403, reason: Forbidden }\n");
+  useRules(
+      "rules:\n  - match: { user: blocked }\n    reject: { status: 403, reason: Forbidden }\n");
   receive(requestText(invite("sip:blocked@biloxi.example.com")), udpSource());
   EXPECT_EQ(upstream().back(), "SIP/2.0 403 Forbidden");
 }

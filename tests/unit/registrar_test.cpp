@@ -659,10 +659,9 @@ TEST_F(RegistrarTest, PathValuesAreStoredInOrderAndEchoedInTheResponse) {
 }
 
 TEST_F(RegistrarTest, PathIsStoredButNotEchoedWithoutSupportedPath) {
-  const RegistrarReply reply =
-      send(Register()
-               .contacts(Headers{"<sip:alice@192.168.1.20:5060>"})
-               .extra(Headers{"Path: <sip:edge1.example.net;lr>"}));
+  const RegistrarReply reply = send(Register()
+                                        .contacts(Headers{"<sip:alice@192.168.1.20:5060>"})
+                                        .extra(Headers{"Path: <sip:edge1.example.net;lr>"}));
   EXPECT_EQ(reply.status, 200);
   EXPECT_EQ(reply.headers, (Headers{contactLine(kPhone, 3600)}));  // RFC 3327 §5.3
   EXPECT_EQ(bindings().at(0).path, (Headers{"<sip:edge1.example.net;lr>"}));

@@ -425,7 +425,8 @@ class RequestSizeTest : public TransactionLayerTest {
     RequestSpec spec = forwarded("MESSAGE", "z9hG4bKbig1");
     for (std::size_t i = 0; i < lowerVias; ++i) {
       spec.lowerVias.push_back("SIP/2.0/UDP hop" + std::to_string(i) +
-                               ".relay.example.com:5060;branch=z9hG4bK" + std::string(60, 'a' + i % 26));
+                               ".relay.example.com:5060;branch=z9hG4bK" +
+                               std::string(60, 'a' + i % 26));
     }
     return spec;
   }
@@ -444,7 +445,8 @@ TEST_F(RequestSizeTest, BigUdpRequestGoesOverTcpWithItsTopViaChanged) {
   const std::string expected = [&] {
     std::string text = big.bytes;
     const std::string from = "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKbig1";
-    text.replace(text.find(from), from.size(), "Via: SIP/2.0/TCP 203.0.113.1:5060;branch=z9hG4bKbig1");
+    text.replace(text.find(from), from.size(),
+                 "Via: SIP/2.0/TCP 203.0.113.1:5060;branch=z9hG4bKbig1");
     return text;
   }();
   EXPECT_EQ(sent.bytes, expected);

@@ -211,7 +211,8 @@ TEST_F(InviteServerTransactionTest, NonSuccessFinalIsRetransmittedByTimerGUntilT
   runUntil(clock, layer, 32000ms);  // Timer H = 64*T1: no ACK came
   EXPECT_EQ(live(), 0u);
   EXPECT_EQ(layer.counters().serverTimeouts, 1u);
-  // §17.2.1: "the server transaction MUST indicate to the TU that a transaction failure has occurred".
+  // §17.2.1: "the server transaction MUST indicate to the TU that a transaction failure has
+  // occurred".
   ASSERT_EQ(user.count(Event::serverFailure), 1u);
   EXPECT_EQ(user.of(Event::serverFailure)[0].id, id);
   EXPECT_EQ(user.timesOf(Event::serverFailure), std::vector<std::int64_t>{32000});

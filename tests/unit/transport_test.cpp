@@ -14,9 +14,13 @@ namespace {
 
 namespace asio = boost::asio;
 
-Endpoint at(const char* address, std::uint16_t port) { return {asio::ip::make_address(address), port}; }
+Endpoint at(const char* address, std::uint16_t port) {
+  return {asio::ip::make_address(address), port};
+}
 
-Source udpSource() { return Source{Protocol::udp, at("127.0.0.1", 5060), at("192.0.2.1", 40123), 0}; }
+Source udpSource() {
+  return Source{Protocol::udp, at("127.0.0.1", 5060), at("192.0.2.1", 40123), 0};
+}
 
 TEST(ResponseDestinationTest, UdpWithRportGoesBackToTheSourcePort) {
   const Destination d = responseDestination(ViaSentBy{5062, true}, udpSource());
@@ -27,7 +31,8 @@ TEST(ResponseDestinationTest, UdpWithRportGoesBackToTheSourcePort) {
 
 TEST(ResponseDestinationTest, UdpWithoutRportGoesToTheReceivedAddressAndSentByPort) {
   EXPECT_EQ(responseDestination(ViaSentBy{5062, false}, udpSource()).remote, at("192.0.2.1", 5062));
-  EXPECT_EQ(responseDestination(ViaSentBy{std::nullopt, false}, udpSource()).remote, at("192.0.2.1", 5060));
+  EXPECT_EQ(responseDestination(ViaSentBy{std::nullopt, false}, udpSource()).remote,
+            at("192.0.2.1", 5060));
 }
 
 TEST(ResponseDestinationTest, TcpReusesTheConnectionAndFallsBackToSentByPort) {
@@ -101,8 +106,9 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
 
   // The reply names the connection; its remote port is not listening, so only the
   // connection itself can carry it.
-  server_.send(Destination{Protocol::tcp, Endpoint{from.remote.address, 1}, from.connectionId, std::nullopt},
-               std::string(kOptions));
+  server_.send(
+      Destination{Protocol::tcp, Endpoint{from.remote.address, 1}, from.connectionId, std::nullopt},
+      std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return clientGot_.size() == 1; }));
   EXPECT_EQ(clientGot_[0].second, kOptions);
   EXPECT_EQ(server_.counters().tcpConnectionsOpened, 0u);
@@ -111,11 +117,13 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
 
 TEST_F(TransportsLoopbackTest, ReportsARefusedConnectionToTheSender) {
   // A port that was just free: bind, read it, close.
-  asio::ip::tcp::acceptor probe(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::tcp::acceptor probe(io_,
+                                asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const std::uint16_t freePort = probe.local_endpoint().port();
   probe.close();
   std::error_code reported;
-  client_.send(Destination{Protocol::tcp, at("127.0.0.1", freePort), 0, std::nullopt}, std::string(kOptions),
+  client_.send(Destination{Protocol::tcp, at("127.0.0.1", freePort), 0, std::nullopt},
+               std::string(kOptions),
                [&](const Destination&, std::error_code ec) { reported = ec; });
   ASSERT_TRUE(runUntil([&] { return static_cast<bool>(reported); }));
   EXPECT_TRUE(reported == std::errc::connection_refused) << reported.message();
@@ -129,7 +137,8 @@ TEST_F(TransportsLoopbackTest, UdpDatagramsArriveWithTheirSourceAndKeepalivesAre
   const Endpoint serverAt = server_.boundEndpoints().at(0).second;
   const Endpoint clientAt = client_.boundEndpoints().at(0).second;
   client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt}, "\r\n\r\n");
-  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt}, "\r\n" + std::string(kOptions));
+  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt},
+               "\r\n" + std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 1; }));
   EXPECT_EQ(serverGot_[0].second, kOptions);  // leading CRLF stripped before the parser
   EXPECT_EQ(serverGot_[0].first.remote, clientAt);

@@ -27,7 +27,8 @@ struct DispatcherCounters {
 class TransportSender final : public transaction::Sender {
  public:
   explicit TransportSender(transport::Transports& transports) : transports_(transports) {}
-  void send(const transport::Destination& destination, const std::string& bytes, ErrorHandler onError) override;
+  void send(const transport::Destination& destination, const std::string& bytes,
+            ErrorHandler onError) override;
 
  private:
   transport::Transports& transports_;

@@ -8,9 +8,10 @@
 
 namespace waypoint::app {
 
-std::string renderMetrics(const transport::TransportCounters& transport, const DispatcherCounters& dispatcher,
-                          const transaction::TransactionCounters& transactions, registrar::Registrar& registrar,
-                          const proxy::ProxyCounters& proxy);
+std::string renderMetrics(const transport::TransportCounters& transport,
+                          const DispatcherCounters& dispatcher,
+                          const transaction::TransactionCounters& transactions,
+                          registrar::Registrar& registrar, const proxy::ProxyCounters& proxy);
 
 // Writes through a temporary file and a rename, so a reader never sees half a file.
 // Returns false (and logs) on failure.

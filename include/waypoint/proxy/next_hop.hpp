@@ -27,7 +27,7 @@ struct Flow {
   transport::Endpoint remote;
   friend bool operator==(const Flow&, const Flow&) = default;
 };
-std::string encodeFlow(const Flow& flow);                     // "udp~127.0.0.1~5070"
+std::string encodeFlow(const Flow& flow);  // "udp~127.0.0.1~5070"
 std::optional<Flow> decodeFlow(std::string_view token);
 
 // The URI parameters naming the caller's flow (request's source) and the callee's flow

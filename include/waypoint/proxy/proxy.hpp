@@ -38,35 +38,37 @@ struct ProxySettings {
 };
 
 struct ProxyCounters {
-  std::uint64_t requestsForwarded = 0;       // branches started (client transactions)
-  std::uint64_t responsesForwarded = 0;      // responses sent upstream from branches
-  std::uint64_t responsesGenerated = 0;      // final responses the proxy made itself (4xx/5xx/408)
-  std::uint64_t statelessForwarded = 0;      // ACK for 2xx, CANCEL without transaction, stray responses
-  std::uint64_t statelessDropped = 0;        // ACKs and stray responses with nowhere to go
-  std::uint64_t maxForwardsExceeded = 0;     // 483
-  std::uint64_t loopsDetected = 0;           // 482
-  std::uint64_t badExtensions = 0;           // 420
-  std::uint64_t locationNotFound = 0;        // 404: AOR never registered
-  std::uint64_t locationUnavailable = 0;     // 480: AOR with no binding now
-  std::uint64_t rulesRejected = 0;           // a reject rule, or the default 404
-  std::uint64_t unresolvable = 0;            // next hop with a host name (no DNS) or no listener
+  std::uint64_t requestsForwarded = 0;   // branches started (client transactions)
+  std::uint64_t responsesForwarded = 0;  // responses sent upstream from branches
+  std::uint64_t responsesGenerated = 0;  // final responses the proxy made itself (4xx/5xx/408)
+  std::uint64_t statelessForwarded = 0;  // ACK for 2xx, CANCEL without transaction, stray responses
+  std::uint64_t statelessDropped = 0;    // ACKs and stray responses with nowhere to go
+  std::uint64_t maxForwardsExceeded = 0;  // 483
+  std::uint64_t loopsDetected = 0;        // 482
+  std::uint64_t badExtensions = 0;        // 420
+  std::uint64_t locationNotFound = 0;     // 404: AOR never registered
+  std::uint64_t locationUnavailable = 0;  // 480: AOR with no binding now
+  std::uint64_t rulesRejected = 0;        // a reject rule, or the default 404
+  std::uint64_t unresolvable = 0;         // next hop with a host name (no DNS) or no listener
   std::uint64_t cancelsReceived = 0;
-  std::uint64_t branchesCancelled = 0;       // CANCEL sent downstream
+  std::uint64_t branchesCancelled = 0;  // CANCEL sent downstream
   std::uint64_t timerCFired = 0;
   std::uint64_t optionsAnswered = 0;
   std::uint64_t registersHandled = 0;
-  std::uint64_t liveContexts = 0;            // gauge: requests with branches still running
+  std::uint64_t liveContexts = 0;  // gauge: requests with branches still running
 };
 
 // §16.7 step 6: is `candidate` a better final response than `current`? 6xx beats all;
 // otherwise the lower class wins; in 4xx, 401/407/415/420/484 are preferred (they let the
 // caller retry); a response the proxy made up (timeout, transport error) loses a tie.
-bool betterFinalResponse(int candidate, bool candidateSynthetic, int current, bool currentSynthetic);
+bool betterFinalResponse(int candidate, bool candidateSynthetic, int current,
+                         bool currentSynthetic);
 
 class Proxy final : public transaction::TransactionUser {
  public:
-  Proxy(const transaction::Clock& clock, transaction::Sender& sender, transaction::LayerSettings layerSettings,
-        const LocalIdentity& identity, registrar::Registrar& registrar, ProxySettings settings);
+  Proxy(const transaction::Clock& clock, transaction::Sender& sender,
+        transaction::LayerSettings layerSettings, const LocalIdentity& identity,
+        registrar::Registrar& registrar, ProxySettings settings);
   ~Proxy() override;
 
   transaction::TransactionLayer& transactions() { return layer_; }
@@ -84,7 +86,8 @@ class Proxy final : public transaction::TransactionUser {
   }
 
   // transaction::TransactionUser
-  void onRequest(TransactionId server, sip::Message& request, const transport::Source& source) override;
+  void onRequest(TransactionId server, sip::Message& request,
+                 const transport::Source& source) override;
   void onAck(sip::Message& ack, const transport::Source& source) override;
   void onResponse(TransactionId client, sip::Message& response) override;
   void onStrayResponse(sip::Message& response, const transport::Source& source) override;
@@ -109,14 +112,15 @@ class Proxy final : public transaction::TransactionUser {
     std::vector<std::vector<Target>> groups;  // tried in turn; the targets of a group at once
     bool failoverOnAnyFailure = true;         // location: any non-2xx; forward: 408/5xx only
     bool recordRoute = true;
-    int status = 0;                           // > 0: answer this instead
+    int status = 0;  // > 0: answer this instead
     std::string reason;
   };
 
   // False when no INVITE transaction matches: the CANCEL is then routed like any request.
   bool handleCancel(TransactionId server, sip::Message& cancel);
   bool answerLocally(TransactionId server, sip::Message& request, const transport::Source& source);
-  Routed route(sip::Message& request, const transport::Source& source, std::vector<Flow>& poppedFlows);
+  Routed route(sip::Message& request, const transport::Source& source,
+               std::vector<Flow>& poppedFlows);
   Routed routeByRules(const sip::Message& request, const transport::Source& source);
   Routed routeToLocation(const sip::Message& request, routing::Forking forking);
   std::optional<Target> dialogTarget(const sip::Message& request, const transport::Source& source,
@@ -131,8 +135,8 @@ class Proxy final : public transaction::TransactionUser {
   void finishIfDone(std::uint64_t contextId);
   void sendFinal(Context& context);
   void armTimerC(Context& context, std::size_t branchIndex);
-  void respondLocal(TransactionId server, const sip::Message& request, int status, std::string_view reason,
-                    const std::vector<std::string>& extraHeaders = {});
+  void respondLocal(TransactionId server, const sip::Message& request, int status,
+                    std::string_view reason, const std::vector<std::string>& extraHeaders = {});
   std::optional<Interface> interfaceFor(const transport::Destination& destination) const;
   std::string newBranch(std::string_view loopKey);
   std::string newTag();

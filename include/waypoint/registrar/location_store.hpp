@@ -20,16 +20,16 @@ namespace waypoint::registrar {
 using TimePoint = std::chrono::steady_clock::time_point;
 
 struct Binding {
-  std::string contact;           // the Contact URI: the Request-URI of requests to it
-  int qMilli = 1000;             // q-value x 1000 (no q: 1.0)
+  std::string contact;  // the Contact URI: the Request-URI of requests to it
+  int qMilli = 1000;    // q-value x 1000 (no q: 1.0)
   std::string callId;
   std::uint32_t cseq = 0;
   TimePoint expiresAt{};
-  std::string instance;          // +sip.instance (RFC 5626), empty when absent
-  std::string regId;             // reg-id (RFC 5626), empty when absent
-  std::vector<std::string> path; // Path header values (RFC 3327), in order
-  transport::Source flow;        // where it registered from: requests go back over this (NAT)
-  bool behindNat = false;        // the Contact is not where the REGISTER came from (see registrar)
+  std::string instance;           // +sip.instance (RFC 5626), empty when absent
+  std::string regId;              // reg-id (RFC 5626), empty when absent
+  std::vector<std::string> path;  // Path header values (RFC 3327), in order
+  transport::Source flow;         // where it registered from: requests go back over this (NAT)
+  bool behindNat = false;         // the Contact is not where the REGISTER came from (see registrar)
 };
 
 class LocationStore {

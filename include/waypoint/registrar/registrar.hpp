@@ -44,13 +44,15 @@ std::string canonicalAor(std::string_view uri);
 // differs from the source or the Contact holds a private address (RFC 1918, RFC 6598,
 // link-local, IPv6 ULA). A Contact that differs only by port, with a Via matching the
 // source, is a third-party or multi-socket registration: it is reached at the Contact.
-bool contactBehindNat(std::string_view contactUri, const sip::Message& request, const transport::Source& source);
+bool contactBehindNat(std::string_view contactUri, const sip::Message& request,
+                      const transport::Source& source);
 
 class Registrar {
  public:
   Registrar(LocationStore& store, std::set<std::string> domains, RegistrarSettings settings);
 
-  RegistrarReply handle(const sip::Message& request, const transport::Source& source, TimePoint now);
+  RegistrarReply handle(const sip::Message& request, const transport::Source& source,
+                        TimePoint now);
   // Drops expired bindings (called by the daemon's timer at store().nextExpiry()).
   void expire(TimePoint now);
 

@@ -11,11 +11,11 @@ namespace waypoint::sip {
 class StreamFramer {
  public:
   enum class Kind {
-    needMore,   // no complete frame buffered yet
-    message,    // frame() holds one complete message (no leading CR/LF)
-    ping,       // a double CRLF: answer with a single CRLF
-    pong,       // a single CRLF (a pong to our ping), seen once a message follows it
-    error,      // the stream is broken (reason()); close the connection
+    needMore,  // no complete frame buffered yet
+    message,   // frame() holds one complete message (no leading CR/LF)
+    ping,      // a double CRLF: answer with a single CRLF
+    pong,      // a single CRLF (a pong to our ping), seen once a message follows it
+    error,     // the stream is broken (reason()); close the connection
   };
 
   explicit StreamFramer(std::size_t maxMessageSize) : maxMessageSize_(maxMessageSize) {}

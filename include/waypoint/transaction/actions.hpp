@@ -33,7 +33,7 @@ struct Action {
     transportError,  // client: the transport failed -> TU answers 503
     startTimer,      // (re)start `timer` to fire after `delay`
     stopTimer,
-    terminate,       // the transaction is over; the layer destroys it
+    terminate,  // the transaction is over; the layer destroys it
   };
   Kind kind;
   TimerName timer = TimerName::A;
@@ -44,7 +44,9 @@ struct Action {
 class Actions {
  public:
   void add(Action::Kind kind) { push(Action{kind, TimerName::A, Duration{0}}); }
-  void start(TimerName timer, Duration delay) { push(Action{Action::Kind::startTimer, timer, delay}); }
+  void start(TimerName timer, Duration delay) {
+    push(Action{Action::Kind::startTimer, timer, delay});
+  }
   void stop(TimerName timer) { push(Action{Action::Kind::stopTimer, timer, Duration{0}}); }
 
   const Action* begin() const { return items_.data(); }

@@ -11,10 +11,11 @@ class InviteClientTransaction {
  public:
   enum class State : std::uint8_t { calling, proceeding, completed, accepted, terminated };
 
-  InviteClientTransaction(const TimerSettings& timers, bool reliable) : timers_(timers), reliable_(reliable) {}
+  InviteClientTransaction(const TimerSettings& timers, bool reliable)
+      : timers_(timers), reliable_(reliable) {}
 
-  Actions start();                   // the INVITE goes out
-  Actions onResponse(int status);    // a response matched this transaction
+  Actions start();                 // the INVITE goes out
+  Actions onResponse(int status);  // a response matched this transaction
   Actions onTimer(TimerName timer);
   Actions onTransportError();
   State state() const { return state_; }
@@ -31,7 +32,8 @@ class NonInviteClientTransaction {
  public:
   enum class State : std::uint8_t { trying, proceeding, completed, terminated };
 
-  NonInviteClientTransaction(const TimerSettings& timers, bool reliable) : timers_(timers), reliable_(reliable) {}
+  NonInviteClientTransaction(const TimerSettings& timers, bool reliable)
+      : timers_(timers), reliable_(reliable) {}
 
   Actions start();
   Actions onResponse(int status);

@@ -11,10 +11,11 @@ class InviteServerTransaction {
  public:
   enum class State : std::uint8_t { proceeding, completed, confirmed, accepted, terminated };
 
-  InviteServerTransaction(const TimerSettings& timers, bool reliable) : timers_(timers), reliable_(reliable) {}
+  InviteServerTransaction(const TimerSettings& timers, bool reliable)
+      : timers_(timers), reliable_(reliable) {}
 
-  Actions start();                             // the INVITE arrived: pass it up
-  Actions onTuResponse(int status);            // the TU sends a response (the layer holds its bytes)
+  Actions start();                   // the INVITE arrived: pass it up
+  Actions onTuResponse(int status);  // the TU sends a response (the layer holds its bytes)
   Actions onRequestRetransmission();
   Actions onAck();
   Actions onTimer(TimerName timer);
@@ -35,7 +36,8 @@ class NonInviteServerTransaction {
  public:
   enum class State : std::uint8_t { trying, proceeding, completed, terminated };
 
-  NonInviteServerTransaction(const TimerSettings& timers, bool reliable) : timers_(timers), reliable_(reliable) {}
+  NonInviteServerTransaction(const TimerSettings& timers, bool reliable)
+      : timers_(timers), reliable_(reliable) {}
 
   Actions start();
   Actions onTuResponse(int status);

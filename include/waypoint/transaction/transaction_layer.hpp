@@ -41,7 +41,8 @@ class Sender {
  public:
   using ErrorHandler = std::function<void(std::error_code)>;
   virtual ~Sender() = default;
-  virtual void send(const transport::Destination& destination, const std::string& bytes, ErrorHandler onError) = 0;
+  virtual void send(const transport::Destination& destination, const std::string& bytes,
+                    ErrorHandler onError) = 0;
 };
 
 // The layer above: the proxy core (and, until it exists, the daemon's own UAS).
@@ -49,7 +50,8 @@ class TransactionUser {
  public:
   virtual ~TransactionUser() = default;
   // A new request made a server transaction (CANCEL makes its own). Answer with respond().
-  virtual void onRequest(TransactionId server, sip::Message& request, const transport::Source& source) = 0;
+  virtual void onRequest(TransactionId server, sip::Message& request,
+                         const transport::Source& source) = 0;
   // An ACK for a 2xx, or an ACK that matches no transaction: it is routed, not absorbed.
   virtual void onAck(sip::Message& ack, const transport::Source& source) = 0;
   // A response for a client transaction (provisional, final, or a retransmitted 2xx).
@@ -77,13 +79,13 @@ struct TransactionCounters {
   std::uint64_t requestRetransmissionsAbsorbed = 0;  // server: retransmitted requests not passed up
   std::uint64_t acksAbsorbed = 0;                    // ACKs for non-2xx ended here
   std::uint64_t requestRetransmissionsSent = 0;      // client: Timer A/E
-  std::uint64_t responseRetransmissionsSent = 0;     // server: Timer G and answers to retransmissions
-  std::uint64_t responsesAbsorbed = 0;               // client: retransmitted finals not passed up
-  std::uint64_t clientTimeouts = 0;                  // Timer B/F
-  std::uint64_t serverTimeouts = 0;                  // Timer H: no ACK
+  std::uint64_t responseRetransmissionsSent = 0;  // server: Timer G and answers to retransmissions
+  std::uint64_t responsesAbsorbed = 0;            // client: retransmitted finals not passed up
+  std::uint64_t clientTimeouts = 0;               // Timer B/F
+  std::uint64_t serverTimeouts = 0;               // Timer H: no ACK
   std::uint64_t transportErrors = 0;
   std::uint64_t strayResponses = 0;
-  std::uint64_t requestsMovedToTcp = 0;  // over the UDP MTU limit (§18.1.1)
+  std::uint64_t requestsMovedToTcp = 0;      // over the UDP MTU limit (§18.1.1)
   std::uint64_t liveServerTransactions = 0;  // gauges
   std::uint64_t liveClientTransactions = 0;
   std::uint64_t pendingTimers = 0;
@@ -103,7 +105,8 @@ struct ClientRequest {
 
 class TransactionLayer {
  public:
-  TransactionLayer(const Clock& clock, Sender& sender, TransactionUser& user, LayerSettings settings);
+  TransactionLayer(const Clock& clock, Sender& sender, TransactionUser& user,
+                   LayerSettings settings);
   ~TransactionLayer();
   TransactionLayer(const TransactionLayer&) = delete;
   TransactionLayer& operator=(const TransactionLayer&) = delete;
@@ -113,8 +116,12 @@ class TransactionLayer {
   void receiveResponse(sip::Message& response, const transport::Source& source);
   // The user may edit the message it is handed (a proxy forwards it); these take a
   // message nobody else keeps.
-  void receiveRequest(sip::Message&& request, const transport::Source& source) { receiveRequest(request, source); }
-  void receiveResponse(sip::Message&& response, const transport::Source& source) { receiveResponse(response, source); }
+  void receiveRequest(sip::Message&& request, const transport::Source& source) {
+    receiveRequest(request, source);
+  }
+  void receiveResponse(sip::Message&& response, const transport::Source& source) {
+    receiveResponse(response, source);
+  }
 
   // From the TU. respond() on an ended transaction is ignored (returns false).
   bool respond(TransactionId server, int status, std::string bytes);
@@ -166,7 +173,8 @@ class TransactionLayer {
   void execute(Transaction& transaction, const Actions& actions, sip::Message* event,
                const transport::Source* source);
   void arm(TransactionId id, std::uint16_t& generation, TimerName timer, Duration delay);
-  void sendFor(TransactionId id, const transport::Destination& destination, const std::string& bytes);
+  void sendFor(TransactionId id, const transport::Destination& destination,
+               const std::string& bytes);
   void drainTransportErrors();
   void onTransportError(TransactionId id);
   void eraseServer(TransactionId id);

@@ -12,9 +12,9 @@ namespace waypoint::transport {
 
 enum class Protocol : std::uint8_t { udp, tcp, tls, ws, wss };
 
-std::string_view toString(Protocol protocol);            // "UDP", "TCP", ...
+std::string_view toString(Protocol protocol);                       // "UDP", "TCP", ...
 std::optional<Protocol> protocolFromString(std::string_view text);  // any case
-bool isReliable(Protocol protocol);                      // everything but UDP
+bool isReliable(Protocol protocol);                                 // everything but UDP
 
 struct Endpoint {
   boost::asio::ip::address address;

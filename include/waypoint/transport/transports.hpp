@@ -51,7 +51,7 @@ struct TransportCounters {
   std::uint64_t tcpMessagesReceived = 0;
   std::uint64_t tcpMessagesSent = 0;
   std::uint64_t sendErrors = 0;
-  std::uint64_t udpUnreachable = 0;  // ICMP errors for datagrams we sent
+  std::uint64_t udpUnreachable = 0;      // ICMP errors for datagrams we sent
   std::uint64_t tcpOpenConnections = 0;  // a gauge
 };
 
@@ -85,7 +85,7 @@ class Transports {
   const TransportCounters& counters() const;
   const TransportSettings& settings() const;
 
- struct Impl;  // defined in transports.cpp, with the listener and connection classes
+  struct Impl;  // defined in transports.cpp, with the listener and connection classes
 
  private:
   void accept(boost::asio::ip::tcp::acceptor& acceptor);
