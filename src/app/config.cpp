@@ -2,11 +2,15 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 
 #include "waypoint/config/yaml_reader.hpp"
+#include "waypoint/proxy/route_token.hpp"
+#include "waypoint/sip/text.hpp"
 
 namespace waypoint::app {
 
@@ -68,6 +72,42 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
   }
 }
 
+void security(const Reader& r, const YAML::Node& node, SecurityConfig& s) {
+  r.expectMap(node, "security");
+  r.onlyKeys(node, "security", {"route_secret", "previous_route_secrets", "server_header"});
+  auto secret = [&r](const YAML::Node& item, const std::string& what) {
+    std::string value = r.string(item, what);
+    if (value.size() < proxy::RouteTokenSigner::kMinSecretLength) {
+      r.fail(item.Mark(), what + " must be at least " +
+                              std::to_string(proxy::RouteTokenSigner::kMinSecretLength) +
+                              " characters long");
+    }
+    return value;
+  };
+  if (node["route_secret"]) s.routeSecret = secret(node["route_secret"], "route_secret");
+  if (const auto previous = node["previous_route_secrets"]) {
+    for (const auto& item : r.oneOrMany(previous, "previous_route_secrets")) {
+      s.previousRouteSecrets.push_back(secret(item, "previous_route_secrets"));
+    }
+  }
+  if (const auto server = node["server_header"]) {
+    s.serverHeader = r.string(server, "server_header");
+    if (s.serverHeader.find_first_of("\r\n") != std::string::npos) {
+      r.fail(server.Mark(), "server_header must be one line");
+    }
+  }
+}
+
+// systemd's StateDirectory= hands the directory over in $STATE_DIRECTORY.
+std::string defaultStateDir() {
+  const char* fromSystemd = std::getenv("STATE_DIRECTORY");
+  if (fromSystemd != nullptr && *fromSystemd != '\0') {
+    const std::string list(fromSystemd);
+    return list.substr(0, list.find(':'));
+  }
+  return "/var/lib/waypoint";
+}
+
 }  // namespace
 
 Config loadConfig(const std::string& path) {
@@ -82,9 +122,10 @@ Config loadConfig(const std::string& path) {
   }
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
-  r.onlyKeys(root, "the configuration",
-             {"listen", "domains", "names", "timers", "transactions", "registrar", "limits", "log",
-              "metrics", "routing", "proxy"});
+  r.onlyKeys(
+      root, "the configuration",
+      {"listen", "domains", "names", "default_domain", "state_dir", "trusted", "security", "timers",
+       "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy"});
 
   Config config;
   config.path = path;
@@ -95,6 +136,36 @@ Config loadConfig(const std::string& path) {
   for (const auto& item : root["listen"]) config.listeners.push_back(listener(r, item));
   if (root["domains"]) config.domains = r.stringList(root["domains"], "domains");
   if (root["names"]) config.names = r.stringList(root["names"], "names");
+  if (const auto node = root["default_domain"]) {
+    config.defaultDomain = r.string(node, "default_domain");
+    const bool served = std::any_of(
+        config.domains.begin(), config.domains.end(),
+        [&](const std::string& d) { return sip::equalsIgnoringCase(d, config.defaultDomain); });
+    if (!served) {
+      r.fail(node.Mark(),
+             "default_domain must be one of 'domains' (got '" + config.defaultDomain + "')");
+    }
+  } else if (config.domains.size() == 1) {
+    config.defaultDomain = config.domains.front();
+  }
+  config.stateDir = defaultStateDir();
+  if (const auto node = root["state_dir"]) {
+    config.stateDir = r.string(node, "state_dir");
+    if (config.stateDir.empty()) r.fail(node.Mark(), "state_dir must not be empty");
+  }
+  if (const auto node = root["trusted"]) {
+    for (const auto& item : r.oneOrMany(node, "trusted")) {
+      const std::string text = r.string(item, "trusted");
+      const auto block = transport::parseAddressBlock(text);
+      if (!block) {
+        r.fail(
+            item.Mark(),
+            "trusted must list IP addresses or CIDR blocks like 192.0.2.0/24 (got '" + text + "')");
+      }
+      config.trusted.push_back(*block);
+    }
+  }
+  if (const auto node = root["security"]) security(r, node, config.security);
 
   if (const auto timers = root["timers"]) {
     r.expectMap(timers, "timers");

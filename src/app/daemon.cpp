@@ -12,6 +12,7 @@
 
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/app/metrics.hpp"
+#include "waypoint/app/route_secret.hpp"
 #include "waypoint/proxy/local_identity.hpp"
 #include "waypoint/proxy/proxy.hpp"
 #include "waypoint/registrar/registrar.hpp"
@@ -140,12 +141,15 @@ int runDaemon(const Config& config) {
   registrar::InMemoryLocationStore locations;
   registrar::Registrar registrar(
       locations, std::set<std::string>(config.domains.begin(), config.domains.end()),
-      registrar::RegistrarSettings{config.registrar.minExpires, config.registrar.maxExpires,
-                                   config.registrar.defaultExpires, config.registrar.maxContacts});
+      registrar::RegistrarSettings{
+          config.registrar.minExpires, config.registrar.maxExpires, config.registrar.defaultExpires,
+          config.registrar.maxContacts, config.defaultDomain,
+          [&identity](const sip::Uri& uri) { return identity.isThisServer(uri); }});
   TransportSender sender(transports);
   proxyCore = std::make_unique<proxy::Proxy>(
       clock, sender, layerSettings, identity, registrar,
-      proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards});
+      proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards, routeSecrets(config),
+                           config.trusted, config.security.serverHeader});
   proxyCore->setRules(config.routing);
   dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
                                             sip::ParseLimits{config.transport.maxMessageSize});

@@ -75,6 +75,9 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "proxy_location_unavailable", p.locationUnavailable);
   counter(out, "proxy_rules_rejected", p.rulesRejected);
   counter(out, "proxy_unresolvable", p.unresolvable);
+  counter(out, "proxy_preloaded_routes_denied", p.preloadedRoutesDenied);
+  counter(out, "proxy_route_tokens_rejected", p.routeTokensRejected);
+  counter(out, "proxy_dialog_requests_refused", p.dialogRequestsRefused);
   counter(out, "proxy_cancels_received", p.cancelsReceived);
   counter(out, "proxy_branches_cancelled", p.branchesCancelled);
   counter(out, "proxy_timer_c_fired", p.timerCFired);

@@ -31,6 +31,11 @@ bool LocalIdentity::isLocal(const sip::Uri& uri) const {
   return !uri.port.has_value() || ports_.count(port) != 0;
 }
 
+bool LocalIdentity::isThisServer(const sip::Uri& uri) const {
+  return isLocalHost(uri.host) &&
+         ports_.count(uri.port.value_or(uri.scheme == "sips" ? 5061 : 5060)) != 0;
+}
+
 bool LocalIdentity::isLocalSentBy(std::string_view host, std::optional<std::uint16_t> port) const {
   return isLocalHost(host) && ports_.count(port.value_or(5060)) != 0;
 }

@@ -59,16 +59,13 @@ std::optional<Flow> decodeFlow(std::string_view token) {
 }
 
 std::vector<std::string> recordRouteValues(const Interface& callerSide, const Interface& calleeSide,
-                                           const Flow& caller, const Flow& callee) {
-  std::string tokens;
-  tokens.append(";").append(kCallerFlowParam).append("=").append(encodeFlow(caller));
-  tokens.append(";").append(kCalleeFlowParam).append("=").append(encodeFlow(callee));
-  auto value = [&tokens](const Interface& side) {
+                                           std::string_view tokenParams) {
+  auto value = [tokenParams](const Interface& side) {
     std::string v = "<sip:";
     v.append(transport::toString(side.local))
         .append(uriTransportParam(side.protocol))
         .append(";lr")
-        .append(tokens);
+        .append(tokenParams);
     v.append(">");
     return v;
   };

@@ -183,6 +183,8 @@ Proxy::Proxy(const transaction::Clock& clock, transaction::Sender& sender,
       registrar_(registrar),
       settings_(settings),
       rules_(std::make_shared<routing::RuleSet>()),
+      tokens_(settings_.routeSecrets.empty() ? std::vector<std::string>{generateRouteSecret()}
+                                             : settings_.routeSecrets),
       layer_(clock, sender, *this, layerSettings),
       random_(std::random_device{}()),
       branchCounter_(random_()) {}
@@ -221,8 +223,7 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
     }
   }
 
-  std::vector<Flow> poppedFlows;
-  Routed routed = route(request, source, poppedFlows);
+  Routed routed = route(request, source);
   if (routed.status == 0 && routed.groups.empty()) {
     if (answerLocally(server, request, source)) return;
     routed.status = 404;
@@ -268,7 +269,7 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request,
   const auto uri = request.requestUriParts();
   if (!uri) return false;
   const bool toUs = uri->user.empty() && identity_.isLocal(*uri);
-  if (request.method() == "REGISTER" && (toUs || registrar_.servesDomain(uri->host))) {
+  if (request.method() == "REGISTER" && (toUs || registrar_.domainOf(*uri))) {
     ++counters_.registersHandled;
     const registrar::RegistrarReply reply = registrar_.handle(request, source, clock_.now());
     if (reply.status >= 300) {
@@ -288,24 +289,26 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request,
   return false;
 }
 
-// §16.4 Route preprocessing, then the target set (§16.5): the rest of the Route set, the
-// dialog's peer, or what the rules say.
-Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& source,
-                           std::vector<Flow>& poppedFlows) {
-  auto collectFlows = [&poppedFlows](const sip::Uri& uri) {
-    for (const auto param : {kCallerFlowParam, kCalleeFlowParam}) {
-      if (const auto token = sip::uriParam(uri.params, param)) {
-        if (const auto flow = decodeFlow(*token)) poppedFlows.push_back(*flow);
-      }
-    }
+// §16.4 Route preprocessing, then the target set (§16.5). Our own Route entries are
+// popped and their flow tokens checked. An in-dialog request with a valid token goes to
+// the dialog's other side; every other request is routed by the rules, and a Route set
+// naming another host (a preloaded Route) is followed only for a trusted source or a rule
+// that allows it, so the proxy is no relay for strangers.
+Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& source) {
+  std::vector<DialogFlows> dialogs;
+  bool forged = false;
+  auto checkToken = [&](const sip::Uri& uri) {
+    const auto verdict = tokens_.verify(uri.params);
+    if (verdict.check == RouteTokenSigner::Check::valid) dialogs.push_back(verdict.flows);
+    forged = forged || verdict.check == RouteTokenSigner::Check::invalid;
   };
   // A strict router upstream put our Record-Route URI into the Request-URI.
-  if (const auto uri = request.requestUriParts(); uri && uri->user.empty() &&
-                                                  sip::uriParam(uri->params, kCallerFlowParam) &&
-                                                  identity_.isLocal(*uri)) {
+  if (const auto uri = request.requestUriParts();
+      uri && uri->user.empty() && identity_.isLocal(*uri) &&
+      tokens_.verify(uri->params).check != RouteTokenSigner::Check::absent) {
     const auto routes = request.routes();
     if (!routes.empty()) {
-      collectFlows(*uri);
+      checkToken(*uri);
       request.setRequestUri(routes.back().uri);
       request.popLastRoute();
     }
@@ -313,86 +316,169 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
   for (auto routes = request.routes(); !routes.empty(); routes = request.routes()) {
     const auto uri = sip::parseUri(routes.front().uri);
     if (!uri || !identity_.isLocal(*uri)) break;
-    collectFlows(*uri);
+    checkToken(*uri);
     request.popRoute();
   }
 
   Routed routed;
+  if (forged) {
+    ++counters_.routeTokensRejected;
+    if (refusalLog_.allow(source.remote.address, clock_.now())) {
+      spdlog::warn("{} Call-ID {} from {}: Route with a forged or damaged flow token refused",
+                   request.method(), request.callId(), transport::toString(source.remote));
+    }
+    return refusal(403, "Invalid Route Token");
+  }
   routed.recordRoute = isDialogCreating(request.method()) && !hasToTag(request);
-  if (const auto routes = request.routes(); !routes.empty()) {
-    // Loose routing to the next element of the Route set (§16.6 steps 6-7).
-    const auto next = sip::parseUri(routes.front().uri);
-    const auto destination = next ? resolveNumeric(*next) : std::nullopt;
-    if (!destination) {
-      ++counters_.unresolvable;
-      spdlog::warn("{} Call-ID {}: cannot resolve Route {} (only numeric hosts are supported)",
-                   request.method(), request.callId(), routes.front().uri);
-      routed.status = 503;
-      routed.reason = "Next Hop Not Resolvable";
-      return routed;
+  const auto routes = request.routes();
+  const auto uri = request.requestUriParts();
+  if (!dialogs.empty() && hasToTag(request) && uri && !identity_.isLocal(*uri)) {
+    std::optional<transport::Destination> nextHop;
+    if (!routes.empty()) {
+      if (const auto next = sip::parseUri(routes.front().uri)) nextHop = resolveNumeric(*next);
+    } else {
+      nextHop = resolveNumeric(*uri);
     }
-    if (!next->lr) {  // a strict router next: its URI becomes the Request-URI (§16.6 step 6)
-      request.addHeader("Route", "<" + request.requestUri() + ">");
-      request.setRequestUri(routes.front().uri);
-      request.popRoute();
+    const auto flow = dialogFlowFor(Flow{source.protocol, source.remote}, dialogs, nextHop);
+    if (!flow) {
+      ++counters_.dialogRequestsRefused;
+      if (refusalLog_.allow(source.remote.address, clock_.now())) {
+        spdlog::warn("{} Call-ID {} from {}: neither side of the dialog its Route names",
+                     request.method(), request.callId(), transport::toString(source.remote));
+      }
+      return refusal(403, "Route Token Not For This Request");
     }
-    routed.groups.push_back({Target{request.requestUri(), *destination, {}}});
+    if (!routes.empty()) followStrictRouter(request);
+    routed.groups.push_back(
+        {Target{request.requestUri(),
+                transport::Destination{flow->protocol, flow->remote, 0, std::nullopt},
+                {}}});
     return routed;
   }
-  if (!poppedFlows.empty()) {
-    if (auto target = dialogTarget(request, source, poppedFlows)) {
-      routed.groups.push_back({std::move(*target)});
-      return routed;
-    }
-  }
-  const auto uri = request.requestUriParts();
+  if (!routes.empty()) return routePreloaded(request, source, routed.recordRoute);
   if (uri && uri->user.empty() && identity_.isLocal(*uri) &&
       (request.method() == "OPTIONS" || request.method() == "REGISTER")) {
     return routed;  // for us: answered by answerLocally()
   }
-  if (request.method() == "REGISTER" && uri && registrar_.servesDomain(uri->host)) return routed;
+  if (request.method() == "REGISTER" && uri && registrar_.domainOf(*uri)) return routed;
   Routed byRules = routeByRules(request, source);
   byRules.recordRoute = byRules.recordRoute && routed.recordRoute;
   return byRules;
 }
 
-// The request carried our Route: it belongs to a dialog we record-routed. It goes to the
-// flow of the side it did not come from when the Route's flow tokens name them, otherwise
-// to its Request-URI.
-std::optional<Proxy::Target> Proxy::dialogTarget(const sip::Message& request,
-                                                 const transport::Source& source,
-                                                 const std::vector<Flow>& poppedFlows) {
-  const auto uri = request.requestUriParts();
-  if (!uri || identity_.isLocal(*uri)) return std::nullopt;
-  const Flow arrived{source.protocol, source.remote};
-  for (std::size_t i = 0; i + 1 < poppedFlows.size(); i += 2) {
-    const Flow& caller = poppedFlows[i];
-    const Flow& callee = poppedFlows[i + 1];
-    const Flow* other = arrived == caller ? &callee : arrived == callee ? &caller : nullptr;
-    if (other != nullptr) {
-      return Target{request.requestUri(),
-                    transport::Destination{other->protocol, other->remote, 0, std::nullopt},
-                    {}};
+// A Route set that still names another host once ours are popped, without a dialog
+// token of ours: the rules decide first (a reject rule always wins), then the Route is
+// followed only when the source is trusted or the matching rule allows preloaded Routes.
+Proxy::Routed Proxy::routePreloaded(sip::Message& request, const transport::Source& source,
+                                    bool recordRoute) {
+  const std::shared_ptr<const routing::RuleSet> rules = rules_;
+  ParsedUris uris;
+  const routing::Decision& decision = rules->decide(factsOf(request, source, uris));
+  if (decision.kind == routing::Decision::Kind::reject) {
+    ++counters_.rulesRejected;
+    return refusal(decision.status, decision.reason);
+  }
+  if (!isTrusted(source.remote.address) && !decision.allowPreloadedRoute) {
+    ++counters_.preloadedRoutesDenied;
+    if (refusalLog_.allow(source.remote.address, clock_.now())) {
+      spdlog::warn("{} {} from {}: preloaded Route {} denied (source not trusted, rule {})",
+                   request.method(), request.requestUri(), transport::toString(source.remote),
+                   request.routes().front().uri, decision.rule);
+    }
+    return refusal(403, "Preload Route denied");
+  }
+  // Loose routing to the next element of the Route set (§16.6 steps 6-7).
+  const auto next = sip::parseUri(request.routes().front().uri);
+  const auto destination = next ? resolveNumeric(*next) : std::nullopt;
+  if (!destination) {
+    ++counters_.unresolvable;
+    spdlog::warn("{} Call-ID {}: cannot resolve Route {} (only numeric hosts are supported)",
+                 request.method(), request.callId(), request.routes().front().uri);
+    return refusal(503, "Next Hop Not Resolvable");
+  }
+  followStrictRouter(request);
+  Routed routed;
+  routed.recordRoute = recordRoute && decision.recordRoute.value_or(true);
+  routed.groups.push_back({Target{request.requestUri(), *destination, {}}});
+  return routed;
+}
+
+// A strict router next: its URI becomes the Request-URI (§16.6 step 6).
+void Proxy::followStrictRouter(sip::Message& request) {
+  const auto routes = request.routes();
+  const auto next = routes.empty() ? std::nullopt : sip::parseUri(routes.front().uri);
+  if (!next || next->lr) return;
+  request.addHeader("Route", "<" + request.requestUri() + ">");
+  request.setRequestUri(routes.front().uri);
+  request.popRoute();
+}
+
+Proxy::Routed Proxy::refusal(int status, std::string reason) {
+  Routed routed;
+  routed.status = status;
+  routed.reason = std::move(reason);
+  return routed;
+}
+
+bool Proxy::isTrusted(const boost::asio::ip::address& address) const {
+  return std::any_of(settings_.trusted.begin(), settings_.trusted.end(),
+                     [&](const transport::AddressBlock& block) { return block.contains(address); });
+}
+
+// The flow an in-dialog request goes to: the other side of the dialog when it came from
+// one side (by its exact flow, or by its address when only the port changed, as after a
+// TCP reconnect or a NAT rebinding); otherwise only a flow of the dialog that its next hop
+// names. Never anywhere else: a token from a call of one's own cannot aim at a stranger.
+std::optional<Flow> dialogFlowFor(const Flow& arrived, const std::vector<DialogFlows>& dialogs,
+                                  const std::optional<transport::Destination>& nextHop) {
+  for (const auto& d : dialogs) {
+    if (arrived == d.caller) return d.callee;
+    if (arrived == d.callee) return d.caller;
+  }
+  for (const auto& d : dialogs) {
+    if (d.caller.remote.address == d.callee.remote.address) continue;
+    if (arrived.remote.address == d.caller.remote.address) return d.callee;
+    if (arrived.remote.address == d.callee.remote.address) return d.caller;
+  }
+  if (nextHop) {
+    for (const auto& d : dialogs) {
+      for (const Flow* flow : {&d.caller, &d.callee}) {
+        if (flow->remote == nextHop->remote) return *flow;
+      }
     }
   }
-  if (auto destination = resolveNumeric(*uri))
-    return Target{request.requestUri(), *destination, {}};
   return std::nullopt;
+}
+
+// What the rules look at. The facts point into the parsed URIs, which the caller keeps.
+// A Request-URI that names this server with a user part (sip:bob@<our address>) counts as
+// one for the default domain.
+routing::RequestFacts Proxy::factsOf(const sip::Message& request, const transport::Source& source,
+                                     ParsedUris& uris) const {
+  uris.requestUri = request.requestUriParts();
+  const auto from = request.from();
+  uris.from = from ? sip::parseUri(from->uri) : std::nullopt;
+  routing::RequestFacts facts;
+  facts.method = request.method();
+  if (uris.requestUri) {
+    facts.uriUser = uris.requestUri->user;
+    facts.uriHost = uris.requestUri->host;
+    if (!uris.requestUri->user.empty() || registrar_.servesDomain(uris.requestUri->host)) {
+      uris.domain = registrar_.domainOf(*uris.requestUri);
+    }
+    if (uris.domain) facts.uriHost = *uris.domain;
+    facts.servedDomain = uris.domain.has_value();
+  }
+  if (uris.from) facts.fromHost = uris.from->host;
+  facts.sourceAddress = source.remote.address;
+  facts.transport = source.protocol;
+  return facts;
 }
 
 Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::Source& source) {
   Routed routed;
-  const auto uri = request.requestUriParts();
-  const auto from = request.from();
-  const auto fromUri = from ? sip::parseUri(from->uri) : std::nullopt;
-  routing::RequestFacts facts;
-  facts.method = request.method();
-  facts.uriUser = uri ? std::string_view(uri->user) : std::string_view();
-  facts.uriHost = uri ? std::string_view(uri->host) : std::string_view();
-  facts.fromHost = fromUri ? std::string_view(fromUri->host) : std::string_view();
-  facts.sourceAddress = source.remote.address;
-  facts.transport = source.protocol;
-  facts.servedDomain = uri && registrar_.servesDomain(uri->host);
+  ParsedUris uris;
+  const routing::RequestFacts facts = factsOf(request, source, uris);
   const std::shared_ptr<const routing::RuleSet> rules = rules_;
   const routing::Decision& decision = rules->decide(facts);
   routed.recordRoute = decision.recordRoute.value_or(true);
@@ -431,7 +517,7 @@ Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::
 
 Proxy::Routed Proxy::routeToLocation(const sip::Message& request, routing::Forking forking) {
   Routed routed;
-  const std::string aor = registrar::canonicalAor(request.requestUri());
+  const std::string aor = registrar_.aorOf(request.requestUri());
   std::vector<registrar::Binding> bindings = registrar_.store().lookup(aor);
   if (bindings.empty()) {
     const bool known = registrar_.store().known(aor);
@@ -505,8 +591,9 @@ bool Proxy::startBranch(Context& context, const Target& target) {
   branch.destination = leavingBy(target.destination, *out);
   std::vector<std::string> recordRoutes;
   if (context.recordRoute) {
-    recordRoutes = recordRouteValues(context.inbound, *out, context.caller,
-                                     Flow{branch.destination.protocol, branch.destination.remote});
+    const DialogFlows flows{context.caller,
+                            Flow{branch.destination.protocol, branch.destination.remote}};
+    recordRoutes = recordRouteValues(context.inbound, *out, tokens_.uriParams(flows));
   }
   std::string bytes = branchRequest(context.base, context.method, branch.requestUri, branch.via,
                                     recordRoutes, branch.routes);
@@ -754,8 +841,7 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
     ++counters_.statelessDropped;
     return;
   }
-  std::vector<Flow> poppedFlows;
-  Routed routed = route(ack, source, poppedFlows);
+  Routed routed = route(ack, source);
   if (routed.status != 0 || routed.groups.empty() || routed.groups.front().empty()) {
     ++counters_.statelessDropped;
     spdlog::debug("ACK Call-ID {} from {}: nowhere to send it", ack.callId(),

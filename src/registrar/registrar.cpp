@@ -79,6 +79,22 @@ bool Registrar::servesDomain(std::string_view host) const {
   return domains_.count(sip::lowerAscii(host)) != 0;
 }
 
+std::optional<std::string> Registrar::domainOf(const sip::Uri& uri) const {
+  if (servesDomain(uri.host)) return sip::lowerAscii(uri.host);
+  if (!settings_.defaultDomain.empty() && settings_.isThisServer && settings_.isThisServer(uri)) {
+    return settings_.defaultDomain;
+  }
+  return std::nullopt;
+}
+
+std::string Registrar::aorOf(std::string_view text) const {
+  const auto uri = sip::parseUri(text);
+  if (!uri || servesDomain(uri->host) || uri->user.empty()) return canonicalAor(text);
+  const auto domain = domainOf(*uri);
+  if (!domain) return canonicalAor(text);
+  return "sip:" + uri->user + "@" + *domain;
+}
+
 RegistrarReply Registrar::reject(int status, std::string reason, std::vector<std::string> headers) {
   ++counters_.registersRejected;
   return RegistrarReply{status, std::move(reason), std::move(headers)};
@@ -90,7 +106,7 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
                                  TimePoint now) {
   // Step 1: the Request-URI names a domain we keep bindings for.
   const auto target = request.requestUriParts();
-  if (!target || !servesDomain(target->host)) return reject(404, "Domain Not Served");
+  if (!target || !domainOf(*target)) return reject(404, "Domain Not Served");
   // Step 2: Require (§8.2.2.3); of the extensions a registrar cares about, only Path.
   std::vector<std::string> unsupported;
   for (const std::string& option : request.headerValues("Require")) {
@@ -112,8 +128,8 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
   // Step 5: the address-of-record, from To, in the same domain.
   const auto to = request.to();
   const auto toUri = to ? sip::parseUri(to->uri) : std::nullopt;
-  const std::string aor = to ? canonicalAor(to->uri) : std::string();
-  if (aor.empty() || !toUri || !servesDomain(toUri->host)) return reject(404, "Not Found");
+  const std::string aor = to ? aorOf(to->uri) : std::string();
+  if (aor.empty() || !toUri || !domainOf(*toUri)) return reject(404, "Not Found");
 
   const std::string callId(request.callId());
   const std::uint32_t cseq = request.cseq()->number;
@@ -139,7 +155,16 @@ RegistrarReply Registrar::handle(const sip::Message& request, const transport::S
       }
       bindings.clear();
     } else {
-      // Step 7: every contact, all or nothing.
+      // Step 7: every contact, all or nothing. A contact that is this server would send
+      // every request for the AOR back here: a loop by construction.
+      if (settings_.isThisServer) {
+        for (const sip::Contact& c : contacts) {
+          const auto uri = sip::parseUri(c.address.uri);
+          if (uri && settings_.isThisServer(*uri)) {
+            return reject(403, "Contact Must Not Point To This Server");
+          }
+        }
+      }
       std::vector<std::string> path = request.headerValues("Path");
       for (const sip::Contact& c : contacts) {
         std::uint64_t seconds = c.expires ? *c.expires

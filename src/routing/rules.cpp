@@ -56,41 +56,12 @@ struct RuleSet::Rule {
     }
   };
 
-  // An address block; host bits are cleared when it is compiled.
-  struct Cidr {
-    bool v6 = false;
-    std::array<unsigned char, 16> bytes{};
-    unsigned prefix = 0;
-
-    bool contains(const boost::asio::ip::address& address) const {
-      std::array<unsigned char, 16> candidate{};
-      if (v6) {
-        if (!address.is_v6()) return false;
-        candidate = address.to_v6().to_bytes();
-      } else if (address.is_v4()) {
-        const auto v4 = address.to_v4().to_bytes();
-        std::copy(v4.begin(), v4.end(), candidate.begin());
-      } else if (address.to_v6().is_v4_mapped()) {  // a v4 client on a dual-stack socket
-        const auto mapped = address.to_v6().to_bytes();
-        std::copy(mapped.begin() + 12, mapped.end(), candidate.begin());
-      } else {
-        return false;
-      }
-      const unsigned whole = prefix / 8;
-      if (!std::equal(bytes.begin(), bytes.begin() + whole, candidate.begin())) return false;
-      const unsigned rest = prefix % 8;
-      if (rest == 0) return true;
-      const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
-      return (candidate[whole] & mask) == bytes[whole];
-    }
-  };
-
   // Each list is "any of"; an empty list matches everything.
   std::vector<std::string> methods;
   std::vector<UserPattern> users;
   std::vector<std::string> hosts;      // lower-case, IPv6 without brackets
   std::vector<std::string> fromHosts;  // lower-case, IPv6 without brackets
-  std::vector<Cidr> sources;
+  std::vector<transport::AddressBlock> sources;
   unsigned transports = 0;  // transportBit() of each allowed transport; 0: any
   Decision decision;
 
@@ -109,7 +80,8 @@ struct RuleSet::Rule {
       return false;
     }
     if (!anyHost(hosts, facts.uriHost) || !anyHost(fromHosts, facts.fromHost)) return false;
-    if (!sources.empty() && std::none_of(sources.begin(), sources.end(), [&](const Cidr& c) {
+    if (!sources.empty() &&
+        std::none_of(sources.begin(), sources.end(), [&](const transport::AddressBlock& c) {
           return c.contains(facts.sourceAddress);
         })) {
       return false;
@@ -206,7 +178,9 @@ class Compiler {
   std::shared_ptr<const Rule> rule(const YAML::Node& node, std::size_t number) {
     const std::string label = "rule " + std::to_string(number);
     r_.expectMap(node, label);
-    r_.onlyKeys(node, label, {"name", "match", "location", "forward", "reject", "record_route"});
+    r_.onlyKeys(node, label,
+                {"name", "match", "location", "forward", "reject", "record_route",
+                 "allow_preloaded_route"});
     std::string name = label;
     if (const auto given = node["name"]) {
       name = r_.string(given, "rule name");
@@ -229,6 +203,12 @@ class Compiler {
         r_.fail(recordRoute.Mark(), "record_route has no meaning in a reject rule");
       }
       result->decision.recordRoute = r_.boolean(recordRoute, "record_route");
+    }
+    if (const auto preloaded = node["allow_preloaded_route"]) {
+      if (result->decision.kind == Decision::Kind::reject) {
+        r_.fail(preloaded.Mark(), "allow_preloaded_route has no meaning in a reject rule");
+      }
+      result->decision.allowPreloadedRoute = r_.boolean(preloaded, "allow_preloaded_route");
     }
     return result;
   }
@@ -430,39 +410,18 @@ class Compiler {
     return sip::lowerAscii(bare);
   }
 
-  Rule::Cidr cidr(const YAML::Node& node) const {
+  transport::AddressBlock cidr(const YAML::Node& node) const {
     const std::string text = r_.string(node, "source");
-    const std::size_t slash = text.find('/');
-    boost::system::error_code ec;
-    const auto address = boost::asio::ip::make_address(text.substr(0, slash), ec);
-    if (ec) {
+    const auto block = transport::parseAddressBlock(text);
+    if (block) return *block;
+    const auto address = transport::parseIpAddress(text.substr(0, text.find('/')));
+    if (!address) {
       r_.fail(node.Mark(),
               "source must be an IP address or a CIDR block like 10.0.0.0/8 or fd00::/8 (got '" +
                   text + "')");
     }
-    Rule::Cidr result;
-    result.v6 = address.is_v6();
-    const unsigned longest = result.v6 ? 128 : 32;
-    result.prefix = longest;
-    if (slash != std::string::npos) {
-      const char* first = text.data() + slash + 1;
-      const char* last = text.data() + text.size();
-      const auto [end, error] = std::from_chars(first, last, result.prefix);
-      if (first == last || error != std::errc() || end != last || result.prefix > longest) {
-        r_.fail(node.Mark(), "source prefix length must be a number from 0 to " +
-                                 std::to_string(longest) + " (got '" + text + "')");
-      }
-    }
-    if (result.v6) {
-      result.bytes = address.to_v6().to_bytes();
-    } else {
-      const auto v4 = address.to_v4().to_bytes();
-      std::copy(v4.begin(), v4.end(), result.bytes.begin());
-    }
-    for (unsigned bit = result.prefix; bit < 128; ++bit) {
-      result.bytes[bit / 8] &= static_cast<unsigned char>(~(0x80u >> (bit % 8)));
-    }
-    return result;
+    r_.fail(node.Mark(), "source prefix length must be a number from 0 to " +
+                             std::to_string(address->is_v6() ? 128 : 32) + " (got '" + text + "')");
   }
 
   Reader r_;

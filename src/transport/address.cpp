@@ -2,6 +2,9 @@
 
 #include <strings.h>
 
+#include <algorithm>
+#include <charconv>
+
 namespace waypoint::transport {
 
 std::string_view toString(Protocol protocol) {
@@ -38,6 +41,56 @@ std::optional<boost::asio::ip::address> parseIpAddress(std::string_view host) {
   auto address = boost::asio::ip::make_address(std::string(host), ec);
   if (ec) return std::nullopt;
   return address;
+}
+
+bool AddressBlock::contains(const boost::asio::ip::address& address) const {
+  std::array<unsigned char, 16> candidate{};
+  if (v6) {
+    if (!address.is_v6()) return false;
+    candidate = address.to_v6().to_bytes();
+  } else if (address.is_v4()) {
+    const auto v4 = address.to_v4().to_bytes();
+    std::copy(v4.begin(), v4.end(), candidate.begin());
+  } else if (address.to_v6().is_v4_mapped()) {
+    const auto mapped = address.to_v6().to_bytes();
+    std::copy(mapped.begin() + 12, mapped.end(), candidate.begin());
+  } else {
+    return false;
+  }
+  const unsigned whole = prefix / 8;
+  if (!std::equal(bytes.begin(), bytes.begin() + whole, candidate.begin())) return false;
+  const unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+  return (candidate[whole] & mask) == bytes[whole];
+}
+
+std::optional<AddressBlock> parseAddressBlock(std::string_view text) {
+  const std::size_t slash = text.find('/');
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+  if (ec) return std::nullopt;
+  AddressBlock block;
+  block.v6 = address.is_v6();
+  const unsigned longest = block.v6 ? 128 : 32;
+  block.prefix = longest;
+  if (slash != std::string_view::npos) {
+    const char* first = text.data() + slash + 1;
+    const char* last = text.data() + text.size();
+    const auto [end, error] = std::from_chars(first, last, block.prefix);
+    if (first == last || error != std::errc() || end != last || block.prefix > longest)
+      return std::nullopt;
+  }
+  if (block.v6) {
+    block.bytes = address.to_v6().to_bytes();
+  } else {
+    const auto v4 = address.to_v4().to_bytes();
+    std::copy(v4.begin(), v4.end(), block.bytes.begin());
+  }
+  for (unsigned bit = block.prefix; bit < 128; ++bit) {
+    block.bytes[bit / 8] &= static_cast<unsigned char>(~(0x80u >> (bit % 8)));
+  }
+  return block;
 }
 
 std::string toString(const Endpoint& endpoint) {

@@ -107,7 +107,8 @@ class Daemon:
     """
 
     def __init__(self, binary, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")), limits=None, timers=None,
-                 domains=("localhost",), names=("localhost",), routing=None, registrar=None, log_level="debug"):
+                 domains=("localhost",), names=("localhost",), routing=None, registrar=None, log_level="debug",
+                 extra=None):
         self.binary = binary
         self.timers = {"t1": "500ms", "t2": "4s", "t4": "5s"}
         self.timers.update(timers or {})
@@ -120,9 +121,11 @@ class Daemon:
         self.routing = routing
         self.registrar = dict(registrar or {})
         self.log_level = log_level
+        self.extra = extra  # more top-level YAML (trusted:, security:, default_domain: ...)
         # mkdtemp, not TemporaryDirectory, whose finalizer would delete a kept directory.
         self.dir = tempfile.mkdtemp(prefix="waypoint-e2e-")
         self.config_path = os.path.join(self.dir, "waypoint.yaml")
+        self.state_dir = os.path.join(self.dir, "state")  # kept across restart()
         self.metrics_path = os.path.join(self.dir, "metrics.prom")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.proc = None
@@ -168,7 +171,10 @@ class Daemon:
             f"limits: {{ {limits} }}",
             f"log: {{ level: {self.log_level} }}",
             f"metrics: {{ file: {_yaml_str(self.metrics_path)} }}",
+            f"state_dir: {_yaml_str(self.state_dir)}",
         ]
+        if self.extra:
+            lines.append(self.extra.rstrip("\n"))
         if self.registrar:
             lines.append("registrar: { " + ", ".join(f"{k}: {v}" for k, v in self.registrar.items()) + " }")
         if routing is not None:

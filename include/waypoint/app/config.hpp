@@ -47,11 +47,24 @@ struct MetricsConfig {
   std::string file;  // Prometheus text file written on SIGUSR1 and at exit; empty: none
 };
 
+struct SecurityConfig {
+  // Record-Route token secret; empty: the one kept in <state_dir>/route-secret (made at
+  // first start). Every instance behind one name must share it.
+  std::string routeSecret;
+  std::vector<std::string> previousRouteSecrets;  // still accepted during a rotation
+  std::string serverHeader;                       // empty: no Server header
+};
+
 struct Config {
   std::string path;
   std::vector<transport::ListenerConfig> listeners;
   std::vector<std::string> domains;  // served domains (registrar, later)
   std::vector<std::string> names;    // host names/addresses that mean "this server"
+  // The domain of sip:user@<this server>; default: the only served domain, if just one.
+  std::string defaultDomain;
+  std::string stateDir;                          // kept across restarts: the route secret
+  std::vector<transport::AddressBlock> trusted;  // sources whose preloaded Routes are followed
+  SecurityConfig security;
   TimerConfig timers;
   TransactionConfig transactions;
   RegistrarConfig registrar;

@@ -25,6 +25,9 @@ class LocalIdentity {
   bool isLocalHost(std::string_view host) const;
   // Host is ours and the port is one we listen on (no port: 5060/5061 must be ours).
   bool isLocal(const sip::Uri& uri) const;
+  // Host is ours and the port is one we listen on, 5060 (sip) or 5061 (sips) when the URI
+  // has none: a request sent there reaches this server.
+  bool isThisServer(const sip::Uri& uri) const;
   // Host is ours and the port, when given, is one we listen on (a Via sent-by).
   bool isLocalSentBy(std::string_view host, std::optional<std::uint16_t> port) const;
 

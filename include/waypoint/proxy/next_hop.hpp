@@ -42,10 +42,11 @@ struct Interface {
   friend bool operator==(const Interface&, const Interface&) = default;
 };
 
-// "<sip:127.0.0.1:5060;transport=tcp;lr;wpa=...;wpb=...>" values to push, top first: one
-// when both sides share the interface, else the callee side's on top of the caller side's.
+// "<sip:127.0.0.1:5060;transport=tcp;lr;wpa=...;wpb=...;wpm=...>" values to push, top
+// first: one when both sides share the interface, else the callee side's on top of the
+// caller side's. tokenParams is RouteTokenSigner::uriParams() of the two flows.
 std::vector<std::string> recordRouteValues(const Interface& callerSide, const Interface& calleeSide,
-                                           const Flow& caller, const Flow& callee);
+                                           std::string_view tokenParams);
 
 // "SIP/2.0/TCP 127.0.0.1:5060;branch=..." for a request leaving by that interface.
 std::string viaValue(const Interface& out, std::string_view branch);

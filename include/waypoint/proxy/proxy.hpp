@@ -23,6 +23,8 @@
 
 #include "waypoint/proxy/local_identity.hpp"
 #include "waypoint/proxy/next_hop.hpp"
+#include "waypoint/proxy/refusal_log.hpp"
+#include "waypoint/proxy/route_token.hpp"
 #include "waypoint/registrar/registrar.hpp"
 #include "waypoint/routing/rules.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
@@ -35,6 +37,13 @@ using transaction::TransactionId;
 struct ProxySettings {
   std::chrono::milliseconds timerC{180000};  // > 3 min per §16.6 step 11; tests shorten it
   std::uint32_t maxForwards = 70;            // inserted when a request has none
+  // Record-Route token secrets: the first signs, all verify (rotation). Empty: one made up
+  // at start, so tokens do not outlive the process (tests).
+  std::vector<std::string> routeSecrets;
+  // Sources whose preloaded Route sets are followed (gateways, other proxies of ours).
+  std::vector<transport::AddressBlock> trusted;
+  // The Server header of responses made here; empty: none (no product or version given away).
+  std::string serverHeader;
 };
 
 struct ProxyCounters {
@@ -53,6 +62,9 @@ struct ProxyCounters {
   std::uint64_t cancelsReceived = 0;
   std::uint64_t branchesCancelled = 0;  // CANCEL sent downstream
   std::uint64_t timerCFired = 0;
+  std::uint64_t preloadedRoutesDenied = 0;  // 403 Preload Route denied
+  std::uint64_t routeTokensRejected = 0;    // 403: our Route with a forged or damaged token
+  std::uint64_t dialogRequestsRefused = 0;  // 403: valid token, but from/to neither side
   std::uint64_t optionsAnswered = 0;
   std::uint64_t registersHandled = 0;
   std::uint64_t liveContexts = 0;  // gauge: requests with branches still running
@@ -61,6 +73,11 @@ struct ProxyCounters {
 // §16.7 step 6: is `candidate` a better final response than `current`? 6xx beats all;
 // otherwise the lower class wins; in 4xx, 401/407/415/420/484 are preferred (they let the
 // caller retry); a response the proxy made up (timeout, transport error) loses a tie.
+// The flow an in-dialog request with a valid token goes to, given the flow it arrived on,
+// the dialogs its Route entries named, and its next hop by Route or Request-URI.
+std::optional<Flow> dialogFlowFor(const Flow& arrived, const std::vector<DialogFlows>& dialogs,
+                                  const std::optional<transport::Destination>& nextHop);
+
 bool betterFinalResponse(int candidate, bool candidateSynthetic, int current,
                          bool currentSynthetic);
 
@@ -119,12 +136,20 @@ class Proxy final : public transaction::TransactionUser {
   // False when no INVITE transaction matches: the CANCEL is then routed like any request.
   bool handleCancel(TransactionId server, sip::Message& cancel);
   bool answerLocally(TransactionId server, sip::Message& request, const transport::Source& source);
-  Routed route(sip::Message& request, const transport::Source& source,
-               std::vector<Flow>& poppedFlows);
+  Routed route(sip::Message& request, const transport::Source& source);
+  Routed routePreloaded(sip::Message& request, const transport::Source& source, bool recordRoute);
   Routed routeByRules(const sip::Message& request, const transport::Source& source);
   Routed routeToLocation(const sip::Message& request, routing::Forking forking);
-  std::optional<Target> dialogTarget(const sip::Message& request, const transport::Source& source,
-                                     const std::vector<Flow>& poppedFlows);
+  static Routed refusal(int status, std::string reason);
+  static void followStrictRouter(sip::Message& request);
+  bool isTrusted(const boost::asio::ip::address& address) const;
+  struct ParsedUris {
+    std::optional<sip::Uri> requestUri;
+    std::optional<sip::Uri> from;
+    std::optional<std::string> domain;  // the served domain of the Request-URI
+  };
+  routing::RequestFacts factsOf(const sip::Message& request, const transport::Source& source,
+                                ParsedUris& uris) const;
 
   bool startGroup(Context& context);  // false: no group left that could start a branch
   bool startBranch(Context& context, const Target& target);
@@ -147,6 +172,8 @@ class Proxy final : public transaction::TransactionUser {
   registrar::Registrar& registrar_;
   ProxySettings settings_;
   std::shared_ptr<const routing::RuleSet> rules_;
+  RouteTokenSigner tokens_;
+  RefusalLog refusalLog_;
   transaction::TransactionLayer layer_;
   mutable ProxyCounters counters_;
   std::uint64_t nextContext_ = 1;

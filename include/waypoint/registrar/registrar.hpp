@@ -4,6 +4,8 @@
 // the response to send; the bindings live in a LocationStore.
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,6 +20,13 @@ struct RegistrarSettings {
   std::chrono::seconds maxExpires{3600};
   std::chrono::seconds defaultExpires{3600};
   std::size_t maxContacts = 10;  // per AOR
+  // The domain of requests and registrations addressed to the server itself
+  // (sip:bob@<server address>): phones set up with the server's address as their domain.
+  // Empty: such requests belong to no domain.
+  std::string defaultDomain;
+  // Whether a URI names this server: one of its addresses or names, and a port it listens
+  // on (5060/5061 when the URI has none). Unset: nothing does.
+  std::function<bool(const sip::Uri&)> isThisServer;
 };
 
 // What to answer: status, reason, and header lines ("Name: value") for the response.
@@ -57,6 +66,11 @@ class Registrar {
   void expire(TimePoint now);
 
   bool servesDomain(std::string_view host) const;
+  // The served domain a URI belongs to: its host when that is served, the default domain
+  // when the URI names this server itself, otherwise nullopt.
+  std::optional<std::string> domainOf(const sip::Uri& uri) const;
+  // canonicalAor() with the host replaced by domainOf() when the URI names this server.
+  std::string aorOf(std::string_view uri) const;
   LocationStore& store() { return store_; }
   const RegistrarCounters& counters() const { return counters_; }
   const RegistrarSettings& settings() const { return settings_; }

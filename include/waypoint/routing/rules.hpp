@@ -54,6 +54,10 @@ struct Decision {
 
   // Record-Route on dialog-creating requests: nullopt = the default (on).
   std::optional<bool> recordRoute;
+
+  // An initial request whose Route set names another host (a preloaded Route) may follow
+  // it; otherwise it is refused with 403 unless its source is trusted.
+  bool allowPreloadedRoute = false;
 };
 
 class RuleSet {

@@ -1,6 +1,7 @@
 #pragma once
 // Value types naming transports, endpoints and flows. No I/O here.
 
+#include <array>
 #include <boost/asio/ip/address.hpp>
 #include <cstdint>
 #include <functional>
@@ -26,6 +27,18 @@ std::string toString(const Endpoint& endpoint);  // "127.0.0.1:5060", "[::1]:506
 // A host that is an IP address ("192.0.2.1", "::1" or "[::1]" as in a URI); nullopt for
 // a host name or anything else.
 std::optional<boost::asio::ip::address> parseIpAddress(std::string_view host);
+
+// An address block ("10.0.0.0/8", "fd00::/8", or one address); host bits are cleared.
+// A v4 block also holds v4-mapped v6 addresses (a v4 client on a dual-stack socket).
+struct AddressBlock {
+  bool v6 = false;
+  std::array<unsigned char, 16> bytes{};
+  unsigned prefix = 0;
+
+  bool contains(const boost::asio::ip::address& address) const;
+};
+// nullopt when the text is not an address with an optional prefix length in range.
+std::optional<AddressBlock> parseAddressBlock(std::string_view text);
 
 // The flow a message arrived on. connectionId is 0 for UDP.
 struct Source {
