@@ -367,14 +367,16 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
 }
 
 // A Route set that still names another host once ours are popped, without a dialog
-// token of ours: the rules decide first (a reject rule always wins), then the Route is
+// token of ours: the rules decide first (a reject rule wins), then the Route is
 // followed only when the source is trusted or the matching rule allows preloaded Routes.
 Proxy::Routed Proxy::routePreloaded(sip::Message& request, const transport::Source& source,
                                     bool recordRoute) {
   const std::shared_ptr<const routing::RuleSet> rules = rules_;
   ParsedUris uris;
   const routing::Decision& decision = rules->decide(factsOf(request, source, uris));
-  if (decision.kind == routing::Decision::Kind::reject) {
+  // A reject rule wins; the default for unserved domains does not apply: the Route, not
+  // the Request-URI, says where this request goes.
+  if (decision.kind == routing::Decision::Kind::reject && decision.rule != "default") {
     ++counters_.rulesRejected;
     return refusal(decision.status, decision.reason);
   }

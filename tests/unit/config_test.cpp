@@ -177,5 +177,43 @@ TEST_F(RegistrarConfigTest, RejectsInconsistentExpiries) {
   EXPECT_THAT(errorFor("registrar: { max_contact: 3 }\n"), HasSubstr(path_ + ":3:"));
 }
 
+TEST_F(ConfigTest, SecurityDefaultsAndSettings) {
+  Config config = loadConfig(write(std::string(kMinimal) + "domains: [example.com]\n"));
+  EXPECT_EQ(config.defaultDomain, "example.com");  // the only served domain
+  EXPECT_TRUE(config.trusted.empty());
+  EXPECT_TRUE(config.security.serverHeader.empty());
+  EXPECT_FALSE(config.stateDir.empty());
+
+  config = loadConfig(write(std::string(kMinimal) +
+                            "domains: [a.example, b.example]\n"
+                            "default_domain: b.example\nstate_dir: /tmp/wp-state\n"
+                            "trusted: [192.0.2.0/24, \"2001:db8::1\"]\n"
+                            "security:\n  route_secret: 0123456789abcdef0123\n"
+                            "  previous_route_secrets: [fedcba9876543210fedc]\n"
+                            "  server_header: edge\n"));
+  EXPECT_EQ(config.defaultDomain, "b.example");
+  EXPECT_EQ(config.stateDir, "/tmp/wp-state");
+  ASSERT_EQ(config.trusted.size(), 2u);
+  EXPECT_TRUE(config.trusted[0].contains(boost::asio::ip::make_address("192.0.2.77")));
+  EXPECT_FALSE(config.trusted[0].contains(boost::asio::ip::make_address("192.0.3.1")));
+  EXPECT_EQ(config.security.routeSecret, "0123456789abcdef0123");
+  EXPECT_EQ(config.security.previousRouteSecrets, std::vector<std::string>{"fedcba9876543210fedc"});
+  EXPECT_EQ(config.security.serverHeader, "edge");
+
+  config = loadConfig(write(std::string(kMinimal) + "domains: [a.example, b.example]\n"));
+  EXPECT_TRUE(config.defaultDomain.empty());  // several domains and none chosen
+}
+
+TEST_F(ConfigTest, SecurityErrorsNameLineAndColumn) {
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "domains: [a.example]\ndefault_domain: b.example\n"),
+              HasSubstr(":4:17: default_domain must be one of 'domains' (got 'b.example')"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "trusted: [10.0.0.0/33]\n"),
+              HasSubstr(":3:11: trusted must list IP addresses or CIDR blocks"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "security:\n  route_secret: short\n"),
+              HasSubstr(":4:17: route_secret must be at least 16 characters long"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "security:\n  route_key: x\n"),
+              HasSubstr("route_key"));
+}
+
 }  // namespace
 }  // namespace waypoint::app

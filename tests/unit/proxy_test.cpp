@@ -120,6 +120,28 @@ class ProxyTest : public ::testing::Test {
     return s;
   }
 
+  // sip:user@<the proxy's address> belongs to biloxi.example.com.
+  registrar::RegistrarSettings registrarSettings() {
+    registrar::RegistrarSettings s;
+    s.defaultDomain = "biloxi.example.com";
+    s.isThisServer = [this](const sip::Uri& uri) { return identity.isThisServer(uri); };
+    return s;
+  }
+
+  // The proxy again, with other settings (trusted sources, secrets).
+  void restartWith(proxy::ProxySettings changed) {
+    settings = std::move(changed);
+    proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity,
+                                           registrar, settings);
+  }
+
+  // Bob registered and Alice's INVITE forwarded to him: our Record-Route URI.
+  std::string callAndRecordRoute() {
+    registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+    receive(requestText(invite()), udpSource());
+    return parse(sent("INVITE ").at(0).bytes).recordRoutes().at(0).uri;
+  }
+
   RequestSpec invite(const std::string& uri = "sip:bob@biloxi.example.com") {
     RequestSpec s;
     s.requestUri = uri;
@@ -130,7 +152,7 @@ class ProxyTest : public ::testing::Test {
   FakeSender sender{clock};
   proxy::LocalIdentity identity;
   registrar::InMemoryLocationStore store;
-  registrar::Registrar registrar{store, {"biloxi.example.com"}, registrar::RegistrarSettings{}};
+  registrar::Registrar registrar{store, {"biloxi.example.com"}, registrarSettings()};
   proxy::ProxySettings settings;
   std::unique_ptr<proxy::Proxy> proxy;
   const Source bob1 = phoneFlow("198.51.100.20", 40000);
@@ -590,6 +612,209 @@ TEST_F(ProxyTest, OptionsAndRegisterForUsAreAnsweredHere) {
   receive(requestText(options), udpSource());
   EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");
   EXPECT_EQ(proxy->counters().optionsAnswered, 1u);
+}
+
+// ---------------------------------------------------------------- no open relay (issue 8)
+
+constexpr const char* kVictim = "198.51.100.99";
+
+TEST_F(ProxyTest, PreloadedRouteToAnotherHostIsRefusedAndNothingIsSent) {
+  RequestSpec s = invite("sip:victim@evil.example");
+  s.routes = {"<sip:198.51.100.99:26999;lr>"};
+  receive(requestText(s), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 403 Preload Route denied");
+  EXPECT_TRUE(sentTo("", kVictim).empty());
+  EXPECT_EQ(proxy->counters().preloadedRoutesDenied, 1u);
+  EXPECT_EQ(proxy->counters().requestsForwarded, 0u);
+}
+
+TEST_F(ProxyTest, PreloadedRouteBehindOurOwnRouteIsRefusedToo) {
+  RequestSpec s = invite("sip:victim@evil.example");
+  s.routes = {"<sip:203.0.113.1:5060;lr>", "<sip:198.51.100.99:26999;lr>"};
+  receive(requestText(s), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 403 Preload Route denied");
+  EXPECT_TRUE(sentTo("", kVictim).empty());
+}
+
+TEST_F(ProxyTest, RejectRuleStillDecidesARequestWithAPreloadedRoute) {
+  useRules("rules:\n  - match: { from_host: atlanta.example.com }\n    reject: { status: 603 }\n");
+  RequestSpec s = invite("sip:victim@evil.example");
+  s.routes = {"<sip:198.51.100.99:26999;lr>"};
+  receive(requestText(s), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 603 Decline");
+  EXPECT_TRUE(sentTo("", kVictim).empty());
+}
+
+TEST_F(ProxyTest, TrustedSourceMayPreloadARoute) {
+  proxy::ProxySettings trusting;
+  trusting.trusted = {*transport::parseAddressBlock("192.0.2.0/24")};
+  restartWith(trusting);
+  RequestSpec s = invite("sip:carol@pstn.example");
+  s.routes = {"<sip:198.51.100.99:26999;lr>"};
+  receive(requestText(s), udpSource());
+  const auto out = sentTo("INVITE ", kVictim);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].destination.remote.port, 26999);
+}
+
+TEST_F(ProxyTest, RuleMayAllowAPreloadedRoute) {
+  useRules(
+      "rules:\n  - match: { source: 192.0.2.10 }\n    location: {}\n"
+      "    allow_preloaded_route: true\n");
+  RequestSpec s = invite("sip:carol@pstn.example");
+  s.routes = {"<sip:198.51.100.99:26999;lr>"};
+  receive(requestText(s), udpSource());
+  EXPECT_EQ(sentTo("INVITE ", kVictim).size(), 1u);
+  s.branch = "z9hG4bKfromelsewhere";
+  s.sentBy = "198.51.100.66:5060";
+  receive(requestText(s), phoneFlow("198.51.100.66", 5060));  // another source: refused
+  EXPECT_EQ(proxy->counters().preloadedRoutesDenied, 1u);
+}
+
+TEST_F(ProxyTest, ForgedFlowTokenIsRefusedAndNothingIsSent) {
+  const std::string rr = callAndRecordRoute();
+  const auto uri = sip::parseUri(rr);
+  ASSERT_TRUE(uri);
+  const std::string mac(*sip::uriParam(uri->params, proxy::kFlowMacParam));
+  const std::vector<std::string> forgeries = {
+      // wpb pointed at the victim, the MAC left as it was
+      "<sip:203.0.113.1:5060;lr;wpa=udp~192.0.2.10~5060;wpb=udp~198.51.100.99~26999;wpm=" + mac +
+          ">",
+      // no MAC at all
+      "<sip:203.0.113.1:5060;lr;wpa=udp~192.0.2.10~5060;wpb=udp~198.51.100.99~26999>",
+      // a MAC of the right length that no secret of ours made
+      "<sip:203.0.113.1:5060;lr;wpa=udp~192.0.2.10~5060;wpb=udp~198.51.100.99~26999;"
+      "wpm=AAAAAAAAAAAAAAAA>",
+  };
+  int n = 0;
+  for (const auto& route : forgeries) {
+    const RequestSpec bye = inDialog("BYE", "sip:victim@198.51.100.99:26999",
+                                     "z9hG4bKforged" + std::to_string(++n), {route});
+    receive(requestText(bye), udpSource());
+    EXPECT_EQ(upstream().back(), "SIP/2.0 403 Invalid Route Token") << route;
+  }
+  RequestSpec ack =
+      inDialog("ACK", "sip:victim@198.51.100.99:26999", "z9hG4bKforgedack", {forgeries[0]});
+  receive(requestText(ack), udpSource());
+  EXPECT_TRUE(sentTo("", kVictim).empty());
+  EXPECT_EQ(proxy->counters().routeTokensRejected, 4u);
+}
+
+TEST_F(ProxyTest, TokenFromAnotherDeploymentIsRefused) {
+  const std::string rr = callAndRecordRoute();
+  proxy::ProxySettings other;
+  other.routeSecrets = {"a-different-secret-of-32-chars!!"};
+  restartWith(other);
+  const RequestSpec bye =
+      inDialog("BYE", "sip:bob@192.168.1.20:5060", "z9hG4bKother", {"<" + rr + ">"});
+  receive(requestText(bye), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 403 Invalid Route Token");
+}
+
+TEST_F(ProxyTest, ValidTokenRoutesOnlyToAFlowItNames) {
+  const std::string rr = callAndRecordRoute();
+  // Alice aims the BYE of her own call at a victim: it still goes only to Bob.
+  const RequestSpec aimed =
+      inDialog("BYE", "sip:victim@198.51.100.99:26999", "z9hG4bKaimed", {"<" + rr + ">"});
+  receive(requestText(aimed), udpSource());
+  ASSERT_EQ(sent("BYE ").size(), 1u);
+  EXPECT_EQ(sent("BYE ").at(0).destination.remote, bob1.remote);
+  // A stranger holding the token: neither side of the call, next hop not in it.
+  RequestSpec stranger =
+      inDialog("BYE", "sip:victim@198.51.100.99:26999", "z9hG4bKstranger", {"<" + rr + ">"});
+  stranger.sentBy = "198.51.100.66:5060";
+  const Source strangerFlow = phoneFlow("198.51.100.66", 5060);
+  receive(requestText(stranger), strangerFlow);
+  EXPECT_TRUE(sentTo("", kVictim).empty());
+  EXPECT_EQ(sent("BYE ").size(), 1u);
+  EXPECT_EQ(proxy->counters().dialogRequestsRefused, 1u);
+  const auto toStranger = sentTo("SIP/2.0 403", "198.51.100.66");
+  ASSERT_EQ(toStranger.size(), 1u);
+  EXPECT_EQ(firstLine(toStranger[0].bytes), "SIP/2.0 403 Route Token Not For This Request");
+}
+
+TEST_F(ProxyTest, CallerWhosePortChangedStillReachesTheCallee) {
+  const std::string rr = callAndRecordRoute();
+  const RequestSpec bye =
+      inDialog("BYE", "sip:bob@192.168.1.20:5060", "z9hG4bKrebound", {"<" + rr + ">"});
+  receive(requestText(bye), udpSource(5099));  // a NAT rebinding: same address, new port
+  ASSERT_EQ(sent("BYE ").size(), 1u);
+  EXPECT_EQ(sent("BYE ").at(0).destination.remote, bob1.remote);
+}
+
+TEST_F(ProxyTest, InDialogRequestWithoutOurRouteIsRoutedByTheRules) {
+  const RequestSpec bye = inDialog("BYE", "sip:victim@198.51.100.99:26999", "z9hG4bKnoroute", {});
+  receive(requestText(bye), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 404 Not Found");
+  RequestSpec routed = inDialog("BYE", "sip:victim@198.51.100.99:26999", "z9hG4bKforeign",
+                                {"<sip:198.51.100.99:26999;lr>"});
+  receive(requestText(routed), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 403 Preload Route denied");
+  EXPECT_TRUE(sentTo("", kVictim).empty());
+}
+
+TEST_F(ProxyTest, UserAtTheProxysAddressIsServedByTheDefaultDomain) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite("sip:bob@203.0.113.1")), udpSource());
+  const auto out = sent("INVITE ");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].destination.remote, bob1.remote);
+}
+
+TEST_F(ProxyTest, RegistrationToTheProxysAddressBindsTheDefaultDomain) {
+  receive(
+      "REGISTER sip:203.0.113.1 SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bKregip;rport\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:carol@203.0.113.1>;tag=ip1\r\n"
+      "To: <sip:carol@203.0.113.1>\r\nCall-ID: regip@phone\r\nCSeq: 1 REGISTER\r\n"
+      "Contact: <sip:carol@192.168.1.20:5060>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+      bob1);
+  ASSERT_EQ(firstLine(sender.last().bytes), "SIP/2.0 200 OK");
+  EXPECT_EQ(store.lookup("sip:carol@biloxi.example.com").size(), 1u);
+  receive(requestText(invite("sip:carol@biloxi.example.com")), udpSource());
+  EXPECT_EQ(sent("INVITE ").size(), 1u);
+}
+
+TEST_F(ProxyTest, RegistrationWhoseContactIsTheProxyItselfIsRefused) {
+  receive(
+      "REGISTER sip:biloxi.example.com SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bKregself;rport\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:bob@biloxi.example.com>;tag=self1\r\n"
+      "To: <sip:bob@biloxi.example.com>\r\nCall-ID: regself@phone\r\nCSeq: 1 REGISTER\r\n"
+      "Contact: <sip:bob@203.0.113.1:5060>\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n",
+      bob1);
+  EXPECT_EQ(firstLine(sender.last().bytes), "SIP/2.0 403 Contact Must Not Point To This Server");
+  EXPECT_TRUE(store.lookup("sip:bob@biloxi.example.com").empty());
+}
+
+TEST(RouteTokenSigner, SignsBothFlowsAndAcceptsEveryConfiguredSecret) {
+  using proxy::RouteTokenSigner;
+  const proxy::DialogFlows flows{proxy::Flow{Protocol::udp, endpoint("192.0.2.10", 5060)},
+                                 proxy::Flow{Protocol::tcp, endpoint("198.51.100.20", 40000)}};
+  const RouteTokenSigner old({"the-old-secret-0123456789"});
+  const std::string params = old.uriParams(flows);
+  EXPECT_EQ(params.substr(0, 49), ";wpa=udp~192.0.2.10~5060;wpb=tcp~198.51.100.20~40");
+  const std::string mac(*sip::uriParam(params.substr(1), proxy::kFlowMacParam));
+  EXPECT_EQ(mac.size(), 16u);
+  EXPECT_EQ(
+      mac.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
+
+  const RouteTokenSigner rotated({"the-new-secret-0123456789", "the-old-secret-0123456789"});
+  const auto verdict = rotated.verify(params.substr(1));
+  EXPECT_EQ(verdict.check, RouteTokenSigner::Check::valid);
+  EXPECT_EQ(verdict.flows.callee, flows.callee);
+  EXPECT_EQ(verdict.flows.caller, flows.caller);
+  EXPECT_NE(rotated.uriParams(flows), params);  // the new secret signs
+
+  const RouteTokenSigner retired({"the-new-secret-0123456789"});
+  EXPECT_EQ(retired.verify(params.substr(1)).check, RouteTokenSigner::Check::invalid);
+  EXPECT_EQ(old.verify("lr;transport=tcp").check, RouteTokenSigner::Check::absent);
+  std::string swapped = params.substr(1);
+  swapped.replace(swapped.find("40000"), 5, "40001");
+  EXPECT_EQ(old.verify(swapped).check, RouteTokenSigner::Check::invalid);
+  EXPECT_THROW(RouteTokenSigner({"short"}), std::invalid_argument);
+  EXPECT_THROW(RouteTokenSigner({}), std::invalid_argument);
 }
 
 TEST(BestResponse, FollowsSection16_7Step6) {
