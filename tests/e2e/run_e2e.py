@@ -19,7 +19,7 @@ import traceback
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from waypoint_e2e import (REPLY_TIMEOUT, Daemon, Dialog, Skip, Sipp, TcpClient, UdpClient,  # noqa: E402
-                          assert_options_ok, ipv6_loopback_usable, make_ack, make_invite, make_register,
+                          assert_options_ok, hostport, ipv6_loopback_usable, make_ack, make_invite, make_register,
                           make_request, make_response, parse_uri, token)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -961,6 +961,154 @@ def test_forward_failover(args):
             received_once(second, "INVITE", "the second next hop")
             assert only_response(caller, "INVITE").code == 200
             received_once(second, "BYE", "the second next hop")
+
+
+# ---------------------------------------------------------------- issue 8: no open relay
+
+
+class Victim:
+    """A UDP socket on 127.0.0.2 standing in for a third party (a PSTN gateway that trusts
+    the proxy's address): the attacks below try to make the daemon send to it."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.2", 0))
+        self.port = self.sock.getsockname()[1]
+        self.uri = f"sip:127.0.0.2:{self.port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+    def received(self, timeout=0.3):
+        """Every datagram that reached the victim (waiting up to timeout for a late one)."""
+        got = []
+        self.sock.settimeout(timeout)
+        while True:
+            try:
+                got.append(self.sock.recv(65536))
+            except socket.timeout:
+                return got
+            self.sock.settimeout(0.05)
+
+
+def test_preloaded_route_refused(args):
+    """Issue 8: a stranger's INVITE for a foreign domain with a Route to a third host is
+    refused with 403 and never reaches that host; a reject rule still decides first; a
+    trusted source may preload a Route (the positive control: the victim does get it)."""
+    rules = {"rules": [{"name": "spam", "match": {"from_host": "spam.example"}, "reject": {"status": 603}}]}
+    with Victim() as victim:
+        with Daemon(args.daemon, routing=rules) as d, UdpClient(d.port) as stranger:
+            invite = make_invite("sip:victim@evil.example", stranger.local,
+                                 headers=(("Route", f"<{victim.uri};lr>"),))
+            stranger.send(invite.data)
+            r, _ = stranger.final_response(invite)
+            assert (r.code, r.reason) == (403, "Preload Route denied"), f"got {r.code} {r.reason}"
+            stranger.send(make_ack(invite, r).data)
+            # Behind a Route of our own it is the same request.
+            invite = make_invite("sip:victim@evil.example", stranger.local,
+                                 headers=(("Route", f"<sip:127.0.0.1:{d.port};lr>"),
+                                          ("Route", f"<{victim.uri};lr>")))
+            stranger.send(invite.data)
+            r, _ = stranger.final_response(invite)
+            assert r.code == 403, f"got {r.code} {r.reason}"
+            stranger.send(make_ack(invite, r).data)
+            spam = make_invite("sip:victim@evil.example", stranger.local,
+                               from_="<sip:mallory@spam.example>;tag=" + token(),
+                               headers=(("Route", f"<{victim.uri};lr>"),))
+            stranger.send(spam.data)
+            r, _ = stranger.final_response(spam)
+            assert r.code == 603, f"the reject rule was skipped: {r.code} {r.reason}"
+            stranger.send(make_ack(spam, r).data)
+            assert victim.received() == [], "the daemon relayed a preloaded Route to a third host"
+            m = d.metrics()
+            assert m["proxy_preloaded_routes_denied"] == 2 and m["proxy_requests_forwarded"] == 0, m
+            assert d.stderr().count("preloaded Route") == 1, "one log line per source per minute"
+
+        with Daemon(args.daemon, extra="trusted: [127.0.0.1/32]") as d, UdpClient(d.port) as gateway:
+            invite = make_invite("sip:carol@pstn.example", gateway.local,
+                                 headers=(("Route", f"<{victim.uri};lr>"),))
+            gateway.send(invite.data)
+            got = victim.received(timeout=REPLY_TIMEOUT)
+            assert got and got[0].startswith(b"INVITE sip:carol@pstn.example "), got
+            assert d.metrics()["proxy_preloaded_routes_denied"] == 0
+
+
+def call_with_record_route(d, caller, phone, user):
+    """The caller calls a registered Python phone; returns (invite, the dialog, the
+    Record-Route value the phone saw)."""
+    register_phone(phone, user)
+    invite = make_invite(f"sip:{user}@localhost", caller.local)
+    caller.send(invite.data)
+    got = phone.next_request("INVITE")
+    record_route = got.header_values("record-route")
+    assert len(record_route) == 1, record_route
+    phone.reply(got, 200, "OK", headers=[("Record-Route", record_route[0]),
+                                           ("Contact", f"<sip:{user}@{hostport(*phone.local)}>")])
+    ok, _ = caller.final_response(invite)
+    assert ok.code == 200, ok
+    dialog = Dialog(invite, ok)
+    caller.send(dialog.request("ACK").data)
+    phone.next_request("ACK")
+    return invite, dialog, record_route[0]
+
+
+def test_forged_route_token_refused(args):
+    """Issue 8: a Record-Route flow token steered at a victim (wpb rewritten, MAC kept) gets
+    403 and is sent nowhere; a stranger holding a valid token cannot aim it at a third
+    host either; the caller's own BYE still reaches the callee."""
+    with Victim() as victim, Daemon(args.daemon) as d, UdpClient(d.port) as caller, \
+            UdpClient(d.port) as phone, UdpClient(d.port) as stranger:
+        _, dialog, rr = call_with_record_route(d, caller, phone, "bob")
+        victim_flow = f"udp~127.0.0.2~{victim.port}"
+        forged = re.sub(r"wpb=[^;>]+", "wpb=" + victim_flow, rr)
+        assert forged != rr, rr
+        bye = make_request("BYE", f"sip:victim@127.0.0.2:{victim.port}", caller.local,
+                           call_id=dialog.invite.call_id, from_=dialog.invite.from_, to=dialog.remote_to,
+                           cseq=5, headers=(("Route", forged),))
+        r = caller.transact(bye)
+        assert (r.code, r.reason) == (403, "Invalid Route Token"), f"got {r.code} {r.reason}"
+        unsigned = re.sub(r";wpm=[^;>]+", "", forged)
+        bye = make_request("BYE", f"sip:victim@127.0.0.2:{victim.port}", caller.local,
+                           call_id=dialog.invite.call_id, from_=dialog.invite.from_, to=dialog.remote_to,
+                           cseq=6, headers=(("Route", unsigned),))
+        assert caller.transact(bye).code == 403
+
+        aimed = make_request("BYE", f"sip:victim@127.0.0.2:{victim.port}", stranger.local,
+                             call_id=dialog.invite.call_id, from_=dialog.invite.from_, to=dialog.remote_to,
+                             cseq=7, headers=(("Route", rr),))
+        r = stranger.transact(aimed)
+        assert (r.code, r.reason) == (403, "Route Token Not For This Request"), f"got {r.code} {r.reason}"
+        assert victim.received() == [], "a forged or borrowed token steered a request to a third host"
+        m = d.metrics()
+        assert m["proxy_route_tokens_rejected"] == 2 and m["proxy_dialog_requests_refused"] == 1, m
+
+        hangup = dialog.request("BYE")  # the real hang-up still works
+        caller.send(hangup.data)
+        phone.reply(phone.next_request("BYE"), 200, "OK")
+        r = caller.response_to(hangup)
+        assert r.code == 200, f"the caller's own BYE got {r.code} {r.reason}"
+
+
+def test_token_secret_survives_restart(args):
+    """The route secret is made once in state_dir and kept (mode 0600); a token issued before
+    a restart is accepted after it; one signed by another secret is not."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as caller, UdpClient(d.port) as phone:
+        _, dialog, _ = call_with_record_route(d, caller, phone, "bob")
+        path = os.path.join(d.state_dir, "route-secret")
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600", oct(os.stat(path).st_mode)
+        secret = open(path).read()
+        d.restart()
+        assert open(path).read() == secret, "the secret changed across a restart"
+        caller.send(dialog.request("BYE").data)
+        got = phone.next_request("BYE")
+        phone.reply(got, 200, "OK")
+        os.remove(path)
+        d.restart()
+        r = caller.transact(dialog.request("BYE"))
+        assert (r.code, r.reason) == (403, "Invalid Route Token"), f"got {r.code} {r.reason}"
 
 
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
