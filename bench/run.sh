@@ -33,4 +33,5 @@ export WAYPOINT_STATS_CMD='kill -USR1 "$(cat "$PROXY_STATE_DIR/main.pid")" && sl
 export TESTS=${TESTS:-"reg cps cpu regcpu mem"}
 export OUT=${OUT:-$HERE/out/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-exec "$SHARED/run.sh" kamailio@127.0.0.1:15060 waypoint@127.0.0.1:15160
+# Kamailio with the same 4 MiB UDP receive buffer as waypoint-bench.yaml gives waypoint.
+exec "$SHARED/run.sh" kamailio-bigbuf@127.0.0.1:15060 waypoint@127.0.0.1:15160
