@@ -30,7 +30,7 @@ void TransportSender::send(const transport::Destination& destination, const std:
 }
 
 Dispatcher::Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits)
-    : sender_(sender), proxy_(proxy), limits_(limits), random_(std::random_device{}()) {}
+    : sender_(sender), proxy_(proxy), limits_(limits) {}
 
 void Dispatcher::onMessage(const transport::Source& source, std::string_view bytes) {
   sip::ParseResult parsed = sip::Message::parse(bytes, limits_);
@@ -92,7 +92,7 @@ void Dispatcher::respondStateless(const transport::Source& source, const sip::Me
   const auto via = request.topVia();
   const transport::Destination destination =
       transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source);
-  sender_.send(destination, sip::buildResponse(request, status, reason, sip::hex64(random_())), {});
+  sender_.send(destination, proxy_.localResponse(request, status, reason), {});
 }
 
 }  // namespace waypoint::app

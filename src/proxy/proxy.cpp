@@ -276,14 +276,13 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request,
       spdlog::info("REGISTER from {} {} refused: {} {}", transport::toString(source.protocol),
                    transport::toString(source.remote), reply.status, reply.reason);
     }
-    layer_.respond(
-        server, reply.status,
-        sip::buildResponse(request, reply.status, reply.reason, newTag(), reply.headers));
+    layer_.respond(server, reply.status,
+                   localResponse(request, reply.status, reply.reason, reply.headers));
     return true;
   }
   if (request.method() == "OPTIONS" && toUs) {
     ++counters_.optionsAnswered;
-    layer_.respond(server, 200, sip::buildResponse(request, 200, "OK", newTag(), kOptionsHeaders));
+    layer_.respond(server, 200, localResponse(request, 200, "OK", kOptionsHeaders));
     return true;
   }
   return false;
@@ -772,7 +771,7 @@ void Proxy::sendFinal(Context& context) {
     if (!parsed.message) return;
     ++counters_.responsesGenerated;
     layer_.respond(context.server, status,
-                   sip::buildResponse(*parsed.message, status, reasonFor(status), newTag()));
+                   localResponse(*parsed.message, status, reasonFor(status)));
     return;
   }
   if ((status == 401 || status == 407) && context.challengeResponses > 1) {  // §16.7 step 7
@@ -872,8 +871,13 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
 void Proxy::respondLocal(TransactionId server, const sip::Message& request, int status,
                          std::string_view reason, const std::vector<std::string>& extraHeaders) {
   ++counters_.responsesGenerated;
-  layer_.respond(server, status,
-                 sip::buildResponse(request, status, reason, newTag(), extraHeaders));
+  layer_.respond(server, status, localResponse(request, status, reason, extraHeaders));
+}
+
+std::string Proxy::localResponse(const sip::Message& request, int status, std::string_view reason,
+                                 std::vector<std::string> extraHeaders) {
+  if (!settings_.serverHeader.empty()) extraHeaders.push_back("Server: " + settings_.serverHeader);
+  return sip::buildResponse(request, status, reason, newTag(), extraHeaders);
 }
 
 // ---------------------------------------------------------------- timers

@@ -1111,6 +1111,26 @@ def test_token_secret_survives_restart(args):
         assert (r.code, r.reason) == (403, "Invalid Route Token"), f"got {r.code} {r.reason}"
 
 
+def test_no_version_advertised(args):
+    """Issue 8: responses waypoint makes (200 to OPTIONS, 404, 400) name no product or
+    version unless security.server_header says what to send."""
+    def responses(d, c):
+        got = [c.transact(options_to_server(d.port, c.local)),
+               c.transact(make_request("MESSAGE", "sip:nobody@localhost", c.local)),
+               c.transact(options_to_server(d.port, c.local, omit=("Call-ID",)))]
+        assert [r.code for r in got] == [200, 404, 400], [r.code for r in got]
+        return got
+
+    version = subprocess.run([args.daemon, "--version"], capture_output=True, text=True).stdout.split()[-1]
+    with Daemon(args.daemon) as d, UdpClient(d.port) as c:
+        for r in responses(d, c):
+            assert not r.header("server") and not r.header("user-agent"), r.raw
+            assert version.encode() not in r.raw, f"version {version} given away:\n{r.raw.decode()}"
+    with Daemon(args.daemon, extra="security: { server_header: edge-1 }") as d, UdpClient(d.port) as c:
+        for r in responses(d, c):
+            assert r.header("server") == ["edge-1"], r.raw
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 

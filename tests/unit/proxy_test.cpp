@@ -787,6 +787,22 @@ TEST_F(ProxyTest, RegistrationWhoseContactIsTheProxyItselfIsRefused) {
   EXPECT_TRUE(store.lookup("sip:bob@biloxi.example.com").empty());
 }
 
+TEST_F(ProxyTest, ResponsesMadeHereCarryNoServerHeaderUnlessConfigured) {
+  receive(requestText(invite("sip:nobody@biloxi.example.com")), udpSource());
+  EXPECT_EQ(upstream().back(), "SIP/2.0 404 Not Found");
+  EXPECT_FALSE(parse(sentTo("SIP/2.0 404", "192.0.2.10").at(0).bytes).hasHeader("Server"));
+
+  proxy::ProxySettings named;
+  named.serverHeader = "edge-1";
+  restartWith(named);
+  RequestSpec again = invite("sip:nobody@biloxi.example.com");
+  again.branch = "z9hG4bKserverheader";
+  receive(requestText(again), udpSource());
+  const auto responses = sentTo("SIP/2.0 404", "192.0.2.10");
+  ASSERT_EQ(responses.size(), 2u);
+  EXPECT_EQ(parse(responses[1].bytes).headerValues("Server"), std::vector<std::string>{"edge-1"});
+}
+
 TEST(RouteTokenSigner, SignsBothFlowsAndAcceptsEveryConfiguredSecret) {
   using proxy::RouteTokenSigner;
   const proxy::DialogFlows flows{proxy::Flow{Protocol::udp, endpoint("192.0.2.10", 5060)},

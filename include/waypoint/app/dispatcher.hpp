@@ -4,7 +4,6 @@
 // layer, whose user is the proxy.
 
 #include <cstdint>
-#include <random>
 #include <string_view>
 
 #include "waypoint/proxy/proxy.hpp"
@@ -49,7 +48,6 @@ class Dispatcher {
   proxy::Proxy& proxy_;
   sip::ParseLimits limits_;
   DispatcherCounters counters_;
-  std::mt19937_64 random_;
 };
 
 }  // namespace waypoint::app

@@ -102,6 +102,11 @@ class Proxy final : public transaction::TransactionUser {
     return counters_;
   }
 
+  // A response made here (RFC 3261 §8.2.6) with a fresh To tag and the configured Server
+  // header, if any: for the proxy's own answers and the dispatcher's 400s alike.
+  std::string localResponse(const sip::Message& request, int status, std::string_view reason,
+                            std::vector<std::string> extraHeaders = {});
+
   // transaction::TransactionUser
   void onRequest(TransactionId server, sip::Message& request,
                  const transport::Source& source) override;
