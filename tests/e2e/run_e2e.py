@@ -1131,6 +1131,27 @@ def test_no_version_advertised(args):
             assert r.header("server") == ["edge-1"], r.raw
 
 
+def test_user_at_server_address(args):
+    """Issue 8: a phone set up with the server's address as its domain registers and is
+    called as sip:user@<address>; that is the default domain's user. A REGISTER whose
+    contact is the server itself is refused (it would loop)."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as caller:
+        here = f"127.0.0.1:{d.port}"
+        r = phone.transact(make_register("carol", phone.local, domain=here))
+        assert r.code == 200, f"REGISTER to the server's address got {r.code} {r.reason}"
+        for uri in (f"sip:carol@{here}", "sip:carol@localhost"):
+            invite = make_invite(uri, caller.local)
+            caller.send(invite.data)
+            got = phone.next_request("INVITE")
+            phone.reply(got, 486, "Busy Here")
+            final, _ = caller.final_response(invite)
+            assert final.code == 486, f"{uri}: {final.code} {final.reason}"
+            caller.send(make_ack(invite, final).data)
+        r = phone.transact(make_register("dave", phone.local, contacts=[f"<sip:dave@{here}>"]))
+        assert (r.code, r.reason) == (403, "Contact Must Not Point To This Server"), f"{r.code} {r.reason}"
+        assert d.metrics()["registrar_bindings"] == 1
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 
