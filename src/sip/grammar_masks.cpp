@@ -107,7 +107,7 @@ GrammarMasks findGrammarMasks(std::string_view bytes, std::size_t headerEnd) {
         inQuotes = false;  // a new header line; a quote left open is sofia's to refuse
         const std::size_t colon = bytes.find(':', pos);
         const std::size_t eol = bytes.find('\n', pos);
-        if (request && colon != std::string_view::npos && colon < eol) {
+        if (colon != std::string_view::npos && colon < eol) {
           std::string_view name = bytes.substr(pos, colon - pos);
           while (!name.empty() && isBlank(name.back())) name.remove_suffix(1);
           if (name.size() == 4 && strncasecmp(name.data(), "CSeq", 4) == 0)

@@ -8,7 +8,8 @@
 //   every token character (RFC 4475 §3.1.1.2's method has %, + and `), and it refuses a
 //   short unknown method that starts like a known one (NEW-M, AB, N: it compares the
 //   known name's length past the end of the method). An extension method in the
-//   Request-Line and in CSeq is parsed as a same-length run of 'X' instead.
+//   Request-Line and in CSeq (of requests and of their responses) is parsed as a
+//   same-length run of 'X' instead.
 // - A NUL inside a quoted-pair (RFC 4475 §3.1.1.2's To display name): sofia stops at it
 //   (SOFIA-NOTES trap 3). It is parsed as '0' instead. A NUL anywhere else is an error.
 

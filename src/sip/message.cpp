@@ -184,6 +184,22 @@ msg_t* extract(std::string_view input, const detail::GrammarMasks& masks, std::s
   return msg;
 }
 
+// "METHOD sip:invalid.invalid SIP/x.y\r\n" for a request whose start line is a method
+// token, something, and a SIP version; empty for anything else.
+std::string standInRequestLine(std::string_view bytes) {
+  std::string_view line = bytes.substr(0, bytes.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const std::size_t first = line.find(' ');
+  const std::size_t last = line.rfind(' ');
+  if (first == std::string_view::npos || first == 0 || last <= first) return {};
+  const std::string_view method = line.substr(0, first);
+  const std::string_view version = line.substr(last + 1);
+  if (method.starts_with("SIP/") || !version.starts_with("SIP/") ||
+      method.find_first_of(" \t<>\"\0") != std::string_view::npos)
+    return {};
+  return std::string(method) + " sip:invalid.invalid " + std::string(version) + "\r\n";
+}
+
 }  // namespace
 
 std::optional<Uri> parseUri(std::string_view text) {
@@ -274,7 +290,23 @@ ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
     return result;
   }
   msg_t* msg = extract(input, masks, result.error);
-  if (msg == nullptr) return result;
+  if (msg == nullptr) {
+    // sofia refuses a Request-Line with blanks inside its URI (RFC 4475 §3.1.2.8) and
+    // gives up on the whole message. Its headers still allow a 400: they are parsed once
+    // more behind a stand-in Request-Line, and the message is never forwarded.
+    std::string standIn = standInRequestLine(input);
+    if (standIn.empty()) return result;
+    standIn.append(input.substr(std::min(input.find('\n') + 1, input.size())));
+    const std::size_t bodyLength = input.size() - std::min(layout.bodyStart, input.size());
+    const detail::GrammarMasks standInMasks =
+        detail::findGrammarMasks(standIn, standIn.size() - bodyLength);
+    std::string ignored;
+    msg = extract(standIn, standInMasks, ignored);
+    if (msg == nullptr) return result;
+    result.message.emplace(Message(msg));
+    result.error = "Malformed Request-Line";
+    return result;
+  }
   result.message.emplace(Message(msg));
   result.error = lengthError;
   // RFC 3261 §7.3.1: a line starting with SP or HTAB continues the header field above it;
