@@ -20,7 +20,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from waypoint_e2e import (REPLY_TIMEOUT, Daemon, Dialog, Skip, Sipp, TcpClient, UdpClient,  # noqa: E402
                           assert_options_ok, ipv6_loopback_usable, make_ack, make_invite, make_register,
-                          make_request, make_response, parse_uri, token)
+                          make_request, make_response, parse_message, parse_uri, token)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -978,13 +978,13 @@ RFC4475 = [
     ("esc01", "proxied", [b"To: sip:%75se%72@example.com\r\n"]),
     ("esc02", "proxied", [b"RE%47IST%45R sip:", b"C%6Fntact: <sip:alias2@host2.example.com>\r\n"]),
     ("lwsdisp", "proxied", [b"From: caller<sip:caller@example.com>;tag=323\r\n"]),
-    ("longreq", "proxied", [b"Via: SIP/2.0/TCP sip33.example.com\r\n"]),
+    ("longreq", "proxied", [b"v: SIP/2.0/TCP sip32.example.com\r\n", b"V  : SIP/2.0/TCP sip20.example.com\r\n"]),
     ("semiuri", "proxied", [b"Accept: application/sdp, application/pkcs7-mime,\r\n        multipart/mixed"]),
     ("transports", "proxied", [b"Via: SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en\r\n"]),
     ("mpart01", "proxied", [b"Content-Type: multipart/mixed;boundary=7a9cbec02ceef655\r\n"]),
     ("unreason", "response", []),
     ("noreason", "response", []),
-    ("badinv01", (400, "Via"), []),
+    ("badinv01", "dropped", []),  # its only Via does not parse: no address for the 400
     ("clerr", (400, "Content-Length"), []),
     ("ncl", (400, "Content-Length"), []),
     ("scalar02", (400, "CSeq"), []),
@@ -1049,7 +1049,12 @@ def test_rfc4475_torture(args):
                "registrar.example.com")
     rng = random.Random()
     sender_host = f"127.{rng.randrange(1, 255)}.{rng.randrange(1, 255)}.{rng.randrange(1, 255)}"
-    with Daemon(args.daemon, domains=domains, names=("localhost", "services.example.com")) as d, \
+    # longreq (3.5 kB) and mpart01 grow past 1300 bytes once forwarded, and RFC 3261
+    # §18.1.1 would send them over TCP, which this UDP-only phone does not listen on (the
+    # fallback to UDP is another part of issue 8): the MTU is raised, as an operator would
+    # for a path that carries large datagrams. RFC 4475 asks only that they arrive whole.
+    with Daemon(args.daemon, domains=domains, names=("localhost", "services.example.com"),
+                limits={"udp_mtu": 65000}) as d, \
             UdpClient(d.port) as phone:
         for aor in RFC4475_AORS:
             domain = aor.rsplit("@", 1)[1] if "@" in aor else aor[len("sip:"):]
@@ -1060,6 +1065,17 @@ def test_rfc4475_torture(args):
             assert r.code == 200, f"REGISTER {aor}: {r.code} {r.reason}"
 
         senders = {}
+        answered = set()
+
+        def fresh(sender, timeout=REPLY_TIMEOUT):
+            """The next message for sender that is not a copy of an answer it already got."""
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                m = sender.recv_message(left)
+                if m is None or m.is_request or m.header("call-id")[0] not in answered:
+                    return m
+            return None
+
         try:
             for name, expected, kept in RFC4475:
                 data = rfc4475_message(args, name)
@@ -1078,22 +1094,29 @@ def test_rfc4475_torture(args):
                     body = data[data.index(b"\r\n\r\n"):]
                     assert text.endswith(body), f"{name}: body changed"
                     code = 486 if request.method == "INVITE" else 200
-                    phone.reply(request, code, "Busy Here" if code == 486 else "OK")
+                    # Our phone's own parser does not unfold header lines: it answers
+                    # from an unfolded copy (same Vias, LWS for each fold).
+                    head, sep, rest = request.raw.partition(b"\r\n\r\n")
+                    unfolded = parse_message(re.sub(rb"\r\n[ \t]+", b" ", head) + sep + rest)
+                    phone.reply(unfolded, code, "Busy Here" if code == 486 else "OK")
                     final = None
                     deadline = time.monotonic() + REPLY_TIMEOUT
                     while final is None and time.monotonic() < deadline:
-                        m = sender.recv_message(deadline - time.monotonic())
+                        m = fresh(sender, deadline - time.monotonic())
                         if m is not None and not m.is_request and m.code >= 200:
                             final = m
                     assert final is not None and final.code == code, f"{name}: the phone's {code} did not come back"
                     if request.method == "INVITE":
                         phone.next_request("ACK")
+                        # We send no ACK upstream, so the daemon retransmits this final
+                        # response (RFC 3261 §17.2.1); those copies are not news.
+                        answered.add(final.header("call-id")[0])
                 elif expected == "registered":
-                    r = sender.recv_message(REPLY_TIMEOUT)
+                    r = fresh(sender)
                     assert r is not None and not r.is_request and r.code == 200, f"{name}: {r}"
                 elif isinstance(expected, tuple):
                     code, word = expected
-                    r = sender.recv_message(REPLY_TIMEOUT)
+                    r = fresh(sender)
                     assert r is not None and not r.is_request, f"{name}: no response"
                     assert r.code == code and word in r.reason, f"{name}: got {r.code} {r.reason}"
                 else:  # "response" or "dropped": counted, and nothing comes of it
@@ -1105,7 +1128,7 @@ def test_rfc4475_torture(args):
                         if sum(after.get(k, 0) - before.get(k, 0) for k in counted) == 1:
                             break
                         assert time.monotonic() < deadline, f"{name}: not counted in {counted}: {after}"
-                    got = [m for s in senders.values() for m in s.drain(0.3)] + phone.drain(0)
+                    got = [m for s in senders.values() if (m := fresh(s, 0.3)) is not None] + phone.drain(0)
                     assert not got, f"{name}: something was sent: {got}"
                     if expected == "response":
                         assert after.get("responses_dropped", 0) == before.get("responses_dropped", 0), \
