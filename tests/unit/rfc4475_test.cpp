@@ -164,17 +164,14 @@ const std::vector<Case>& cases() {
 }
 
 // The Request-URIs of the valid requests, each registered at the contact.
-const std::vector<std::string>& registeredAors() {
-  static const std::vector<std::string> aors = {
-      "sip:vivekg@chair-dnrc.example.com",
-      "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com",
-      "sip:sips%3Auser%40example.com@example.net",
-      "sip:registrar.example.com",
-      "sip:user@example.com",
-      "sip:user;par=u%40example.net@example.com",
-      "sip:kumiko@example.org",
-  };
-  return aors;
+std::vector<std::string> registeredUris() {
+  std::ifstream in(std::string(WAYPOINT_SOURCE_DIR) + "/tests/data/rfc4475/registered-uris.txt");
+  std::vector<std::string> uris;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) uris.push_back(line);
+  }
+  EXPECT_EQ(uris.size(), 7u);
+  return uris;
 }
 
 class Rfc4475Test : public ::testing::TestWithParam<Case> {
@@ -190,7 +187,7 @@ class Rfc4475Test : public ::testing::TestWithParam<Case> {
     proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity,
                                            registrar, proxy::ProxySettings{});
     dispatcher = std::make_unique<app::Dispatcher>(sender, *proxy, sip::ParseLimits{});
-    for (const auto& aor : registeredAors()) {
+    for (const auto& aor : registeredUris()) {
       registrar::Binding binding;
       binding.contact =
           "sip:phone@" + std::string(kContactHost) + ":" + std::to_string(kContactPort);
@@ -203,19 +200,14 @@ class Rfc4475Test : public ::testing::TestWithParam<Case> {
     }
   }
 
-  std::vector<SentMessage> requestsSent() const {
-    std::vector<SentMessage> requests;
+  std::vector<SentMessage> requestsSent() const { return sentWhere(false); }
+  std::vector<SentMessage> responsesSent() const { return sentWhere(true); }
+  std::vector<SentMessage> sentWhere(bool responses) const {
+    std::vector<SentMessage> matching;
     for (const auto& m : sender.sent()) {
-      if (!std::string_view(m.bytes).starts_with("SIP/2.0 ")) requests.push_back(m);
+      if (std::string_view(m.bytes).starts_with("SIP/2.0 ") == responses) matching.push_back(m);
     }
-    return requests;
-  }
-  std::vector<SentMessage> responsesSent() const {
-    std::vector<SentMessage> responses;
-    for (const auto& m : sender.sent()) {
-      if (std::string_view(m.bytes).starts_with("SIP/2.0 ")) responses.push_back(m);
-    }
-    return responses;
+    return matching;
   }
 
   FakeClock clock;
