@@ -2,19 +2,16 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstring>
 
+#include "waypoint/sip/text.hpp"
+
 namespace waypoint::sip::detail {
 
 namespace {
-
-// RFC 3261 §25.1 token.
-bool isTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
-         std::strchr("-.!%*_+`'~", c) != nullptr;
-}
 
 bool isToken(std::string_view s) {
   if (s.empty()) return false;
@@ -105,13 +102,15 @@ GrammarMasks findGrammarMasks(std::string_view bytes, std::size_t headerEnd) {
       lineStart = false;
       if (!isBlank(c)) {
         inQuotes = false;  // a new header line; a quote left open is sofia's to refuse
-        const std::size_t colon = bytes.find(':', pos);
-        const std::size_t eol = bytes.find('\n', pos);
-        if (colon != std::string_view::npos && colon < eol) {
-          std::string_view name = bytes.substr(pos, colon - pos);
+        // Within this line only: a search past it would make colon-less lines quadratic.
+        const std::string_view line =
+            bytes.substr(pos, std::min(bytes.find('\n', pos), headerEnd) - pos);
+        const std::size_t colon = line.find(':');
+        if (colon != std::string_view::npos) {
+          std::string_view name = line.substr(0, colon);
           while (!name.empty() && isBlank(name.back())) name.remove_suffix(1);
           if (name.size() == 4 && strncasecmp(name.data(), "CSeq", 4) == 0)
-            maskCSeqMethod(bytes, colon + 1, headerEnd, masks);
+            maskCSeqMethod(bytes, pos + colon + 1, headerEnd, masks);
         }
       }
     }

@@ -43,8 +43,7 @@ StreamFramer::Kind StreamFramer::next() {
 
   // RFC 5626 §4.4.1: "\r\n\r\n" is a ping, a lone "\r\n" the pong. Between messages only.
   // Stray CR and LF are skipped in a loop: a peer may send any number of them.
-  while (!headerEnd_ && scanned_ == 0 && !pending.empty() &&
-         (pending.front() == '\r' || pending.front() == '\n')) {
+  while (!pending.empty() && (pending.front() == '\r' || pending.front() == '\n')) {
     if (pending.starts_with("\r\n\r\n")) {
       consumed_ += 4;
       return Kind::ping;
@@ -65,7 +64,7 @@ StreamFramer::Kind StreamFramer::next() {
 
   // The header block is searched once: each call goes on from where the last one stopped
   // (less the 3 bytes a "\r\n\r\n" split over reads may have left at the end).
-  if (!headerEnd_) {
+  if (!frameSize_) {
     const std::size_t from = scanned_ >= 3 ? scanned_ - 3 : 0;
     const std::size_t found = pending.find("\r\n\r\n", from);
     bytesScanned_ += (found == std::string_view::npos ? pending.size() : found + 4) - from;
@@ -76,7 +75,6 @@ StreamFramer::Kind StreamFramer::next() {
       compact();
       return Kind::needMore;
     }
-    headerEnd_ = found;
     std::size_t length = 0;
     switch (contentLength(pending.substr(0, found), length)) {
       case LengthResult::missing:
@@ -92,15 +90,14 @@ StreamFramer::Kind StreamFramer::next() {
     }
     frameSize_ = total + length;
   }
-  if (pending.size() < frameSize_) {
+  if (pending.size() < *frameSize_) {
     compact();
     return Kind::needMore;
   }
-  frame_.assign(pending.substr(0, frameSize_));
-  consumed_ += frameSize_;
-  headerEnd_.reset();
+  frame_.assign(pending.substr(0, *frameSize_));
+  consumed_ += *frameSize_;
+  frameSize_.reset();
   scanned_ = 0;
-  frameSize_ = 0;
   return Kind::message;
 }
 

@@ -1,9 +1,9 @@
 #include "waypoint/sip/validation.hpp"
 
-#include <cctype>
 #include <cstring>
 
 #include "sofia.hpp"
+#include "waypoint/sip/text.hpp"
 
 namespace waypoint::sip {
 
@@ -106,11 +106,6 @@ std::optional<Rejection> requestLineProblem(std::string_view line) {
   const std::string_view uri = line.substr(first + 1, last - first - 1);
   if (uri.front() == '<') return Rejection{400, "Malformed Request-URI"};  // RFC 4475 §3.1.2.7
   return std::nullopt;
-}
-
-bool isTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
-         std::strchr("-.!%*_+`'~", c) != nullptr;
 }
 
 // A name-addr or addr-spec value as written (RFC 3261 §20.10): without angle brackets the

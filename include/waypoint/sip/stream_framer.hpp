@@ -30,7 +30,8 @@ class StreamFramer {
   bool oversize() const { return oversize_; }
   std::size_t buffered() const { return buffer_.size() - consumed_; }
   // Bytes looked at in search of the end of a header block, over the framer's life: each
-  // byte once, however the stream is split (no rescans of a slowly dripped header block).
+  // byte a bounded number of times however the stream is split, so a slowly dripped
+  // header block costs linear time, not quadratic.
   std::size_t bytesScanned() const { return bytesScanned_; }
 
  private:
@@ -38,11 +39,10 @@ class StreamFramer {
   void compact();
   std::string buffer_;
   std::size_t consumed_ = 0;
-  // The message being framed, relative to consumed_: how far its header block has been
-  // searched, and once found, where it ends and how long the whole frame is.
+  // The message being framed, from consumed_ on: how far its header block has been
+  // searched, and once its end is found, how long the whole frame is.
   std::size_t scanned_ = 0;
-  std::optional<std::size_t> headerEnd_;
-  std::size_t frameSize_ = 0;
+  std::optional<std::size_t> frameSize_;
   std::size_t bytesScanned_ = 0;
   std::string frame_;
   std::string reason_;
