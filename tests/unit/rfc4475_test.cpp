@@ -307,6 +307,24 @@ TEST_F(Rfc4475Test, ShortExtensionMethodIsProxiedAsNonInvite) {
   EXPECT_TRUE(responsesSent().empty());
 }
 
+// Issue 8: a folded line right after the Request-Line has no header to continue; such a
+// request was forwarded, it is refused.
+TEST_F(Rfc4475Test, ContinuationLineAfterRequestLineIsRefusedNotForwarded) {
+  const std::string request =
+      "OPTIONS sip:user@example.com SIP/2.0\r\n"
+      " Via: SIP/2.0/UDP 192.0.2.98:5060;branch=z9hG4bKfold0\r\n"
+      "Via: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKfold1\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:caller@example.net>;tag=f1\r\n"
+      "To: <sip:user@example.com>\r\nCall-ID: fold1@192.0.2.99\r\n"
+      "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+  dispatcher->onMessage(from, request);
+  EXPECT_TRUE(requestsSent().empty());
+  const auto responses = responsesSent();
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(firstLine(responses.front().bytes),
+            "SIP/2.0 400 Continuation line after the start line");
+}
+
 INSTANTIATE_TEST_SUITE_P(AllOfSection3_1, Rfc4475Test, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& param) {
                            return std::string(param.param.name);
