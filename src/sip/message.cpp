@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "content_length.hpp"
+#include "grammar_masks.hpp"
 #include "sofia.hpp"
 
 namespace waypoint::sip {
@@ -134,7 +135,7 @@ bool isSipVersion(const char* version) {
 }
 
 // One sofia parse of a complete datagram. nullptr (with a reason) when it fails.
-msg_t* extract(std::string_view input, std::string& error) {
+msg_t* extract(std::string_view input, const detail::GrammarMasks& masks, std::string& error) {
   msg_t* msg = msg_create(sip_default_mclass(), MSG_DO_EXTRACT_COPY);
   if (msg == nullptr) {
     error = "Out of memory";
@@ -149,9 +150,10 @@ msg_t* extract(std::string_view input, std::string& error) {
     return nullptr;
   }
   std::memcpy(buffer, input.data(), input.size());
+  detail::applyGrammarMasks(static_cast<char*>(buffer), masks);
   msg_buf_commit(msg, input.size(), 1);
   const int extracted = msg_extract(msg);
-  const sip_t* sip = sip_object(msg);
+  sip_t* sip = sip_object(msg);
   // SOFIA-NOTES trap 3: 0 at the end of the input is an error too.
   if (extracted != 1 || sip == nullptr ||
       (sip->sip_request == nullptr && sip->sip_status == nullptr)) {
@@ -171,7 +173,31 @@ msg_t* extract(std::string_view input, std::string& error) {
     error = "Truncated message: no empty line after the headers";
     return nullptr;
   }
+  // The parsed headers are sofia's own copies; the buffer is what goes out again
+  // (MSG_DO_EXTRACT_COPY), so it gets its original bytes back.
+  detail::restoreGrammarMasks(static_cast<char*>(buffer), masks);
+  su_home_t* home = msg_home(msg);
+  if (!masks.requestMethod.empty() && sip->sip_request != nullptr)
+    sip->sip_request->rq_method_name = su_strdup(home, masks.requestMethod.c_str());
+  if (!masks.cseqMethod.empty() && sip->sip_cseq != nullptr)
+    sip->sip_cseq->cs_method_name = su_strdup(home, masks.cseqMethod.c_str());
   return msg;
+}
+
+// "METHOD sip:invalid.invalid SIP/x.y\r\n" for a request whose start line is a method
+// token, something, and a SIP version; empty for anything else.
+std::string standInRequestLine(std::string_view bytes) {
+  std::string_view line = bytes.substr(0, bytes.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const std::size_t first = line.find(' ');
+  const std::size_t last = line.rfind(' ');
+  if (first == std::string_view::npos || first == 0 || last <= first) return {};
+  const std::string_view method = line.substr(0, first);
+  const std::string_view version = line.substr(last + 1);
+  if (method.starts_with("SIP/") || !version.starts_with("SIP/") ||
+      method.find_first_of(" \t<>\"\0") != std::string_view::npos)
+    return {};
+  return std::string(method) + " sip:invalid.invalid " + std::string(version) + "\r\n";
 }
 
 }  // namespace
@@ -240,10 +266,6 @@ ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
     result.error = "Truncated message: no empty line after the headers";
     return result;
   }
-  if (std::memchr(bytes.data(), '\0', layout.bodyStart) != nullptr) {
-    result.error = "NUL byte in headers";  // SOFIA-NOTES trap 3
-    return result;
-  }
   // A Content-Length that is not a number, or promises more than the datagram holds, is
   // fatal to sofia. Parse the headers with it renamed, so a request can still be answered
   // "400 <problem>" (RFC 3261 §18.3); the message is never forwarded.
@@ -260,10 +282,41 @@ ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
                                 layout.bodyStart - layout.nameStart - layout.nameLength));
     input = renamed;  // no body: a 400 does not need it
   }
-  msg_t* msg = extract(input, result.error);
-  if (msg == nullptr) return result;
+  // SOFIA-NOTES traps 3 and 7: what sofia cannot read but RFC 3261 allows is masked.
+  const detail::GrammarMasks masks =
+      detail::findGrammarMasks(input, renamed.empty() ? layout.bodyStart : input.size());
+  if (masks.strayNul) {
+    result.error = "NUL byte in headers";
+    return result;
+  }
+  msg_t* msg = extract(input, masks, result.error);
+  if (msg == nullptr) {
+    // sofia refuses a Request-Line with blanks inside its URI (RFC 4475 §3.1.2.8) and
+    // gives up on the whole message. Its headers still allow a 400: they are parsed once
+    // more behind a stand-in Request-Line, and the message is never forwarded.
+    std::string standIn = standInRequestLine(input);
+    if (standIn.empty()) return result;
+    standIn.append(input.substr(std::min(input.find('\n') + 1, input.size())));
+    const std::size_t bodyLength = input.size() - std::min(layout.bodyStart, input.size());
+    const detail::GrammarMasks standInMasks =
+        detail::findGrammarMasks(standIn, standIn.size() - bodyLength);
+    std::string ignored;
+    msg = extract(standIn, standInMasks, ignored);
+    if (msg == nullptr) return result;
+    result.message.emplace(Message(msg));
+    result.error = "Malformed Request-Line";
+    return result;
+  }
   result.message.emplace(Message(msg));
   result.error = lengthError;
+  // RFC 3261 §7.3.1: a line starting with SP or HTAB continues the header field above it;
+  // right after the start line there is none. sofia would take it as part of the start
+  // line's message, so the request is refused here (it has its headers for the 400).
+  const std::size_t secondLine = bytes.find('\n') + 1;
+  if (result.error.empty() && secondLine < layout.bodyStart &&
+      (bytes[secondLine] == ' ' || bytes[secondLine] == '\t')) {
+    result.error = "Continuation line after the start line";
+  }
   return result;
 }
 

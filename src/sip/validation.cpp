@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "sofia.hpp"
+#include "waypoint/sip/text.hpp"
 
 namespace waypoint::sip {
 
@@ -85,12 +86,68 @@ std::optional<std::string> badAddresses(const sip_t* sip, bool allowWildcardCont
   return std::nullopt;
 }
 
+// The header's bytes as they arrived ("Name: value\r\n", folding included).
+std::string_view rawText(const msg_common_t* common) {
+  if (common == nullptr || common->h_data == nullptr) return {};
+  return std::string_view(static_cast<const char*>(common->h_data), common->h_len);
+}
+
+// RFC 3261 §25.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF, one SP each
+// (sofia is lenient about extra or trailing blanks; RFC 4475 §3.1.2.8-10 are not).
+std::optional<Rejection> requestLineProblem(std::string_view line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (line.empty()) return std::nullopt;  // edited by us: nothing left of what came
+  const std::size_t first = line.find(' ');
+  const std::size_t last = line.rfind(' ');
+  if (first == std::string_view::npos || first == last ||
+      line.find_first_of(" \t", first + 1) != last || line.find('\t') != std::string_view::npos) {
+    return Rejection{400, "Malformed Request-Line"};
+  }
+  const std::string_view uri = line.substr(first + 1, last - first - 1);
+  if (uri.front() == '<') return Rejection{400, "Malformed Request-URI"};  // RFC 4475 §3.1.2.7
+  return std::nullopt;
+}
+
+// A name-addr or addr-spec value as written (RFC 3261 §20.10): without angle brackets the
+// URI may carry no '?' (nor ',' or ';', which end it); within them no blanks
+// (RFC 4475 §3.1.2.13-14); an unquoted display name is tokens (§3.1.2.15).
+bool badAddressForm(std::string_view raw, const url_t* url) {
+  const std::size_t colon = raw.find(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string_view value = raw.substr(colon + 1);
+  const std::size_t open = value.find('<');
+  if (open == std::string_view::npos) return url != nullptr && url->url_headers != nullptr;
+  const std::size_t close = value.find('>', open);
+  if (close == std::string_view::npos || close == open + 1) return false;  // sofia's to judge
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  if (blank(value[open + 1]) || blank(value[close - 1])) return true;
+  const std::string_view display = value.substr(0, open);
+  if (display.find('"') != std::string_view::npos) return false;  // quoted: sofia checked it
+  for (const char c : display) {
+    if (!blank(c) && !isTokenChar(c)) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> badAddressForms(const sip_t* sip) {
+  if (sip->sip_from && badAddressForm(rawText(sip->sip_from->a_common), sip->sip_from->a_url))
+    return "Malformed From";
+  if (sip->sip_to && badAddressForm(rawText(sip->sip_to->a_common), sip->sip_to->a_url))
+    return "Malformed To";
+  for (const sip_contact_t* m = sip->sip_contact; m != nullptr; m = m->m_next) {
+    // A header line with several contacts keeps its bytes on the first one only.
+    if (badAddressForm(rawText(m->m_common), m->m_url)) return "Malformed Contact";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<Rejection> validateRequest(const Message& request) {
   const sip_t* sip = sip_object(request.raw());
   const sip_request_t* rq = sip->sip_request;
   if (rq == nullptr) return Rejection{400, "Not a request"};
+  if (auto problem = requestLineProblem(rawText(rq->rq_common))) return problem;
   if (rq->rq_version == nullptr || std::strcmp(rq->rq_version, "SIP/2.0") != 0) {
     return Rejection{505, "Version Not Supported"};
   }
@@ -102,11 +159,14 @@ std::optional<Rejection> validateRequest(const Message& request) {
   if (ruri->url_type != url_tel && ruri->url_host == nullptr) {
     return Rejection{400, "Malformed Request-URI"};
   }
+  // RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+  if (ruri->url_headers != nullptr) return Rejection{400, "Headers in Request-URI"};
   if (auto error = headerError(sip)) return Rejection{400, *error};
   if (auto missing = missingMandatory(sip)) return Rejection{400, *missing};
   if (hasStrayLine(sip)) return Rejection{400, "Malformed header line"};
   if (auto bad = badAddresses(sip, rq->rq_method == sip_method_register))
     return Rejection{400, *bad};
+  if (auto bad = badAddressForms(sip)) return Rejection{400, *bad};
   const std::string_view method = view(rq->rq_method_name);
   if (view(sip->sip_cseq->cs_method_name) != method) return Rejection{400, "CSeq method mismatch"};
   return std::nullopt;

@@ -629,19 +629,20 @@ class UdpClient:
 
     transport = "UDP"
 
-    def __init__(self, server_port, host="127.0.0.1"):
+    def __init__(self, server_port, host="127.0.0.1", port=0):
         """server_port None: a socket whose port a config must name before the daemon
-        starts (a next hop); call talk_to(daemon.port) once it runs."""
+        starts (a next hop); call talk_to(daemon.port) once it runs. port: our own port
+        (0: any), for a sender whose responses go to the port its Via names."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.host = host
         self.server = None if server_port is None else (host, server_port)
         self.local = (host, self.sock.getsockname()[1])
         self.unmatched = []  # messages read while waiting for something else, oldest first
 
-    def talk_to(self, server_port):
-        self.server = (self.host, server_port)
+    def talk_to(self, server_port, server_host=None):
+        self.server = (server_host or self.host, server_port)
 
     def close(self):
         self.sock.close()

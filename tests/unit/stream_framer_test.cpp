@@ -331,5 +331,80 @@ TEST(StreamFramerTest, ErrorAfterAGoodMessageStillDeliversTheGoodOne) {
   EXPECT_EQ(feedAll(f, cat(kRinging, bad)), (std::vector<Event>{msg(kRinging), kError}));
 }
 
+// --- cost (issue 8) ---------------------------------------------------------------------
+
+// A large header block dripped one byte per read: every byte is searched a bounded number
+// of times (the scan resumes where it stopped), not the whole buffer again on each read.
+TEST(StreamFramerTest, DrippedHeaderBlockIsScannedInLinearTime) {
+  std::string message = "OPTIONS sip:bob@example.com SIP/2.0\r\n";
+  for (int i = 0; message.size() < 60000; ++i) {
+    message += "X-Filler-" + std::to_string(i) + ": " + std::string(40, 'f') + "\r\n";
+  }
+  message += "Content-Length: 0\r\n\r\n";
+  StreamFramer f(kMax);
+  for (std::size_t i = 0; i + 1 < message.size(); ++i) {
+    f.feed(std::string_view(message).substr(i, 1));
+    ASSERT_EQ(f.next(), Kind::needMore) << "after byte " << i;
+  }
+  f.feed(std::string_view(message).substr(message.size() - 1));
+  ASSERT_EQ(f.next(), Kind::message);
+  EXPECT_EQ(f.frame(), message);
+  // Each read looks at its new byte and the three before it (a split "\r\n\r\n").
+  EXPECT_LE(f.bytesScanned(), 4 * message.size());
+}
+
+TEST(StreamFramerTest, MessageWaitingForItsBodyIsNotRescanned) {
+  StreamFramer f(kMax);
+  const std::size_t headerEnd = kInvite.find("\r\n\r\n") + 4;
+  ASSERT_LT(headerEnd, kInvite.size());
+  f.feed(std::string_view(kInvite).substr(0, headerEnd));
+  ASSERT_EQ(f.next(), Kind::needMore);
+  const std::size_t afterHeaders = f.bytesScanned();
+  for (std::size_t i = headerEnd; i + 1 < kInvite.size(); ++i) {
+    f.feed(std::string_view(kInvite).substr(i, 1));
+    ASSERT_EQ(f.next(), Kind::needMore);
+  }
+  f.feed(std::string_view(kInvite).substr(kInvite.size() - 1));
+  ASSERT_EQ(f.next(), Kind::message);
+  EXPECT_EQ(f.bytesScanned(), afterHeaders) << "body bytes were searched for a header end";
+}
+
+// Stray line ends between messages are skipped in a loop: hundreds of thousands of them in
+// one read neither overflow the stack nor lose the message after them.
+TEST(StreamFramerTest, ManyStrayLineEndsInOneReadAreSkipped) {
+  StreamFramer f(kMax * 8);
+  f.feed(std::string(200000, '\n') + std::string(200000, '\r') + std::string(kInvite));
+  ASSERT_EQ(f.next(), Kind::message);
+  EXPECT_EQ(f.frame(), kInvite);
+  EXPECT_EQ(f.next(), Kind::needMore);
+  EXPECT_EQ(f.buffered(), 0u);
+}
+
+TEST(StreamFramerTest, ManyThousandCrlfsInOneReadArePingsThenTheMessage) {
+  std::string crlfs;
+  for (int i = 0; i < 20001; ++i) crlfs += "\r\n";
+  StreamFramer g(kMax);
+  g.feed(crlfs + std::string(kInvite));
+  int pings = 0;
+  int pongs = 0;
+  for (int guard = 0; guard < 20002; ++guard) {
+    const Kind k = g.next();
+    if (k == Kind::ping) {
+      ++pings;
+      continue;
+    }
+    if (k == Kind::pong) {
+      ++pongs;
+      continue;
+    }
+    ASSERT_EQ(k, Kind::message);
+    break;
+  }
+  EXPECT_EQ(pings, 10000);
+  EXPECT_EQ(pongs, 1);
+  EXPECT_EQ(g.frame(), kInvite);
+  EXPECT_EQ(g.buffered(), 0u);
+}
+
 }  // namespace
 }  // namespace waypoint::sip

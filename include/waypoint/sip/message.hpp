@@ -77,7 +77,10 @@ class Message {
   // Parses one datagram (or one complete stream frame: the stream framer has cut it at
   // its Content-Length). Leading CR/LF must already be stripped (SOFIA-NOTES trap 2).
   // For a datagram a body longer than Content-Length is truncated, a shorter one is an
-  // error (RFC 3261 §18.3).
+  // error (RFC 3261 §18.3). What RFC 3261 allows but sofia's grammar refuses (extension
+  // methods of any token characters, a NUL in a quoted-pair) parses all the same and is
+  // kept byte for byte; a start line or a continuation line that RFC 3261 does not allow
+  // is an error on a parsed message, so that a request can be answered 400.
   static ParseResult parse(std::string_view bytes, const ParseLimits& limits = {});
 
   Message(Message&& other) noexcept;

@@ -3,6 +3,7 @@
 // and recognises RFC 5626 §4.4.1 CRLF keepalives between messages.
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,12 +29,21 @@ class StreamFramer {
   // After error: the stream broke because a message grew past the maximum size.
   bool oversize() const { return oversize_; }
   std::size_t buffered() const { return buffer_.size() - consumed_; }
+  // Bytes looked at in search of the end of a header block, over the framer's life: each
+  // byte a bounded number of times however the stream is split, so a slowly dripped
+  // header block costs linear time, not quadratic.
+  std::size_t bytesScanned() const { return bytesScanned_; }
 
  private:
   Kind fail(std::string reason, bool oversize = false);
   void compact();
   std::string buffer_;
   std::size_t consumed_ = 0;
+  // The message being framed, from consumed_ on: how far its header block has been
+  // searched, and once its end is found, how long the whole frame is.
+  std::size_t scanned_ = 0;
+  std::optional<std::size_t> frameSize_;
+  std::size_t bytesScanned_ = 0;
   std::string frame_;
   std::string reason_;
   std::size_t maxMessageSize_;

@@ -23,6 +23,12 @@ inline bool equalsIgnoringCase(std::string_view a, std::string_view b) {
   });
 }
 
+// RFC 3261 §25.1 token: alphanumerics and -.!%*_+`'~ (methods, parameter names, ...).
+inline bool isTokenChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+         (c != '\0' && std::string_view("-.!%*_+`'~").find(c) != std::string_view::npos);
+}
+
 // Sixteen lower-case hex digits: tags, branch parts, hashes.
 inline std::string hex64(std::uint64_t value) {
   static constexpr char kHex[] = "0123456789abcdef";
