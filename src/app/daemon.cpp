@@ -145,7 +145,7 @@ int runDaemon(const Config& config) {
   TransportSender sender(transports);
   proxyCore = std::make_unique<proxy::Proxy>(
       clock, sender, layerSettings, identity, registrar,
-      proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards});
+      proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards, std::nullopt});
   proxyCore->setRules(config.routing);
   dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
                                             sip::ParseLimits{config.transport.maxMessageSize});

@@ -35,6 +35,9 @@ using transaction::TransactionId;
 struct ProxySettings {
   std::chrono::milliseconds timerC{180000};  // > 3 min per §16.6 step 11; tests shorten it
   std::uint32_t maxForwards = 70;            // inserted when a request has none
+  // Seeds the generator of tags and branch numbers; unset: std::random_device. Tests and
+  // golden files set it so that the bytes sent are the same on every run.
+  std::optional<std::uint64_t> randomSeed;
 };
 
 struct ProxyCounters {
@@ -130,7 +133,8 @@ class Proxy final : public transaction::TransactionUser {
   bool startBranch(Context& context, const Target& target);
   void cancelBranch(Context& context, Branch& branch);
   void cancelPending(Context& context);
-  void branchEnded(Context& context, Branch& branch, int status, std::string bytes, bool synthetic,
+  void branchEnded(Context& context, Branch& branch, int status,
+                   std::optional<sip::Message> response, bool synthetic,
                    std::vector<std::string> challenges);
   void finishIfDone(std::uint64_t contextId);
   void sendFinal(Context& context);
