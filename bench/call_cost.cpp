@@ -5,7 +5,8 @@
 // per call; for instruction counts run it under callgrind, collecting only forwardInvite():
 //
 //   build/bench/waypoint_call_cost [calls]
-//   valgrind --tool=callgrind --toggle-collect='*forwardInvite*' build/bench/waypoint_call_cost 1000
+//   valgrind --tool=callgrind --toggle-collect='*forwardInvite*' build/bench/waypoint_call_cost
+//   1000
 
 #include <chrono>
 #include <cstdio>
@@ -47,8 +48,8 @@ transport::Endpoint at(const char* address, std::uint16_t port) {
 
 const transport::Source kAlice{transport::Protocol::udp, at("127.0.0.1", 5060),
                                at("127.0.0.1", 5070), 0};
-const transport::Source kBob{transport::Protocol::udp, at("127.0.0.1", 5060),
-                             at("127.0.0.1", 5080), 0};
+const transport::Source kBob{transport::Protocol::udp, at("127.0.0.1", 5060), at("127.0.0.1", 5080),
+                             0};
 
 std::string invite(std::size_t i) {
   const std::string n = std::to_string(i);

@@ -152,7 +152,7 @@ struct Proxy::Context {
   int bestStatus = 0;
   bool bestSynthetic = false;
   std::optional<sip::Message> bestResponse;  // none when the best is one the proxy made up
-  std::vector<std::string> challenges;  // "WWW-Authenticate: ..." lines of every 401/407
+  std::vector<std::string> challenges;       // "WWW-Authenticate: ..." lines of every 401/407
   std::size_t challengeResponses = 0;
 };
 

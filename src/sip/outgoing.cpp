@@ -37,9 +37,9 @@ bool applyEdits(Message& message, const BranchEdits& edits) {
   }
   for (auto route = edits.routes.rbegin(); route != edits.routes.rend(); ++route) {
     sip_route_t* r = sip_route_make(home, route->c_str());
-    if (r == nullptr || msg_header_prepend(msg, pub(msg),
-                                           reinterpret_cast<msg_header_t**>(&sip->sip_route),
-                                           header(r)) < 0) {
+    if (r == nullptr ||
+        msg_header_prepend(msg, pub(msg), reinterpret_cast<msg_header_t**>(&sip->sip_route),
+                           header(r)) < 0) {
       return false;
     }
   }
@@ -68,17 +68,18 @@ std::optional<Message> hopByHop(const Message& original, sip_method_t method, co
   const auto dup = [home](const void* h) {
     return msg_header_dup_one(home, static_cast<const msg_header_t*>(h));
   };
-  bool added = add(sip_request_create(home, method, name,
-                                      reinterpret_cast<const url_string_t*>(in->sip_request->rq_url),
-                                      nullptr)) &&
-               add(dup(in->sip_via));  // the top Via alone
+  bool added =
+      add(sip_request_create(home, method, name,
+                             reinterpret_cast<const url_string_t*>(in->sip_request->rq_url),
+                             nullptr)) &&
+      add(dup(in->sip_via));  // the top Via alone
   for (const sip_route_t* r = in->sip_route; added && r != nullptr; r = r->r_next) {
     added = add(dup(r));
   }
-  auto* mf = reinterpret_cast<sip_max_forwards_t*>(msg_header_alloc(home, sip_max_forwards_class, 0));
+  auto* mf =
+      reinterpret_cast<sip_max_forwards_t*>(msg_header_alloc(home, sip_max_forwards_class, 0));
   if (mf != nullptr) mf->mf_count = maxForwards;
-  added = added && add(mf) && add(dup(in->sip_from)) && add(dup(to)) &&
-          add(dup(in->sip_call_id)) &&
+  added = added && add(mf) && add(dup(in->sip_from)) && add(dup(to)) && add(dup(in->sip_call_id)) &&
           add(sip_cseq_create(home, in->sip_cseq->cs_seq, method, name)) &&
           add(sip_content_length_create(home, 0)) && add(sip_separator_create(home));
   if (!added) return std::nullopt;
@@ -102,9 +103,8 @@ std::optional<OutgoingRequest> OutgoingRequest::forwarded(Message&& request,
 }
 
 std::optional<OutgoingRequest> OutgoingRequest::cancel(std::uint32_t maxForwards) const {
-  std::optional<Message> made =
-      hopByHop(message_, sip_method_cancel, sip_method_name_cancel,
-               sip_object(message_.raw())->sip_to, maxForwards);
+  std::optional<Message> made = hopByHop(message_, sip_method_cancel, sip_method_name_cancel,
+                                         sip_object(message_.raw())->sip_to, maxForwards);
   if (!made) return std::nullopt;
   return OutgoingRequest(std::move(*made));
 }

@@ -87,7 +87,9 @@ struct TransactionLayer::ServerTransaction {
 struct TransactionLayer::ClientTransaction {
   ClientTransaction(TransactionId transactionId, std::string transactionKey, ClientMachine m,
                     sip::OutgoingRequest outgoing)
-      : id(transactionId), key(std::move(transactionKey)), machine(std::move(m)),
+      : id(transactionId),
+        key(std::move(transactionKey)),
+        machine(std::move(m)),
         request(std::move(outgoing)) {}
 
   TransactionId id;
@@ -355,8 +357,8 @@ std::optional<TransactionId> TransactionLayer::cancelClient(TransactionId invite
 bool TransactionLayer::retryOverUdp(ClientTransaction& t, std::error_code error) {
   if (!t.udpFallback || t.answered || !t.request || !refusedOrReset(error)) return false;
   if (!t.request->setViaTransport(transport::toString(transport::Protocol::udp))) return false;
-  spdlog::info("{} to {} over {}: {}, sent over UDP instead (RFC 3261 18.1.1)",
-               t.request->method(), transport::toString(t.destination.remote),
+  spdlog::info("{} to {} over {}: {}, sent over UDP instead (RFC 3261 18.1.1)", t.request->method(),
+               transport::toString(t.destination.remote),
                transport::toString(t.destination.protocol), error.message());
   t.bytes = t.request->serialize();
   t.destination = *t.udpFallback;

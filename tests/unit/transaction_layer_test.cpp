@@ -490,8 +490,8 @@ TEST_F(RequestSizeTest, BigRequestRefusedOverTcpIsRetriedOverUdpWithItsViaBackTo
   const TransactionId id = layer.startClient(std::move(big));
   ASSERT_EQ(sender.count(), 2u);
   EXPECT_EQ(sender.sent().at(0).destination.protocol, Protocol::tcp);
-  EXPECT_TRUE(sender.sent().at(0).bytes.find("Via: SIP/2.0/TCP 203.0.113.1:5060;branch=z9hG4bKbig1") !=
-              std::string::npos);
+  EXPECT_TRUE(sender.sent().at(0).bytes.find(
+                  "Via: SIP/2.0/TCP 203.0.113.1:5060;branch=z9hG4bKbig1") != std::string::npos);
   const SentMessage& retry = sender.sent().at(1);
   EXPECT_EQ(retry.destination.protocol, Protocol::udp);
   EXPECT_EQ(retry.destination.remote, downstream().remote);

@@ -26,7 +26,7 @@ struct BranchEdits {
   std::string_view requestUri;  // the branch's target; empty keeps the request's
   std::string_view via;         // our Via: "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK..."
   std::span<const std::string> recordRoutes;  // Record-Route values to add, top first
-  std::span<const std::string> routes;  // Route values put before the request's own (Path)
+  std::span<const std::string> routes;        // Route values put before the request's own (Path)
 };
 
 // A request on its way out. Owns its message (move-only); the client transaction keeps it
@@ -38,8 +38,7 @@ class OutgoingRequest {
 
   // One branch of `request`: a shallow copy of it with the branch's edits. nullopt when an
   // edit does not take (a Request-URI, Via or route value sofia cannot read).
-  static std::optional<OutgoingRequest> forBranch(const Message& request,
-                                                  const BranchEdits& edits);
+  static std::optional<OutgoingRequest> forBranch(const Message& request, const BranchEdits& edits);
   // The same edits on `request` itself, for a request forwarded once and forgotten (an ACK
   // for a 2xx, §16.11): no copy.
   static std::optional<OutgoingRequest> forwarded(Message&& request, const BranchEdits& edits);
