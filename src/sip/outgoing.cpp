@@ -1,5 +1,7 @@
 #include "waypoint/sip/outgoing.hpp"
 
+#include <cstring>
+
 #include "sofia.hpp"
 
 namespace waypoint::sip {
@@ -24,29 +26,60 @@ void clearLineOf(msg_header_t* list, msg_header_t* changed) {
   msg_fragment_clear(changed->sh_common);
 }
 
-// The branch's edits, each header put where §16.6 wants it: Via, Record-Route and the
-// target's Route values each first of their kind. Prepended headers go right after the
-// request line, so they are added bottom up.
+// Gives a header we made from our own text that text as its encoding, so serializing
+// does not encode it again (a third of a forwarded INVITE's cost otherwise). Only for a
+// single header value written the way sofia would write it.
+bool presetLine(su_home_t* home, msg_header_t* h, std::string_view head, std::string_view value,
+                std::string_view tail) {
+  if (h == nullptr || h->sh_next != nullptr) return h != nullptr;
+  const std::size_t length = head.size() + value.size() + tail.size();
+  char* line = static_cast<char*>(su_alloc(home, static_cast<isize_t>(length + 1)));
+  if (line == nullptr) return true;  // sofia encodes it instead
+  std::memcpy(line, head.data(), head.size());
+  std::memcpy(line + head.size(), value.data(), value.size());
+  std::memcpy(line + head.size() + value.size(), tail.data(), tail.size());
+  line[length] = '\0';
+  h->sh_data = line;
+  h->sh_len = static_cast<isize_t>(length);
+  return true;
+}
+
+// Puts a header we made from our value first of its kind (§16.6: our Via and Record-Route
+// on top, a target's Route values before the request's own).
+bool prependOurs(msg_t* msg, void* made, std::string_view name, std::string_view value) {
+  msg_header_t* h = header(made);
+  if (h == nullptr) return false;
+  msg_header_t** slot = msg_hclass_offset(sip_default_mclass(), pub(msg), h->sh_class);
+  if (slot == nullptr || msg_header_prepend(msg, pub(msg), slot, h) < 0) return false;
+  std::string head(name);
+  head.append(": ");
+  return presetLine(msg_home(msg), h, head, value, "\r\n");
+}
+
+// The branch's edits. Prepended headers go right after the request line, so they are
+// added bottom up: Route values, Record-Route values, then our Via.
 bool applyEdits(Message& message, const BranchEdits& edits) {
   msg_t* msg = message.raw();
-  sip_t* sip = sip_object(msg);
-  su_home_t* home = msg_home(msg);
-  if (!edits.requestUri.empty() && edits.requestUri != message.requestUri() &&
-      !message.setRequestUri(edits.requestUri)) {
-    return false;
+  if (!edits.requestUri.empty() && edits.requestUri != message.requestUri()) {
+    if (!message.setRequestUri(edits.requestUri)) return false;
+    const sip_request_t* line = sip_object(msg)->sip_request;
+    std::string head(view(line->rq_method_name));
+    head.append(" ");
+    std::string tail(" ");
+    tail.append(view(line->rq_version)).append("\r\n");
+    presetLine(msg_home(msg), header(const_cast<sip_request_t*>(line)), head, edits.requestUri,
+               tail);
   }
+  su_home_t* home = msg_home(msg);
   for (auto route = edits.routes.rbegin(); route != edits.routes.rend(); ++route) {
-    sip_route_t* r = sip_route_make(home, route->c_str());
-    if (r == nullptr ||
-        msg_header_prepend(msg, pub(msg), reinterpret_cast<msg_header_t**>(&sip->sip_route),
-                           header(r)) < 0) {
-      return false;
-    }
+    if (!prependOurs(msg, sip_route_make(home, route->c_str()), "Route", *route)) return false;
   }
   for (auto rr = edits.recordRoutes.rbegin(); rr != edits.recordRoutes.rend(); ++rr) {
-    if (!message.pushRecordRoute(*rr)) return false;
+    if (!prependOurs(msg, sip_record_route_make(home, rr->c_str()), "Record-Route", *rr))
+      return false;
   }
-  return message.pushVia(edits.via);
+  const std::string via(edits.via);
+  return prependOurs(msg, sip_via_make(home, via.c_str()), "Via", edits.via);
 }
 
 // A request that lives for one hop (§9.1 CANCEL, §17.1.1.3 ACK): a new message with only
