@@ -131,8 +131,8 @@ TEST(SipMessageTest, InviteWithoutRoutesExpiresOrProxyRequireReportsNone) {
 // Header values are encoded into a buffer that grows for long ones (a Route with flow
 // tokens, a long Via): nothing may be cut off.
 TEST(SipMessageTest, LongHeaderValuesAreComplete) {
-  const std::string longRoute = "<sip:203.0.113.1:5060;lr;wpa=udp~192.0.2.10~5060;x=" +
-                                std::string(300, 'r') + ">";
+  const std::string longRoute =
+      "<sip:203.0.113.1:5060;lr;wpa=udp~192.0.2.10~5060;x=" + std::string(300, 'r') + ">";
   const std::string longVia = "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK" + std::string(200, 'v');
   const Message m = parsed(
       "OPTIONS sip:bob@biloxi.example.com SIP/2.0\r\nVia: " + longVia + "\r\nRoute: " + longRoute +
