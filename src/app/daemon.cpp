@@ -149,7 +149,7 @@ int runDaemon(const Config& config) {
   proxyCore = std::make_unique<proxy::Proxy>(
       clock, sender, layerSettings, identity, registrar,
       proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards, routeSecrets(config),
-                           config.trusted, config.security.serverHeader});
+                           config.trusted, config.security.serverHeader, std::nullopt});
   proxyCore->setRules(config.routing);
   dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
                                             sip::ParseLimits{config.transport.maxMessageSize});

@@ -54,6 +54,7 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "transactions_transport_errors", x.transportErrors);
   counter(out, "transactions_stray_responses", x.strayResponses);
   counter(out, "transactions_requests_moved_to_tcp", x.requestsMovedToTcp);
+  counter(out, "transactions_requests_retried_over_udp", x.requestsRetriedOverUdp);
   counter(out, "registrar_registers_accepted", reg.counters().registersAccepted);
   counter(out, "registrar_registers_rejected", reg.counters().registersRejected);
   counter(out, "registrar_bindings_expired", reg.counters().bindingsExpired);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "waypoint/sip/outgoing.hpp"
 #include "waypoint/sip/text.hpp"
 
 namespace waypoint::proxy {
@@ -52,23 +53,6 @@ bool isDialogCreating(std::string_view method) {
 bool hasToTag(const sip::Message& request) {
   const auto to = request.to();
   return to && !to->tag.empty();
-}
-
-// The first line replaced, and our Via, Record-Route and Route lines put first (each is
-// then the topmost of its kind; §16.6 steps 4, 6 and 8).
-std::string branchRequest(std::string_view base, std::string_view method, std::string_view uri,
-                          std::string_view via, const std::vector<std::string>& recordRoutes,
-                          const std::vector<std::string>& routes) {
-  const std::size_t firstLineEnd = base.find("\r\n");
-  const std::string_view rest =
-      base.substr(firstLineEnd == std::string_view::npos ? base.size() : firstLineEnd + 2);
-  std::string out;
-  out.reserve(base.size() + uri.size() + via.size() + 200 * (recordRoutes.size() + routes.size()));
-  out.append(method).append(" ").append(uri).append(" SIP/2.0\r\nVia: ").append(via).append("\r\n");
-  for (const auto& value : recordRoutes) out.append("Record-Route: ").append(value).append("\r\n");
-  for (const auto& value : routes) out.append("Route: ").append(value).append("\r\n");
-  out.append(rest);
-  return out;
 }
 
 std::optional<transport::Destination> viaDestination(const sip::Via& via) {
@@ -138,9 +122,6 @@ struct Proxy::Target {
 struct Proxy::Branch {
   TransactionId client = 0;
   std::string id;  // our Via branch
-  std::string requestUri;
-  std::string via;
-  std::vector<std::string> routes;
   transport::Destination destination;
   bool provisional = false;  // a CANCEL may be sent only after a provisional response (§9.1)
   bool ended = false;  // a final response (or its stand-in: timeout, transport error, Timer C)
@@ -150,13 +131,14 @@ struct Proxy::Branch {
 };
 
 struct Proxy::Context {
+  explicit Context(sip::Message parsed) : request(std::move(parsed)) {}
+  // The request as it arrived, with the edits common to every branch; each branch is a
+  // shallow copy of it (DESIGN.md principle 3), and local answers are built from it.
+  sip::Message request;
   std::uint64_t id = 0;
   TransactionId server = 0;
   std::string method;
   bool invite = false;
-  std::string base;  // the request after the edits common to every branch
-  std::vector<std::string> baseRoutes;
-  std::string cancelLines;  // From, To, Call-ID and CSeq lines of a CANCEL for a branch
   std::string loopKey;
   Interface inbound;
   Flow caller;
@@ -169,8 +151,8 @@ struct Proxy::Context {
   bool cancelled = false;
   int bestStatus = 0;
   bool bestSynthetic = false;
-  std::string bestBytes;
-  std::vector<std::string> challenges;  // "WWW-Authenticate: ..." lines of every 401/407
+  std::optional<sip::Message> bestResponse;  // none when the best is one the proxy made up
+  std::vector<std::string> challenges;       // "WWW-Authenticate: ..." lines of every 401/407
   std::size_t challengeResponses = 0;
 };
 
@@ -186,7 +168,7 @@ Proxy::Proxy(const transaction::Clock& clock, transaction::Sender& sender,
       tokens_(settings_.routeSecrets.empty() ? std::vector<std::string>{generateRouteSecret()}
                                              : settings_.routeSecrets),
       layer_(clock, sender, *this, layerSettings),
-      random_(std::random_device{}()),
+      random_(settings.randomSeed ? *settings.randomSeed : std::random_device{}()),
       branchCounter_(random_()) {}
 
 Proxy::~Proxy() = default;
@@ -235,14 +217,13 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
   }
 
   request.decrementMaxForwards(settings_.maxForwards);
-  auto owned = std::make_unique<Context>();
+  const std::string method(request.method());
+  auto owned = std::make_unique<Context>(std::move(request));  // the layer lets the TU take it
   Context& context = *owned;
   context.id = nextContext_++;
   context.server = server;
-  context.method = std::string(request.method());
+  context.method = method;
   context.invite = context.method == "INVITE";
-  context.base = request.serialize();
-  context.baseRoutes = request.headerValues("Route");
   context.loopKey = loopKey;
   context.caller = Flow{source.protocol, source.remote};
   const auto inboundListener = identity_.listener(source.protocol, source.local.address);
@@ -250,15 +231,6 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
   context.recordRoute = routed.recordRoute;
   context.failoverOnAnyFailure = routed.failoverOnAnyFailure;
   context.groups = std::move(routed.groups);
-  if (context.invite) {
-    for (const char* name : {"From", "To", "Call-ID"}) {
-      for (const auto& value : request.headerValues(name))
-        context.cancelLines.append(name).append(": ").append(value).append("\r\n");
-    }
-    context.cancelLines.append("CSeq: ")
-        .append(std::to_string(request.cseq()->number))
-        .append(" CANCEL\r\n");
-  }
   contexts_.emplace(context.id, std::move(owned));
   contextByServer_[server] = context.id;
   if (!startGroup(context)) finishIfDone(context.id);
@@ -580,26 +552,36 @@ bool Proxy::startBranch(Context& context, const Target& target) {
         betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
       context.bestStatus = 503;
       context.bestSynthetic = true;
-      context.bestBytes.clear();
+      context.bestResponse.reset();
     }
     return false;
   }
   Branch branch;
   branch.id = newBranch(context.loopKey);
-  branch.requestUri = target.requestUri;
-  branch.via = viaValue(*out, branch.id);
-  branch.routes = target.routes;
   branch.destination = leavingBy(target.destination, *out);
+  const std::string via = viaValue(*out, branch.id);
   std::vector<std::string> recordRoutes;
   if (context.recordRoute) {
     const DialogFlows flows{context.caller,
                             Flow{branch.destination.protocol, branch.destination.remote}};
     recordRoutes = recordRouteValues(context.inbound, *out, tokens_.uriParams(flows));
   }
-  std::string bytes = branchRequest(context.base, context.method, branch.requestUri, branch.via,
-                                    recordRoutes, branch.routes);
-  branch.client = layer_.startClient(transaction::ClientRequest{
-      std::move(bytes), context.method, branch.id, branch.destination, true});
+  std::optional<sip::OutgoingRequest> request = sip::OutgoingRequest::forBranch(
+      context.request, sip::BranchEdits{target.requestUri, via, recordRoutes, target.routes});
+  if (!request) {
+    ++counters_.unresolvable;
+    spdlog::warn("{} to {}: target {} is not a usable Request-URI", context.method,
+                 transport::toString(target.destination), target.requestUri);
+    if (context.bestStatus == 0 ||
+        betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
+      context.bestStatus = 503;
+      context.bestSynthetic = true;
+      context.bestResponse.reset();
+    }
+    return false;
+  }
+  branch.client =
+      layer_.startClient(transaction::ClientRequest{std::move(*request), branch.destination, true});
   ++counters_.requestsForwarded;
   const std::size_t index = context.branches.size();
   branchByClient_[branch.client] = BranchRef{context.id, index};
@@ -629,16 +611,10 @@ void Proxy::cancelBranch(Context& context, Branch& branch) {
     branch.cancelWanted = true;  // sent when the first provisional response arrives (§9.1)
     return;
   }
-  std::string bytes = "CANCEL ";
-  bytes.append(branch.requestUri).append(" SIP/2.0\r\nVia: ").append(branch.via).append("\r\n");
-  for (const auto& value : branch.routes) bytes.append("Route: ").append(value).append("\r\n");
-  for (const auto& value : context.baseRoutes) bytes.append("Route: ").append(value).append("\r\n");
-  bytes.append("Max-Forwards: ").append(std::to_string(settings_.maxForwards)).append("\r\n");
-  bytes.append(context.cancelLines).append("Content-Length: 0\r\n\r\n");
   branch.cancelSent = true;
   ++counters_.branchesCancelled;
-  layer_.startClient(
-      transaction::ClientRequest{std::move(bytes), "CANCEL", branch.id, branch.destination, true});
+  // Built by the layer from the INVITE as it was sent (§9.1), over the same transport.
+  layer_.cancelClient(branch.client, settings_.maxForwards);
 }
 
 void Proxy::armTimerC(Context& context, std::size_t branchIndex) {
@@ -683,7 +659,7 @@ void Proxy::onResponse(TransactionId client, sip::Message& response) {
   if (!forwardable) {
     ++counters_.statelessDropped;
     spdlog::warn("{} response {} without a Via below ours: not forwarded", context.method, status);
-    if (status >= 200 && !branch.ended) branchEnded(context, branch, 503, {}, true, {});
+    if (status >= 200 && !branch.ended) branchEnded(context, branch, 503, std::nullopt, true, {});
     return;
   }
   if (status < 200) {
@@ -716,11 +692,12 @@ void Proxy::onResponse(TransactionId client, sip::Message& response) {
         challenges.push_back(std::string(name) + ": " + value);
     }
   }
-  branchEnded(context, branch, status, response.serialize(), false, std::move(challenges));
+  branchEnded(context, branch, status, response.copy(), false, std::move(challenges));
 }
 
-void Proxy::branchEnded(Context& context, Branch& branch, int status, std::string bytes,
-                        bool synthetic, std::vector<std::string> challenges) {
+void Proxy::branchEnded(Context& context, Branch& branch, int status,
+                        std::optional<sip::Message> response, bool synthetic,
+                        std::vector<std::string> challenges) {
   branch.ended = true;
   ++branch.timerCGeneration;
   if (!challenges.empty()) {
@@ -738,7 +715,7 @@ void Proxy::branchEnded(Context& context, Branch& branch, int status, std::strin
         betterFinalResponse(status, synthetic, context.bestStatus, context.bestSynthetic)) {
       context.bestStatus = status;
       context.bestSynthetic = synthetic;
-      context.bestBytes = std::move(bytes);
+      context.bestResponse = std::move(response);
     }
   }
   finishIfDone(context.id);
@@ -760,34 +737,28 @@ void Proxy::finishIfDone(std::uint64_t contextId) {
 void Proxy::sendFinal(Context& context) {
   context.finalSent = true;
   int status = context.bestStatus;
-  std::string bytes = std::move(context.bestBytes);
-  if (status == 0 || context.bestSynthetic || status == 503) {
+  if (status == 0 || context.bestSynthetic || status == 503 || !context.bestResponse) {
     // Made here: no response at all (§16.7 step 6: 408, or 487 once cancelled), or a 503
     // that must not reach the caller as such (it would blame this proxy): 500.
     if (status == 0) status = context.cancelled ? 487 : 408;
     if (status == 503) status = 500;
     if (context.cancelled && status == 408) status = 487;
-    sip::ParseResult parsed = sip::Message::parse(context.base);
-    if (!parsed.message) return;
     ++counters_.responsesGenerated;
     layer_.respond(context.server, status,
-                   localResponse(*parsed.message, status, reasonFor(status)));
+                   localResponse(context.request, status, reasonFor(status)));
     return;
   }
+  sip::Message& best = *context.bestResponse;
   if ((status == 401 || status == 407) && context.challengeResponses > 1) {  // §16.7 step 7
-    sip::ParseResult parsed = sip::Message::parse(bytes);
-    if (parsed.message) {
-      parsed.message->removeHeader("WWW-Authenticate");
-      parsed.message->removeHeader("Proxy-Authenticate");
-      for (const auto& line : context.challenges) {
-        const std::size_t colon = line.find(':');
-        parsed.message->addHeader(line.substr(0, colon), line.substr(colon + 2));
-      }
-      bytes = parsed.message->serialize();
+    best.removeHeader("WWW-Authenticate");
+    best.removeHeader("Proxy-Authenticate");
+    for (const auto& line : context.challenges) {
+      const std::size_t colon = line.find(':');
+      best.addHeader(line.substr(0, colon), line.substr(colon + 2));
     }
   }
   ++counters_.responsesForwarded;
-  layer_.respond(context.server, status, std::move(bytes));
+  layer_.respond(context.server, status, best.serialize());
 }
 
 void Proxy::onStrayResponse(sip::Message& response, const transport::Source&) {
@@ -812,7 +783,7 @@ void Proxy::onClientTimeout(TransactionId client) {
   const auto ref = branchByClient_.find(client);
   if (ref == branchByClient_.end()) return;
   Context& context = *contexts_.at(ref->second.context);
-  branchEnded(context, context.branches[ref->second.branch], 408, {}, true, {});
+  branchEnded(context, context.branches[ref->second.branch], 408, std::nullopt, true, {});
 }
 
 void Proxy::onClientTransportError(TransactionId client) {
@@ -822,7 +793,7 @@ void Proxy::onClientTransportError(TransactionId client) {
   Branch& branch = context.branches[ref->second.branch];
   spdlog::warn("{} to {}: transport error, treated as 503", context.method,
                transport::toString(branch.destination));
-  branchEnded(context, branch, 503, {}, true, {});  // §16.9
+  branchEnded(context, branch, 503, std::nullopt, true, {});  // §16.9
 }
 
 void Proxy::onServerFailure(TransactionId server) {
@@ -862,10 +833,16 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
   const std::string branch = std::string(kMagicCookie) +
                              sip::hex64(fnv1a(via ? via->branch : "", fnv1a(ack.requestUri()))) +
                              ".s";
-  std::string bytes = branchRequest(ack.serialize(), "ACK", target.requestUri,
-                                    viaValue(*out, branch), {}, target.routes);
+  const std::string ourVia = viaValue(*out, branch);
+  // Stateless: nobody needs the ACK after this, so it is edited in place (no copy).
+  std::optional<sip::OutgoingRequest> forwarded = sip::OutgoingRequest::forwarded(
+      std::move(ack), sip::BranchEdits{target.requestUri, ourVia, {}, target.routes});
+  if (!forwarded) {
+    ++counters_.statelessDropped;
+    return;
+  }
   ++counters_.statelessForwarded;
-  sender_.send(destination, bytes, {});
+  sender_.send(destination, forwarded->serialize(), {});
 }
 
 void Proxy::respondLocal(TransactionId server, const sip::Message& request, int status,
@@ -914,7 +891,7 @@ void Proxy::fireDueTimers() {
     ++counters_.timerCFired;
     spdlog::info("INVITE Call-ID branch {}: Timer C fired, cancelling", branch.id);
     cancelBranch(context, branch);  // only once it has rung (§16.8); the branch counts as 408
-    branchEnded(context, branch, 408, {}, true, {});
+    branchEnded(context, branch, 408, std::nullopt, true, {});
   }
 }
 

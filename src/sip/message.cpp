@@ -322,6 +322,18 @@ ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
 
 Message::Message(msg_s* msg) : msg_(msg) {}
 Message::Message(Message&& other) noexcept : msg_(std::exchange(other.msg_, nullptr)) {}
+
+std::optional<Message> Message::copy() const {
+  msg_t* copied = msg_copy(msg_);
+  if (copied == nullptr) return std::nullopt;
+  return Message(copied);
+}
+
+std::optional<Message> Message::create() {
+  msg_t* msg = msg_create(sip_default_mclass(), 0);
+  if (msg == nullptr) return std::nullopt;
+  return Message(msg);
+}
 Message& Message::operator=(Message&& other) noexcept {
   if (this != &other) {
     if (msg_ != nullptr) msg_destroy(msg_);

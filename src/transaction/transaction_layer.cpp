@@ -22,48 +22,21 @@ std::uint16_t& generationOf(TimerGenerations& generations, TimerName timer) {
   return generations[static_cast<std::size_t>(timer)];
 }
 
-// §17.1.1.3: the ACK for a non-2xx final response, built from the original request and
-// the response (To with its tag). Empty when the request cannot be re-read.
-std::string buildAck(const std::string& requestBytes, const sip::Message& response) {
-  sip::ParseResult parsed = sip::Message::parse(requestBytes);
-  if (!parsed.message) return {};
-  const sip::Message& request = *parsed.message;
-  const auto via = request.headerValues("Via");
-  const auto from = request.headerValues("From");
-  const auto to = response.headerValues("To");
-  const auto cseq = request.cseq();
-  if (via.empty() || from.empty() || to.empty() || !cseq) return {};
-  std::string ack;
-  ack.reserve(512);
-  ack.append("ACK ").append(request.requestUri()).append(" SIP/2.0\r\n");
-  ack.append("Via: ").append(via.front()).append("\r\n");
-  for (const auto& route : request.headerValues("Route"))
-    ack.append("Route: ").append(route).append("\r\n");
-  ack.append("Max-Forwards: 70\r\n");
-  ack.append("From: ").append(from.front()).append("\r\n");
-  ack.append("To: ").append(to.front()).append("\r\n");
-  ack.append("Call-ID: ").append(request.callId()).append("\r\n");
-  ack.append("CSeq: ").append(std::to_string(cseq->number)).append(" ACK\r\n");
-  ack.append("Content-Length: 0\r\n\r\n");
-  return ack;
+// §17.1.1.3 leaves the ACK's Max-Forwards to §8.1.1.6: 70.
+constexpr std::uint32_t kAckMaxForwards = 70;
+
+using ClientMachine = std::variant<InviteClientTransaction, NonInviteClientTransaction>;
+
+ClientMachine clientMachine(bool invite, const TimerSettings& timers, bool reliable) {
+  return invite ? ClientMachine(InviteClientTransaction(timers, reliable))
+                : ClientMachine(NonInviteClientTransaction(timers, reliable));
 }
 
-// The request with the transport of its top Via set to `protocol` ("SIP/2.0/TCP ...").
-std::optional<std::string> withTopViaTransport(const std::string& bytes,
-                                               transport::Protocol protocol) {
-  sip::ParseResult parsed = sip::Message::parse(bytes);
-  if (!parsed.message || !parsed.error.empty()) return std::nullopt;
-  sip::Message& request = *parsed.message;
-  const auto vias = request.headerValues("Via");
-  if (vias.empty()) return std::nullopt;
-  const std::string& top = vias.front();
-  const std::size_t space = top.find_first_of(" \t");
-  const std::size_t slash = top.rfind('/', space);
-  if (space == std::string::npos || slash == std::string::npos) return std::nullopt;
-  const std::string moved =
-      top.substr(0, slash + 1) + std::string(transport::toString(protocol)) + top.substr(space);
-  if (!request.popVia() || !request.pushVia(moved)) return std::nullopt;
-  return request.serialize();
+// §18.1.1: a TCP attempt the peer turned away ("ICMP Protocol Not Supported, or ... a TCP
+// reset"), as opposed to one that just went unanswered.
+bool refusedOrReset(std::error_code error) {
+  return error == std::errc::connection_refused || error == std::errc::connection_reset ||
+         error == std::errc::protocol_not_supported || error == std::errc::no_protocol_option;
 }
 
 }  // namespace
@@ -112,12 +85,26 @@ struct TransactionLayer::ServerTransaction {
 };
 
 struct TransactionLayer::ClientTransaction {
+  ClientTransaction(TransactionId transactionId, std::string transactionKey, ClientMachine m,
+                    sip::OutgoingRequest outgoing)
+      : id(transactionId),
+        key(std::move(transactionKey)),
+        machine(std::move(m)),
+        request(std::move(outgoing)) {}
+
   TransactionId id;
   std::string key;
-  std::variant<InviteClientTransaction, NonInviteClientTransaction> machine;
+  ClientMachine machine;
   transport::Destination destination;
-  std::string request;
+  // Until the final response: serialized again when the transport changes, and the source
+  // of the CANCEL and the ACK.
+  std::optional<sip::OutgoingRequest> request;
+  std::string bytes;  // as sent (and retransmitted)
   std::string ack;
+  // Moved to TCP for its size: where it would have gone over UDP (§18.1.1).
+  std::optional<transport::Destination> udpFallback;
+  std::uint32_t attempt = 0;
+  bool answered = false;  // a response came: the TCP path worked, there is no retry
   TimerGenerations generations{};
 };
 
@@ -133,11 +120,12 @@ void TransactionLayer::arm(TransactionId id, std::uint16_t& generation, TimerNam
   timers_.push(TimerEntry{clock_.now() + delay, id, generation, timer});
 }
 
-void TransactionLayer::sendFor(TransactionId id, const transport::Destination& destination,
+void TransactionLayer::sendFor(TransactionId id, std::uint32_t attempt,
+                               const transport::Destination& destination,
                                const std::string& bytes) {
   // A failure can come back from inside send(): queue it, never re-enter a machine.
-  sender_.send(destination, bytes, [this, id](std::error_code) {
-    failedSends_.push_back(id);
+  sender_.send(destination, bytes, [this, id, attempt](std::error_code error) {
+    failedSends_.push_back(FailedSend{id, attempt, error});
     if (depth_ == 0) drainTransportErrors();
   });
 }
@@ -152,16 +140,18 @@ void TransactionLayer::execute(Transaction& t, const Actions& actions, sip::Mess
   for (const Action& action : actions) {
     switch (action.kind) {
       case Kind::sendRequest:
-        if constexpr (!isServer) sendFor(id, t.destination, t.request);
+        if constexpr (!isServer) sendFor(id, t.attempt, t.destination, t.bytes);
         break;
       case Kind::sendAck:
         if constexpr (!isServer) {
-          if (t.ack.empty() && event != nullptr) t.ack = buildAck(t.request, *event);
-          if (!t.ack.empty()) sendFor(id, t.destination, t.ack);
+          if (t.ack.empty() && event != nullptr && t.request) {
+            if (auto ack = t.request->ack(*event, kAckMaxForwards)) t.ack = ack->serialize();
+          }
+          if (!t.ack.empty()) sendFor(id, t.attempt, t.destination, t.ack);
         }
         break;
       case Kind::sendResponse:
-        if constexpr (isServer) sendFor(id, t.responseTo, t.lastResponse);
+        if constexpr (isServer) sendFor(id, 0, t.responseTo, t.lastResponse);
         break;
       case Kind::deliver:
         if (event == nullptr) break;
@@ -281,11 +271,18 @@ void TransactionLayer::receiveResponse(sip::Message& response, const transport::
     user_.onStrayResponse(response, source);
   } else {
     ClientTransaction& t = *clients_.at(found->second);
+    const TransactionId id = t.id;
     const int status = response.statusCode();
+    t.answered = true;
     const Actions actions =
         std::visit([status](auto& m) { return m.onResponse(status); }, t.machine);
     if (!actions.has(Kind::deliver)) ++counters_.responsesAbsorbed;
     execute(t, actions, &response, &source);
+    if (auto still = clients_.find(id); status >= 200 && still != clients_.end()) {
+      // Nothing is sent again but the ACK (kept as bytes) and there is nothing left to cancel.
+      still->second->request.reset();
+      std::string().swap(still->second->bytes);
+    }
   }
   --depth_;
   drainTransportErrors();
@@ -313,25 +310,28 @@ bool TransactionLayer::respond(TransactionId server, int status, std::string byt
 
 TransactionId TransactionLayer::startClient(ClientRequest request) {
   ++depth_;
-  const transport::Protocol protocol =
-      transport::chooseRequestProtocol(request.destination.protocol, request.bytes.size(),
-                                       settings_.udpMtu, request.targetAllowsTcp);
-  if (protocol != request.destination.protocol) {
-    if (auto moved = withTopViaTransport(request.bytes, protocol)) {
-      request.bytes = std::move(*moved);
-      request.destination.protocol = protocol;
-      request.destination.local.reset();  // a TCP connection picks its own local end
-      ++counters_.requestsMovedToTcp;
-    }
-  }
   const TransactionId id = nextId_++;
-  const bool reliable = transport::isReliable(request.destination.protocol);
-  using Machine = decltype(ClientTransaction::machine);
+  sip::OutgoingRequest& outgoing = request.request;
+  const bool invite = outgoing.method() == "INVITE";
+  std::string key = clientTransactionKey(outgoing.branch(), outgoing.method());
+  std::string bytes = outgoing.serialize();
+  const transport::Protocol wanted = request.destination.protocol;
+  const transport::Protocol protocol = transport::chooseRequestProtocol(
+      wanted, bytes.size(), settings_.udpMtu, request.targetAllowsTcp);
+  const bool moved = protocol != wanted && outgoing.setViaTransport(transport::toString(protocol));
+  if (moved) bytes = outgoing.serialize();
   auto t = std::make_unique<ClientTransaction>(
-      id, clientTransactionKey(request.branch, request.method),
-      request.method == "INVITE" ? Machine(InviteClientTransaction(settings_.timers, reliable))
-                                 : Machine(NonInviteClientTransaction(settings_.timers, reliable)),
-      request.destination, std::move(request.bytes));
+      id, std::move(key),
+      clientMachine(invite, settings_.timers, transport::isReliable(moved ? protocol : wanted)),
+      std::move(outgoing));
+  t->bytes = std::move(bytes);
+  t->destination = std::move(request.destination);
+  if (moved) {
+    t->udpFallback = t->destination;
+    t->destination.protocol = protocol;
+    t->destination.local.reset();  // a TCP connection picks its own local end
+    ++counters_.requestsMovedToTcp;
+  }
   ClientTransaction& ref = *t;
   clientByKey_[ref.key] = id;
   clients_.emplace(id, std::move(t));
@@ -343,11 +343,42 @@ TransactionId TransactionLayer::startClient(ClientRequest request) {
   return id;
 }
 
+std::optional<TransactionId> TransactionLayer::cancelClient(TransactionId invite,
+                                                            std::uint32_t maxForwards) {
+  const auto found = clients_.find(invite);
+  if (found == clients_.end() || !found->second->request) return std::nullopt;
+  const ClientTransaction& t = *found->second;
+  std::optional<sip::OutgoingRequest> cancel = t.request->cancel(maxForwards);
+  if (!cancel) return std::nullopt;
+  // Already on the INVITE's transport: no second choice by size.
+  return startClient(ClientRequest{std::move(*cancel), t.destination, false});
+}
+
+bool TransactionLayer::retryOverUdp(ClientTransaction& t, std::error_code error) {
+  if (!t.udpFallback || t.answered || !t.request || !refusedOrReset(error)) return false;
+  if (!t.request->setViaTransport(transport::toString(transport::Protocol::udp))) return false;
+  spdlog::info("{} to {} over {}: {}, sent over UDP instead (RFC 3261 18.1.1)", t.request->method(),
+               transport::toString(t.destination.remote),
+               transport::toString(t.destination.protocol), error.message());
+  t.bytes = t.request->serialize();
+  t.destination = *t.udpFallback;
+  t.udpFallback.reset();
+  ++t.attempt;
+  for (std::uint16_t& generation : t.generations) ++generation;  // the TCP attempt's timers
+  t.machine = clientMachine(std::holds_alternative<InviteClientTransaction>(t.machine),
+                            settings_.timers, false);
+  ++counters_.requestsRetriedOverUdp;
+  const Actions actions = std::visit([](auto& m) { return m.start(); }, t.machine);
+  execute(t, actions, nullptr, nullptr);
+  return true;
+}
+
 void TransactionLayer::destinationUnreachable(const transport::Destination& destination) {
   for (const auto& [id, client] : clients_) {
     if (client->destination.protocol == transport::Protocol::udp &&
         client->destination.remote == destination.remote) {
-      failedSends_.push_back(id);
+      failedSends_.push_back(
+          FailedSend{id, client->attempt, std::make_error_code(std::errc::host_unreachable)});
     }
   }
   drainTransportErrors();
@@ -403,24 +434,27 @@ void TransactionLayer::fireDueTimers() {
 
 void TransactionLayer::drainTransportErrors() {
   while (depth_ == 0 && !failedSends_.empty()) {
-    const TransactionId id = failedSends_.back();
+    const FailedSend failure = failedSends_.back();
     failedSends_.pop_back();
-    onTransportError(id);
+    onTransportError(failure);
   }
 }
 
-void TransactionLayer::onTransportError(TransactionId id) {
+void TransactionLayer::onTransportError(const FailedSend& failure) {
   ++depth_;
+  const TransactionId id = failure.id;
   if (auto s = servers_.find(id); s != servers_.end()) {
     ++counters_.transportErrors;
     ServerTransaction& t = *s->second;
     const Actions actions = std::visit([](auto& m) { return m.onTransportError(); }, t.machine);
     execute(t, actions, nullptr, nullptr);
   } else if (auto c = clients_.find(id); c != clients_.end()) {
-    ++counters_.transportErrors;
     ClientTransaction& t = *c->second;
-    const Actions actions = std::visit([](auto& m) { return m.onTransportError(); }, t.machine);
-    execute(t, actions, nullptr, nullptr);
+    if (failure.attempt == t.attempt && !retryOverUdp(t, failure.error)) {
+      ++counters_.transportErrors;
+      const Actions actions = std::visit([](auto& m) { return m.onTransportError(); }, t.machine);
+      execute(t, actions, nullptr, nullptr);
+    }
   }
   --depth_;
 }

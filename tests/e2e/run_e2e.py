@@ -870,6 +870,66 @@ def test_nat_contact(args):
         assert m["tcp_connections_opened"] == 0, f"the daemon opened a connection instead of reusing the phone's: {m}"
 
 
+def lf_only(data):
+    """The request with bare LF ending its start line and header lines (the body as it was)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.replace(b"\r\n", b"\n") + b"\n\n" + body
+
+
+def test_lf_only_invite(args):
+    """Issue 8: an INVITE with bare LF line ends (accepted on purpose) reaches a registered
+    phone with the caller's Via still in it, so the phone's 200 comes back to the caller
+    (it used to be cut off at the first CRLF the proxy added, and the caller got 500)."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_phone(phone, "carol")
+        invite = make_invite("sip:carol@localhost", c.local, headers=(("X-Odd", "kept as sent"),))
+        c.send(lf_only(invite.data))
+        got = phone.next_request("INVITE")
+        vias = got.header_values("via")
+        assert len(vias) == 2, f"the phone got Vias {vias}"
+        assert_via_is_proxy(got, d.port, "udp", 2, "LF-only INVITE at the phone")
+        assert f"branch={invite.branch}" in vias[1], f"the caller's Via is not the second: {vias}"
+        assert got.body == invite.data.partition(b"\r\n\r\n")[2], "the SDP body changed"
+        assert b"\nX-Odd: kept as sent\n" in got.raw, "an untouched LF-only header line was rewritten"
+        phone.reply(got, 200, "OK", headers=(("Contact", f"<sip:carol@{phone.local[0]}:{phone.local[1]}>"),))
+        final, _ = c.final_response(invite)
+        assert final.code == 200, f"the caller got {final.code} {final.reason}"
+        assert len(final.header_values("via")) == 1, final.header_values("via")
+        m = d.metrics()
+        assert m["proxy_responses_generated"] == 0, m
+
+
+def test_mtu_tcp_refused_udp_retry(args):
+    """RFC 3261 18.1.1: a request too big for UDP goes over TCP; a UDP-only phone refuses
+    the connection, so the request is sent over UDP after all (top Via back to UDP) and the
+    call is answered instead of failing with 500."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:  # nobody listens for TCP on the phone's port: the connection will be refused
+            probe.bind(phone.local)
+        except OSError:
+            raise Skip(f"TCP port {phone.local[1]} is in use; the phone would not refuse TCP")
+        finally:
+            probe.close()
+        register_phone(phone, "dave")
+        padding = "".join(f"a=x-padding:{i:04d}{'.' * 60}\r\n" for i in range(24))
+        sdp = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 9 RTP/AVP 0\r\n" + padding)
+        invite = make_invite("sip:dave@localhost", c.local, body=sdp)
+        assert len(invite.data) > 1500, len(invite.data)
+        c.send(invite.data)
+        got = phone.next_request("INVITE")
+        assert_via_is_proxy(got, d.port, "udp", 2, "the INVITE retried over UDP")
+        assert got.body == sdp.encode(), "the body changed on the way"
+        phone.reply(got, 200, "OK", headers=(("Contact", f"<sip:dave@{phone.local[0]}:{phone.local[1]}>"),))
+        final, _ = c.final_response(invite)
+        assert final.code == 200, f"the caller got {final.code} {final.reason}"
+        m = d.metrics()
+        assert m["transactions_requests_moved_to_tcp"] == 1, m
+        assert m["transactions_requests_retried_over_udp"] == 1, m
+        assert m["proxy_responses_generated"] == 0, m
+
+
 def test_bye_after_restart(args):
     """The daemon keeps no dialog state: a call set up before a restart is hung up after
     it, the BYE routed by its Route header and Request-URI. (The binding is gone.)"""

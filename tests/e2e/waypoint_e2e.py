@@ -530,8 +530,10 @@ class SipMessage:
 
     def __init__(self, data):
         self.raw = data
-        head, _, self.body = data.partition(b"\r\n\r\n")
-        lines = head.decode("utf-8", "replace").split("\r\n")
+        # Bare LF line ends are read too: a proxy passes an LF-only sender's lines on as they came.
+        end = re.search(rb"\r?\n\r?\n", data)
+        head, self.body = (data[:end.start()], data[end.end():]) if end else (data, b"")
+        lines = re.split(r"\r?\n", head.decode("utf-8", "replace"))
         self.first_line = lines[0]
         self.code = self.reason = self.method = self.uri = None
         m = re.match(r"SIP/2\.0 (\d{3}) (.*)$", lines[0])

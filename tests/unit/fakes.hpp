@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "waypoint/sip/message.hpp"
+#include "waypoint/sip/outgoing.hpp"
 #include "waypoint/transaction/actions.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
 #include "waypoint/transport/address.hpp"
@@ -367,7 +368,7 @@ inline RequestSpec forwarded(std::string method, std::string branch,
 
 inline transaction::ClientRequest clientRequest(
     const RequestSpec& s, transport::Protocol protocol = transport::Protocol::udp) {
-  return transaction::ClientRequest{requestText(s), s.method, s.branch.value_or(""),
+  return transaction::ClientRequest{sip::OutgoingRequest(parse(requestText(s))),
                                     downstream(protocol)};
 }
 

@@ -128,6 +128,22 @@ TEST(SipMessageTest, InviteWithoutRoutesExpiresOrProxyRequireReportsNone) {
   EXPECT_THAT(m.proxyRequire(), IsEmpty());
 }
 
+// Header values are encoded into a buffer that grows for long ones (a Route with flow
+// tokens, a long Via): nothing may be cut off.
+TEST(SipMessageTest, LongHeaderValuesAreComplete) {
+  const std::string longRoute =
+      "<sip:203.0.113.1:5060;lr;wpa=udp~192.0.2.10~5060;x=" + std::string(300, 'r') + ">";
+  const std::string longVia = "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK" + std::string(200, 'v');
+  const Message m = parsed(
+      "OPTIONS sip:bob@biloxi.example.com SIP/2.0\r\nVia: " + longVia + "\r\nRoute: " + longRoute +
+      "\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+      "Content-Length: 0\r\n\r\n");
+  EXPECT_THAT(m.headerValues("Route"), ElementsAre(longRoute));
+  EXPECT_THAT(m.headerValues("Via"), ElementsAre(longVia));
+  const Message response = parsed(buildResponse(m, 200, "OK", "t"));
+  EXPECT_THAT(response.headerValues("Via"), ElementsAre(longVia));
+}
+
 TEST(SipMessageTest, FindsHeadersByAnyCaseAndCompactName) {
   const Message m = parsed(kInvite);
   EXPECT_THAT(m.headerValues("Content-Type"), ElementsAre("application/sdp"));

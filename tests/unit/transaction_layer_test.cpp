@@ -433,9 +433,10 @@ class RequestSizeTest : public TransactionLayerTest {
 };
 
 TEST_F(RequestSizeTest, BigUdpRequestGoesOverTcpWithItsTopViaChanged) {
-  const transaction::ClientRequest big = clientRequest(withVias(12));
-  ASSERT_GT(big.bytes.size(), 1300u);
-  layer.startClient(big);
+  transaction::ClientRequest big = clientRequest(withVias(12));
+  const std::string bigBytes = big.request.serialize();
+  ASSERT_GT(bigBytes.size(), 1300u);
+  layer.startClient(std::move(big));
   runFor(clock, layer, 2000ms);
   ASSERT_EQ(sender.count(), 1u) << "over TCP the request is not retransmitted";
   const SentMessage& sent = sender.sent().at(0);
@@ -443,7 +444,7 @@ TEST_F(RequestSizeTest, BigUdpRequestGoesOverTcpWithItsTopViaChanged) {
   EXPECT_EQ(sent.destination.remote, downstream().remote);
   // Only the top Via changes its transport; every other line stays as it was.
   const std::string expected = [&] {
-    std::string text = big.bytes;
+    std::string text = bigBytes;
     const std::string from = "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKbig1";
     text.replace(text.find(from), from.size(),
                  "Via: SIP/2.0/TCP 203.0.113.1:5060;branch=z9hG4bKbig1");
@@ -458,23 +459,105 @@ TEST_F(RequestSizeTest, BigUdpRequestGoesOverTcpWithItsTopViaChanged) {
 }
 
 TEST_F(RequestSizeTest, SmallUdpRequestStaysOnUdp) {
-  const transaction::ClientRequest small = clientRequest(withVias(2));
-  ASSERT_LE(small.bytes.size(), 1300u);
-  layer.startClient(small);
+  transaction::ClientRequest small = clientRequest(withVias(2));
+  const std::string smallBytes = small.request.serialize();
+  ASSERT_LE(smallBytes.size(), 1300u);
+  layer.startClient(std::move(small));
   ASSERT_GE(sender.count(), 1u);
   EXPECT_EQ(sender.sent().at(0).destination.protocol, Protocol::udp);
-  EXPECT_EQ(sender.sent().at(0).bytes, small.bytes);
+  EXPECT_EQ(sender.sent().at(0).bytes, smallBytes);
   EXPECT_EQ(layer.counters().requestsMovedToTcp, 0u);
 }
 
 TEST_F(RequestSizeTest, BigRequestStaysOnUdpWhenTheTargetTakesOnlyUdp) {
   transaction::ClientRequest big = clientRequest(withVias(12));
   big.targetAllowsTcp = false;
-  layer.startClient(big);
+  const std::string bigBytes = big.request.serialize();
+  layer.startClient(std::move(big));
   runFor(clock, layer, 600ms);
   ASSERT_EQ(sender.count(), 2u) << "over UDP Timer E retransmits at T1";
   EXPECT_EQ(sender.sent().at(0).destination.protocol, Protocol::udp);
-  EXPECT_EQ(sender.sent().at(0).bytes, big.bytes);
+  EXPECT_EQ(sender.sent().at(0).bytes, bigBytes);
+}
+
+// §18.1.1: "if the attempt to establish the connection generates either an ICMP Protocol
+// Not Supported, or results in a TCP reset, the element SHOULD retry the request, using
+// UDP" — a UDP-only phone refuses the TCP connection; the request must still reach it.
+TEST_F(RequestSizeTest, BigRequestRefusedOverTcpIsRetriedOverUdpWithItsViaBackToUdp) {
+  transaction::ClientRequest big = clientRequest(withVias(12));
+  const std::string bigBytes = big.request.serialize();
+  sender.failNthSend(1);  // connection refused, reported from inside send()
+  const TransactionId id = layer.startClient(std::move(big));
+  ASSERT_EQ(sender.count(), 2u);
+  EXPECT_EQ(sender.sent().at(0).destination.protocol, Protocol::tcp);
+  EXPECT_TRUE(sender.sent().at(0).bytes.find(
+                  "Via: SIP/2.0/TCP 203.0.113.1:5060;branch=z9hG4bKbig1") != std::string::npos);
+  const SentMessage& retry = sender.sent().at(1);
+  EXPECT_EQ(retry.destination.protocol, Protocol::udp);
+  EXPECT_EQ(retry.destination.remote, downstream().remote);
+  EXPECT_EQ(retry.bytes, bigBytes) << "the top Via says UDP again, every other byte as it was";
+  EXPECT_EQ(user.count(Event::clientTransportError), 0u);
+  EXPECT_EQ(layer.counters().requestsRetriedOverUdp, 1u);
+  EXPECT_EQ(layer.counters().transportErrors, 0u);
+
+  // Now an unreliable transaction: Timer E retransmits over UDP, and the answer matches.
+  runFor(clock, layer, 600ms);
+  ASSERT_EQ(sender.count(), 3u);
+  EXPECT_EQ(sender.last().destination.protocol, Protocol::udp);
+  EXPECT_EQ(sender.last().bytes, bigBytes);
+  receiveResponse(responseText(bigBytes, 200, "OK"));
+  ASSERT_EQ(user.count(Event::response), 1u);
+  EXPECT_EQ(user.of(Event::response)[0].id, id);
+}
+
+TEST_F(RequestSizeTest, BigInviteResetOverTcpLaterIsRetriedOverUdpWithTimerA) {
+  RequestSpec spec = withVias(12);
+  spec.method = "INVITE";
+  transaction::ClientRequest big = clientRequest(spec);
+  const std::string bigBytes = big.request.serialize();
+  layer.startClient(std::move(big));
+  runFor(clock, layer, 100ms);
+  ASSERT_EQ(sender.count(), 1u);
+  sender.failLater(1, std::make_error_code(std::errc::connection_reset));
+  sender.failLater(1, std::make_error_code(std::errc::connection_reset));  // reported twice
+  ASSERT_EQ(sender.count(), 2u);
+  EXPECT_EQ(sender.last().destination.protocol, Protocol::udp);
+  EXPECT_EQ(sender.last().bytes, bigBytes);
+  runFor(clock, layer, 600ms);
+  EXPECT_THAT(sender.timesOf("INVITE "), ElementsAre(0, 100, 600));  // Timer A from the retry
+  EXPECT_EQ(user.count(Event::clientTransportError), 0u);
+  EXPECT_EQ(layer.counters().requestsRetriedOverUdp, 1u);
+}
+
+TEST_F(RequestSizeTest, TcpFailureAfterAResponseIsATransportErrorNotARetry) {
+  transaction::ClientRequest big = clientRequest(withVias(12));
+  const std::string bigBytes = big.request.serialize();
+  const TransactionId id = layer.startClient(std::move(big));
+  layer.receiveResponse(parse(responseText(bigBytes, 100, "Trying")),
+                        downstreamSource(Protocol::tcp));
+  sender.failLater(1);
+  EXPECT_EQ(sender.count(), 1u);
+  ASSERT_EQ(user.count(Event::clientTransportError), 1u);
+  EXPECT_EQ(user.of(Event::clientTransportError)[0].id, id);
+  EXPECT_EQ(layer.counters().requestsRetriedOverUdp, 0u);
+}
+
+TEST_F(RequestSizeTest, TcpTimeoutIsNotRetriedOverUdp) {
+  const TransactionId id = layer.startClient(clientRequest(withVias(12)));
+  sender.failLater(1, std::make_error_code(std::errc::timed_out));  // not a refusal
+  EXPECT_EQ(sender.count(), 1u);
+  ASSERT_EQ(user.count(Event::clientTransportError), 1u);
+  EXPECT_EQ(user.of(Event::clientTransportError)[0].id, id);
+}
+
+TEST_F(RequestSizeTest, RequestSentOverTcpByChoiceIsNotRetriedOverUdp) {
+  RequestSpec spec = withVias(12);
+  spec.viaTransport = "TCP";
+  sender.failNthSend(1);
+  layer.startClient(clientRequest(spec, Protocol::tcp));
+  EXPECT_EQ(sender.count(), 1u);
+  EXPECT_EQ(user.count(Event::clientTransportError), 1u);
+  EXPECT_EQ(layer.counters().requestsRetriedOverUdp, 0u);
 }
 
 }  // namespace
@@ -489,7 +572,7 @@ TEST_F(TransactionLayerTest, UnreachableDestinationFailsOnlyItsUdpClientTransact
   const TransactionId toBob = layer.startClient(clientRequest(forwarded("INVITE", "z9hG4bKicmp1")));
   transaction::ClientRequest other = clientRequest(forwarded("OPTIONS", "z9hG4bKicmp2"));
   other.destination.remote = endpoint("198.51.100.99", 5060);
-  layer.startClient(other);
+  layer.startClient(std::move(other));
   ASSERT_EQ(liveClients(), 2u);
 
   layer.destinationUnreachable(downstream());

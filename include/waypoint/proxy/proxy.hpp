@@ -44,6 +44,9 @@ struct ProxySettings {
   std::vector<transport::AddressBlock> trusted;
   // The Server header of responses made here; empty: none (no product or version given away).
   std::string serverHeader;
+  // Seeds the generator of tags and branch numbers; unset: std::random_device. Tests and
+  // golden files set it so that the bytes sent are the same on every run.
+  std::optional<std::uint64_t> randomSeed;
 };
 
 struct ProxyCounters {
@@ -160,7 +163,8 @@ class Proxy final : public transaction::TransactionUser {
   bool startBranch(Context& context, const Target& target);
   void cancelBranch(Context& context, Branch& branch);
   void cancelPending(Context& context);
-  void branchEnded(Context& context, Branch& branch, int status, std::string bytes, bool synthetic,
+  void branchEnded(Context& context, Branch& branch, int status,
+                   std::optional<sip::Message> response, bool synthetic,
                    std::vector<std::string> challenges);
   void finishIfDone(std::uint64_t contextId);
   void sendFinal(Context& context);

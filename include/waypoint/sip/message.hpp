@@ -83,6 +83,11 @@ class Message {
   // is an error on a parsed message, so that a request can be answered 400.
   static ParseResult parse(std::string_view bytes, const ParseLimits& limits = {});
 
+  // A shallow copy (sofia msg_copy): new header structures, the strings and the bytes
+  // shared with this message, which lives on until every copy is gone. nullopt when out
+  // of memory.
+  std::optional<Message> copy() const;
+
   Message(Message&& other) noexcept;
   Message& operator=(Message&& other) noexcept;
   Message(const Message&) = delete;
@@ -142,6 +147,8 @@ class Message {
 
   // The sofia-sip message, for code inside src/sip only.
   msg_s* raw() const { return msg_; }
+  // A new, empty SIP message to build into (src/sip only).
+  static std::optional<Message> create();
 
  private:
   explicit Message(msg_s* msg);

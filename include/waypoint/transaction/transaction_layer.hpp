@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "waypoint/sip/message.hpp"
+#include "waypoint/sip/outgoing.hpp"
 #include "waypoint/transaction/actions.hpp"
 #include "waypoint/transport/address.hpp"
 
@@ -50,9 +51,12 @@ class TransactionUser {
  public:
   virtual ~TransactionUser() = default;
   // A new request made a server transaction (CANCEL makes its own). Answer with respond().
+  // The request is the TU's: it may edit it or take it (move from it); nothing reads it
+  // after this call.
   virtual void onRequest(TransactionId server, sip::Message& request,
                          const transport::Source& source) = 0;
   // An ACK for a 2xx, or an ACK that matches no transaction: it is routed, not absorbed.
+  // The TU may take it, as with onRequest.
   virtual void onAck(sip::Message& ack, const transport::Source& source) = 0;
   // A response for a client transaction (provisional, final, or a retransmitted 2xx).
   virtual void onResponse(TransactionId client, sip::Message& response) = 0;
@@ -86,19 +90,19 @@ struct TransactionCounters {
   std::uint64_t transportErrors = 0;
   std::uint64_t strayResponses = 0;
   std::uint64_t requestsMovedToTcp = 0;      // over the UDP MTU limit (§18.1.1)
+  std::uint64_t requestsRetriedOverUdp = 0;  // moved, then refused or reset over TCP (§18.1.1)
   std::uint64_t liveServerTransactions = 0;  // gauges
   std::uint64_t liveClientTransactions = 0;
   std::uint64_t pendingTimers = 0;
 };
 
-// A request for startClient(): the bytes go out as they are (the TU put its Via with
-// `branch` on top); `method` is the request's method. A UDP request bigger than the MTU
-// limit goes over TCP instead, with its top Via changed to match, when the target allows
-// TCP (RFC 3261 §18.1.1).
+// A request for startClient(), its own Via on top (the Via's branch and the method name
+// the transaction). The layer serializes it with the top Via's transport set to the one it
+// uses: a UDP request bigger than the MTU limit goes over TCP instead when the target
+// allows TCP, and back over UDP if that TCP connection is refused or reset before any
+// response came (RFC 3261 §18.1.1).
 struct ClientRequest {
-  std::string bytes;
-  std::string method;
-  std::string branch;
+  sip::OutgoingRequest request;
   transport::Destination destination;
   bool targetAllowsTcp = true;
 };
@@ -126,6 +130,10 @@ class TransactionLayer {
   // From the TU. respond() on an ended transaction is ignored (returns false).
   bool respond(TransactionId server, int status, std::string bytes);
   TransactionId startClient(ClientRequest request);
+  // §9.1: starts the CANCEL of a pending INVITE client transaction — built from the INVITE
+  // as sent, to the same destination over the same transport. nullopt when the INVITE has
+  // had its final response or is gone.
+  std::optional<TransactionId> cancelClient(TransactionId invite, std::uint32_t maxForwards);
 
   // The transports learned that destination is unreachable (an ICMP error): every client
   // transaction waiting on it over UDP fails with a transport error (§17.1.4).
@@ -173,10 +181,19 @@ class TransactionLayer {
   void execute(Transaction& transaction, const Actions& actions, sip::Message* event,
                const transport::Source* source);
   void arm(TransactionId id, std::uint16_t& generation, TimerName timer, Duration delay);
-  void sendFor(TransactionId id, const transport::Destination& destination,
+  // A send that failed, from the transaction's `attempt` (a client transaction retried over
+  // UDP starts a new one; failures of the old one no longer count).
+  struct FailedSend {
+    TransactionId id;
+    std::uint32_t attempt;
+    std::error_code error;
+  };
+
+  void sendFor(TransactionId id, std::uint32_t attempt, const transport::Destination& destination,
                const std::string& bytes);
   void drainTransportErrors();
-  void onTransportError(TransactionId id);
+  void onTransportError(const FailedSend& failure);
+  bool retryOverUdp(ClientTransaction& transaction, std::error_code error);
   void eraseServer(TransactionId id);
   void eraseClient(TransactionId id);
 
@@ -191,7 +208,7 @@ class TransactionLayer {
   std::unordered_map<TransactionId, std::unique_ptr<ServerTransaction>> servers_;
   std::unordered_map<TransactionId, std::unique_ptr<ClientTransaction>> clients_;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
-  std::vector<TransactionId> failedSends_;
+  std::vector<FailedSend> failedSends_;
   int depth_ = 0;
 };
 
