@@ -250,11 +250,17 @@ void TransactionLayer::receiveRequest(sip::Message& request, const transport::So
     const bool reliable = transport::isReliable(source.protocol);
     const bool invite = request.method() == "INVITE";
     using Machine = decltype(ServerTransaction::machine);
-    auto t = std::make_unique<ServerTransaction>(
-        id, key,
+    // Braces with every field, not make_unique's parentheses: clang 14 (the fuzz build) has
+    // no C++20 parenthesized aggregate initialisation, and warns on a field left out.
+    auto t = std::make_unique<ServerTransaction>(ServerTransaction{
+        id,
+        key,
         invite ? Machine(InviteServerTransaction(settings_.timers, reliable))
                : Machine(NonInviteServerTransaction(settings_.timers, reliable)),
-        transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source));
+        transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source),
+        {},
+        {},
+        {}});
     ServerTransaction& ref = *t;
     serverByKey_.emplace(std::move(key), id);
     servers_.emplace(id, std::move(t));
@@ -327,20 +333,35 @@ TransactionId TransactionLayer::startClient(ClientRequest request) {
   const TransactionId id = nextId_++;
   const bool reliable = transport::isReliable(request.destination.protocol);
   using Machine = decltype(ClientTransaction::machine);
-  auto t = std::make_unique<ClientTransaction>(
-      id, clientTransactionKey(request.branch, request.method),
+  auto t = std::make_unique<ClientTransaction>(ClientTransaction{
+      id,
+      clientTransactionKey(request.branch, request.method),
       request.method == "INVITE" ? Machine(InviteClientTransaction(settings_.timers, reliable))
                                  : Machine(NonInviteClientTransaction(settings_.timers, reliable)),
-      request.destination, std::move(request.bytes));
+      request.destination,
+      std::move(request.bytes),
+      {},
+      {}});
   ClientTransaction& ref = *t;
   clientByKey_[ref.key] = id;
   clients_.emplace(id, std::move(t));
   ++counters_.clientTransactionsCreated;
   const Actions actions = std::visit([](auto& m) { return m.start(); }, ref.machine);
   execute(ref, actions, nullptr, nullptr);
+  if (request.method == "CANCEL") cancelSent(request.branch);
   --depth_;
   drainTransportErrors();
   return id;
+}
+
+// Found by fuzz_core (issue 8): a CANCELled INVITE whose callee had rung and then sent
+// nothing kept its client transaction for ever.
+void TransactionLayer::cancelSent(const std::string& branch) {
+  const auto key = clientByKey_.find(clientTransactionKey(branch, "INVITE"));
+  if (key == clientByKey_.end()) return;
+  ClientTransaction& invite = *clients_.at(key->second);
+  auto* machine = std::get_if<InviteClientTransaction>(&invite.machine);
+  if (machine) execute(invite, machine->onCancelSent(), nullptr, nullptr);
 }
 
 void TransactionLayer::destinationUnreachable(const transport::Destination& destination) {

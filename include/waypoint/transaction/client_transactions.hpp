@@ -18,6 +18,9 @@ class InviteClientTransaction {
   Actions onResponse(int status);  // a response matched this transaction
   Actions onTimer(TimerName timer);
   Actions onTransportError();
+  // A CANCEL went out for this INVITE (§9.1): without a final response within 64*T1 the
+  // transaction ends, so a callee that rang and went silent cannot keep it for ever.
+  Actions onCancelSent();
   State state() const { return state_; }
 
  private:

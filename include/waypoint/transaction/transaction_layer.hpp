@@ -176,6 +176,7 @@ class TransactionLayer {
   void sendFor(TransactionId id, const transport::Destination& destination,
                const std::string& bytes);
   void drainTransportErrors();
+  void cancelSent(const std::string& branch);  // tells the INVITE client transaction
   void onTransportError(TransactionId id);
   void eraseServer(TransactionId id);
   void eraseClient(TransactionId id);
