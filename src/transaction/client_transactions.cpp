@@ -74,8 +74,8 @@ Actions InviteClientTransaction::onTimer(TimerName timer) {
     out.add(Kind::sendRequest);
     timerA_ *= 2;
     out.start(TimerName::A, timerA_);
-  } else if (timer == TimerName::B && (state_ == State::calling || state_ == State::proceeding)) {
-    // In Proceeding, Timer B runs only once a CANCEL went out (onCancelSent).
+  } else if (timer == TimerName::B &&
+             (state_ == State::calling || (state_ == State::proceeding && cancelled_))) {
     state_ = State::terminated;
     out.stop(TimerName::A);
     out.add(Kind::timeout);
@@ -91,7 +91,10 @@ Actions InviteClientTransaction::onTimer(TimerName timer) {
 Actions InviteClientTransaction::onCancelSent() {
   Actions out;
   // In Calling, Timer B already bounds the transaction.
-  if (state_ == State::proceeding) out.start(TimerName::B, 64 * timers_.t1);
+  if (state_ == State::proceeding && !cancelled_) {
+    cancelled_ = true;
+    out.start(TimerName::B, 64 * timers_.t1);
+  }
   return out;
 }
 

@@ -28,6 +28,7 @@ class InviteClientTransaction {
   bool reliable_;
   State state_ = State::calling;
   Duration timerA_{0};
+  bool cancelled_ = false;  // a CANCEL went out while Proceeding: Timer B runs again
 };
 
 // Figure 6 of RFC 3261.
