@@ -115,8 +115,8 @@ run_tidy() {
   # The argument is a regex on the paths of build/compile_commands.json: every file of src/.
   run-clang-tidy-14 -quiet -j "$BUILD_JOBS" -p build "^$PWD/src/" >build/clang-tidy.log 2>&1 ||
     status=$?
-  # Only the findings, not the per-file command lines and "N warnings generated".
-  grep -E '(warning|error):' build/clang-tidy.log || true
+  # Only the findings (without colour codes), not the command lines and "N warnings generated".
+  sed 's/\x1b\[[0-9;]*m//g' build/clang-tidy.log | grep -E '(warning|error):' || true
   return "$status"
 }
 
