@@ -3,11 +3,14 @@
 #
 #   bash scripts/dev.sh run    install what is missing, build (build/), run waypointd
 #                              with config/waypoint.yaml (127.0.0.1:5060 UDP and TCP)
-#   bash scripts/dev.sh test   install, build build/ (RelWithDebInfo) and build-asan/
-#                              (Debug, ASan+UBSan), run the whole test suite in each;
-#                              then, when clang-14 with libFuzzer is installed, build
-#                              the fuzz targets in build-fuzz/ and run each for a
-#                              bounded number of runs (skipped otherwise)
+#   bash scripts/dev.sh test   install; check that every tracked C++ file is
+#                              clang-formatted; build build/ (RelWithDebInfo), run the
+#                              whole test suite there and clang-tidy (.clang-tidy) over
+#                              src/; build build-asan/ (Debug, ASan+UBSan) and run the
+#                              suite; build build-release/ (Release) and run the unit
+#                              tests; then, when clang-14 with libFuzzer is installed,
+#                              build the fuzz targets in build-fuzz/ and run each for a
+#                              bounded time (skipped otherwise)
 #   bash scripts/dev.sh build  install and build build/ only
 #
 # Environment:
@@ -16,6 +19,8 @@
 #   CTEST_TIMEOUT  default per-test timeout in seconds (default 600)
 #   CTEST_ARGS     extra ctest arguments, e.g. CTEST_ARGS="-R Parser"
 #   FUZZ=0         skip the build-fuzz/ stage of `test`
+#   RELEASE=0      skip the build-release/ stage of `test`
+#   WAYPOINT_E2E_NETNS=0  run the end-to-end tests in the host's network namespace
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,8 +29,8 @@ readonly PACKAGES=(
   g++ cmake make pkg-config
   libsofia-sip-ua-dev libboost-dev libssl-dev libspdlog-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libsystemd-dev
-  sip-tester python3 iproute2 procps ca-certificates
-  clang-14 libclang-rt-14-dev
+  sip-tester python3 iproute2 procps ca-certificates util-linux git
+  clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
 )
 readonly BUILD_JOBS="${BUILD_JOBS:-2}"
 readonly CTEST_PARALLEL="${CTEST_PARALLEL:-2}"
@@ -35,7 +40,7 @@ log() { printf '==> %s\n' "$*"; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 # Installs the Debian packages that are not installed yet. Does nothing (and needs no
@@ -80,6 +85,39 @@ build_normal() {
 
 build_asan() {
   configure_and_build build-asan -DWAYPOINT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+}
+
+# The optimised build: g++ -O3 sees (and warns about) things the others do not.
+build_release() {
+  configure_and_build build-release -DCMAKE_BUILD_TYPE=Release
+}
+
+# The tracked C++ files (git), or every C++ file under the source folders outside git.
+cpp_files() {
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files -- '*.cpp' '*.hpp' '*.h' '*.cc'
+  else
+    find src include tests bench -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.cc'
+  fi
+}
+
+# Fails when any C++ file differs from what clang-format 14 (.clang-format) makes of it.
+check_format() {
+  local files=()
+  mapfile -t files < <(cpp_files)
+  clang-format-14 --dry-run -Werror "${files[@]}"
+}
+
+# clang-tidy (.clang-tidy: its checks are errors) over src/, with the compile commands of
+# build/ (CMAKE_EXPORT_COMPILE_COMMANDS).
+run_tidy() {
+  local status=0
+  # The argument is a regex on the paths of build/compile_commands.json: every file of src/.
+  run-clang-tidy-14 -quiet -j "$BUILD_JOBS" -p build "^$PWD/src/" >build/clang-tidy.log 2>&1 ||
+    status=$?
+  # Only the findings (without colour codes), not the command lines and "N warnings generated".
+  sed 's/\x1b\[[0-9;]*m//g' build/clang-tidy.log | grep -E '(warning|error):' || true
+  return "$status"
 }
 
 # True when clang++-14 can link a libFuzzer target (needs clang-14 and libclang-rt-14-dev).
@@ -132,6 +170,14 @@ cmd_test() {
   install_packages
   local summary=() failed=0
 
+  log "clang-format: checking every C++ file"
+  if check_format; then
+    summary+=("format passed")
+  else
+    summary+=("FORMAT FAILED (run clang-format-14 -i on the files above)")
+    failed=1
+  fi
+
   log "build/ (RelWithDebInfo): building"
   if build_normal; then
     log "build/ (RelWithDebInfo): running tests"
@@ -139,6 +185,13 @@ cmd_test() {
       summary+=("build/ passed")
     else
       summary+=("build/ TESTS FAILED")
+      failed=1
+    fi
+    log "clang-tidy: src/ (build/compile_commands.json)"
+    if run_tidy; then
+      summary+=("tidy passed")
+    else
+      summary+=("TIDY FAILED (build/clang-tidy.log)")
       failed=1
     fi
   else
@@ -160,6 +213,25 @@ cmd_test() {
   else
     summary+=("build-asan/ BUILD FAILED")
     failed=1
+  fi
+
+  if [[ "${RELEASE:-1}" == 0 ]]; then
+    log "build-release/: skipped (RELEASE=0)"
+    summary+=("build-release/ skipped (RELEASE=0)")
+  else
+    log "build-release/ (Release): building"
+    if build_release; then
+      log "build-release/ (Release): running the unit tests"
+      if CTEST_ARGS="-LE e2e ${CTEST_ARGS:-}" run_tests build-release; then
+        summary+=("build-release/ passed")
+      else
+        summary+=("build-release/ TESTS FAILED")
+        failed=1
+      fi
+    else
+      summary+=("build-release/ BUILD FAILED")
+      failed=1
+    fi
   fi
 
   if [[ "${FUZZ:-1}" == 0 ]]; then

@@ -266,6 +266,15 @@ ParseResult Message::parse(std::string_view bytes, const ParseLimits& limits) {
     result.error = "Truncated message: no empty line after the headers";
     return result;
   }
+  // sofia takes a CR alone as a line end, so a header line "\r4" would end its header block
+  // where ours does not; the message it made serialized into bytes that no longer parse
+  // (found by fuzz_core, issue 8: the proxy could then never answer the INVITE).
+  for (std::size_t cr = bytes.find('\r'); cr < layout.bodyStart; cr = bytes.find('\r', cr + 1)) {
+    if (cr + 1 >= bytes.size() || bytes[cr + 1] != '\n') {
+      result.error = "Bare CR in headers";
+      return result;
+    }
+  }
   // A Content-Length that is not a number, or promises more than the datagram holds, is
   // fatal to sofia. Parse the headers with it renamed, so a request can still be answered
   // "400 <problem>" (RFC 3261 §18.3); the message is never forwarded.

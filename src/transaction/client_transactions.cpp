@@ -74,7 +74,8 @@ Actions InviteClientTransaction::onTimer(TimerName timer) {
     out.add(Kind::sendRequest);
     timerA_ *= 2;
     out.start(TimerName::A, timerA_);
-  } else if (timer == TimerName::B && state_ == State::calling) {
+  } else if (timer == TimerName::B &&
+             (state_ == State::calling || (state_ == State::proceeding && cancelled_))) {
     state_ = State::terminated;
     out.stop(TimerName::A);
     out.add(Kind::timeout);
@@ -83,6 +84,16 @@ Actions InviteClientTransaction::onTimer(TimerName timer) {
              (timer == TimerName::M && state_ == State::accepted)) {
     state_ = State::terminated;
     out.add(Kind::terminate);
+  }
+  return out;
+}
+
+Actions InviteClientTransaction::onCancelSent() {
+  Actions out;
+  // In Calling, Timer B already bounds the transaction.
+  if (state_ == State::proceeding && !cancelled_) {
+    cancelled_ = true;
+    out.start(TimerName::B, 64 * timers_.t1);
   }
   return out;
 }

@@ -240,11 +240,17 @@ void TransactionLayer::receiveRequest(sip::Message& request, const transport::So
     const bool reliable = transport::isReliable(source.protocol);
     const bool invite = request.method() == "INVITE";
     using Machine = decltype(ServerTransaction::machine);
-    auto t = std::make_unique<ServerTransaction>(
-        id, key,
+    // Braces with every field, not make_unique's parentheses: clang 14 (the fuzz build) has
+    // no C++20 parenthesized aggregate initialisation, and warns on a field left out.
+    auto t = std::make_unique<ServerTransaction>(ServerTransaction{
+        id,
+        key,
         invite ? Machine(InviteServerTransaction(settings_.timers, reliable))
                : Machine(NonInviteServerTransaction(settings_.timers, reliable)),
-        transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source));
+        transport::responseDestination(transport::ViaSentBy{via->port, via->hasRport}, source),
+        {},
+        {},
+        {}});
     ServerTransaction& ref = *t;
     serverByKey_.emplace(std::move(key), id);
     servers_.emplace(id, std::move(t));
@@ -351,7 +357,14 @@ std::optional<TransactionId> TransactionLayer::cancelClient(TransactionId invite
   std::optional<sip::OutgoingRequest> cancel = t.request->cancel(maxForwards);
   if (!cancel) return std::nullopt;
   // Already on the INVITE's transport: no second choice by size.
-  return startClient(ClientRequest{std::move(*cancel), t.destination, false});
+  const TransactionId id = startClient(ClientRequest{std::move(*cancel), t.destination, false});
+  // Found by fuzz_core (issue 8): a CANCELled INVITE whose callee had rung and then sent
+  // nothing kept its client transaction for ever; Timer B bounds it again.
+  ClientTransaction& inviteTransaction = *clients_.at(invite);
+  if (auto* machine = std::get_if<InviteClientTransaction>(&inviteTransaction.machine)) {
+    execute(inviteTransaction, machine->onCancelSent(), nullptr, nullptr);
+  }
+  return id;
 }
 
 bool TransactionLayer::retryOverUdp(ClientTransaction& t, std::error_code error) {

@@ -844,5 +844,35 @@ TEST(BestResponse, FollowsSection16_7Step6) {
   EXPECT_FALSE(betterFinalResponse(500, false, 603, false));
 }
 
+// Issue 8, found by fuzz_core: a header line starting with a bare CR ended sofia's header
+// block early; the INVITE was forwarded, timed out, and the proxy could not re-parse the
+// stored request to build its 408, so the server transaction stayed for ever. Such a
+// message is now unparseable (dropped and counted by the dispatcher), never forwarded.
+TEST_F(ProxyTest, Issue8BareCrInHeadersIsUnparseableNotForwarded) {
+  const std::string bytes =
+      "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
+      "Via: SIp/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n"
+      "Max-Forwards: 70\r\n"
+      "From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n"
+      "To: Bob <sip:bob@biloxi.example.com>\r\n"
+      "Call-ID: a84b4c76e66710@pc33.atla)nta.example.com\r\n"
+      "CSeq: 1 INVITE\r\n"
+      "Contact: <sip:alice@192.0.2.10:5060>\r\n"
+      "Content-Type: application/sdp\r\n"
+      "Content-Length: 9\n"
+      "\r4\r\n"
+      "v=0\r\n"
+      "o=alice 1 1 IN IP4 192.0.2.10\r\n"
+      "s=-\r\n"
+      "c=IN IP4 INVITE192.0.2.10\r\n"
+      "t=0 0\r\n"
+      "\r\n"
+      "\r\n"
+      "m=audio 49170 ";
+  const sip::ParseResult parsed = sip::Message::parse(bytes);
+  EXPECT_FALSE(parsed.message.has_value());
+  EXPECT_EQ(parsed.error, "Bare CR in headers");
+}
+
 }  // namespace
 }  // namespace waypoint::testkit

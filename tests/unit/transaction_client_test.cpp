@@ -99,6 +99,23 @@ TEST_F(InviteClientTransactionTest, ProvisionalMovesToProceedingAndStopsRetransm
   EXPECT_EQ(t.state(), InviteClientTransaction::State::proceeding);
 }
 
+// Issue 8 (fuzz_core): §9.1, a CANCELled INVITE without a final response ends at 64*T1.
+TEST_F(InviteClientTransactionTest, Issue8CancelSentInProceedingArmsTimerBOnce) {
+  InviteClientTransaction t(TimerSettings{}, kUdp);
+  t.start();
+  t.onResponse(180);
+  EXPECT_THAT(describe(t.onCancelSent()), ElementsAre("start B 32000ms"));
+  EXPECT_THAT(describe(t.onCancelSent()), IsEmpty());  // a second CANCEL does not extend it
+  EXPECT_THAT(describe(t.onTimer(TimerName::B)), ElementsAre("stop A", "timeout", "terminate"));
+  EXPECT_EQ(t.state(), InviteClientTransaction::State::terminated);
+}
+
+TEST_F(InviteClientTransactionTest, Issue8CancelSentInCallingLeavesTimerBAsItIs) {
+  InviteClientTransaction t(TimerSettings{}, kUdp);
+  t.start();
+  EXPECT_THAT(describe(t.onCancelSent()), IsEmpty());
+}
+
 TEST_F(InviteClientTransactionTest, NonSuccessFinalOverUdpAcksDeliversAndArmsTimerD) {
   InviteClientTransaction t(TimerSettings{}, kUdp);
   t.start();

@@ -312,6 +312,29 @@ TEST_F(TransactionLayerMatchingTest, InviteAndItsCancelAreTwoClientTransactions)
   EXPECT_EQ(parse(sender.last().bytes).topVia()->branch, "z9hG4bKcli4");
 }
 
+// Issue 8, found by fuzz_core: the callee rang, the INVITE was CANCELled, and neither the
+// 487 nor anything else came back; the INVITE client transaction was never reclaimed.
+TEST_F(TransactionLayerMatchingTest, Issue8CancelledRingingInviteEndsAt64T1WithoutFinal) {
+  const RequestSpec invite = forwarded("INVITE", "z9hG4bKcli5");
+  RequestSpec cancel = invite;
+  cancel.method = "CANCEL";
+  const TransactionId inviteId = layer.startClient(clientRequest(invite));
+  receiveResponse(responseText(requestText(invite), 180, "Ringing"));
+  runFor(clock, layer, 10s);  // ringing: no Timer B in Proceeding
+  ASSERT_EQ(liveClients(), 1u);
+  layer.startClient(clientRequest(cancel));
+  receiveResponse(responseText(requestText(cancel), 200, "OK"));
+
+  runFor(clock, layer, 32s - 1ms);
+  EXPECT_EQ(liveClients(), 1u);
+  EXPECT_EQ(user.count(Event::clientTimeout), 0u);
+  runFor(clock, layer, 1ms);
+  EXPECT_EQ(liveClients(), 0u);
+  ASSERT_EQ(user.count(Event::clientTimeout), 1u);
+  EXPECT_EQ(user.of(Event::clientTimeout)[0].id, inviteId);
+  EXPECT_FALSE(layer.nextExpiry());
+}
+
 // ======== bookkeeping ========
 
 TEST_F(TransactionLayerTest, RespondOnUnknownTransactionReturnsFalse) {

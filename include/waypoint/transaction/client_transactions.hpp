@@ -18,6 +18,9 @@ class InviteClientTransaction {
   Actions onResponse(int status);  // a response matched this transaction
   Actions onTimer(TimerName timer);
   Actions onTransportError();
+  // A CANCEL went out for this INVITE (§9.1): without a final response within 64*T1 the
+  // transaction ends, so a callee that rang and went silent cannot keep it for ever.
+  Actions onCancelSent();
   State state() const { return state_; }
 
  private:
@@ -25,6 +28,7 @@ class InviteClientTransaction {
   bool reliable_;
   State state_ = State::calling;
   Duration timerA_{0};
+  bool cancelled_ = false;  // a CANCEL went out while Proceeding: Timer B runs again
 };
 
 // Figure 6 of RFC 3261.
