@@ -322,7 +322,7 @@ TEST_F(TransactionLayerMatchingTest, Issue8CancelledRingingInviteEndsAt64T1Witho
   receiveResponse(responseText(requestText(invite), 180, "Ringing"));
   runFor(clock, layer, 10s);  // ringing: no Timer B in Proceeding
   ASSERT_EQ(liveClients(), 1u);
-  layer.startClient(clientRequest(cancel));
+  ASSERT_TRUE(layer.cancelClient(inviteId, 70));
   receiveResponse(responseText(requestText(cancel), 200, "OK"));
 
   runFor(clock, layer, 32s - 1ms);
