@@ -43,13 +43,19 @@ msg_hclass_t* knownHeaderClass(std::string_view name) {
   return fullName || compactName ? hc : nullptr;
 }
 
-std::string headerValueText(msg_t* msg, const msg_header_t* header) {
-  char* encoded =
-      sip_header_as_string(msg_home(msg), reinterpret_cast<const sip_header_t*>(header));
-  if (encoded == nullptr) return {};
-  std::string text(encoded);
-  su_free(msg_home(msg), encoded);
-  return text;
+// Encoded into a buffer of our own, grown until the value fits: sip_header_as_string()
+// returned bytes it never wrote for a long Via (0xbe fill under ASan).
+std::string headerValueText(msg_t*, const msg_header_t* header) {
+  std::string text(256, '\0');
+  for (;;) {
+    const issize_t length = msg_header_field_e(text.data(), text.size(), header, 0);
+    if (length < 0) return {};
+    if (static_cast<std::size_t>(length) < text.size()) {
+      text.resize(static_cast<std::size_t>(length));
+      return text;
+    }
+    text.assign(static_cast<std::size_t>(length) + 1, '\0');
+  }
 }
 
 }  // namespace detail
@@ -174,8 +180,14 @@ msg_t* extract(std::string_view input, const detail::GrammarMasks& masks, std::s
     return nullptr;
   }
   // The parsed headers are sofia's own copies; the buffer is what goes out again
-  // (MSG_DO_EXTRACT_COPY), so it gets its original bytes back.
-  detail::restoreGrammarMasks(static_cast<char*>(buffer), masks);
+  // (MSG_DO_EXTRACT_COPY), so it gets its original bytes back. msg_extract() may have
+  // moved the buffer (su_realloc): it now starts where the start line's raw bytes do.
+  if (!masks.ranges.empty()) {
+    const msg_common_t* startLine =
+        sip->sip_request ? sip->sip_request->rq_common : sip->sip_status->st_common;
+    char* moved = static_cast<char*>(const_cast<void*>(startLine->h_data));
+    detail::restoreGrammarMasks(moved != nullptr ? moved : static_cast<char*>(buffer), masks);
+  }
   su_home_t* home = msg_home(msg);
   if (!masks.requestMethod.empty() && sip->sip_request != nullptr)
     sip->sip_request->rq_method_name = su_strdup(home, masks.requestMethod.c_str());

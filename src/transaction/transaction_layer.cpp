@@ -89,7 +89,7 @@ struct TransactionLayer::ClientTransaction {
                     sip::OutgoingRequest outgoing)
       : id(transactionId),
         key(std::move(transactionKey)),
-        machine(std::move(m)),
+        machine(m),
         request(std::move(outgoing)) {}
 
   TransactionId id;
