@@ -83,7 +83,7 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
   }
   // RFC 3261 §18.2.1 / RFC 3581 §4: received and rport on the top Via, so that every
   // response (and later every forwarded request) carries where this really came from.
-  message.setTopViaReceived(source.remote.address.to_string(), source.remote.port);
+  message.setTopViaReceived(transport::toString(source.remote.address), source.remote.port);
   proxy_.transactions().receiveRequest(message, source);
 }
 

@@ -36,7 +36,7 @@ std::optional<transport::Destination> resolveNumeric(const sip::Uri& uri) {
 std::string encodeFlow(const Flow& flow) {
   std::string token = sip::lowerAscii(transport::toString(flow.protocol));
   token.append("~")
-      .append(flow.remote.address.to_string())
+      .append(transport::toString(flow.remote.address))
       .append("~")
       .append(std::to_string(flow.remote.port));
   return token;

@@ -2,7 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <array>
@@ -45,22 +45,52 @@ std::string signedData(std::string_view caller, std::string_view callee) {
 
 }  // namespace
 
-RouteTokenSigner::RouteTokenSigner(std::vector<std::string> secrets)
-    : secrets_(std::move(secrets)) {
-  if (secrets_.empty()) throw std::invalid_argument("a Record-Route token secret is required");
-  for (const auto& secret : secrets_) {
+struct RouteTokenSigner::Key {
+  EVP_MAC_CTX* context = nullptr;
+  ~Key() { EVP_MAC_CTX_free(context); }
+};
+
+RouteTokenSigner::RouteTokenSigner(std::vector<std::string> secrets) {
+  if (secrets.empty()) throw std::invalid_argument("a Record-Route token secret is required");
+  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (hmac == nullptr) throw std::runtime_error("OpenSSL has no HMAC");
+  for (const auto& secret : secrets) {
     if (secret.size() < kMinSecretLength) {
+      EVP_MAC_free(hmac);
       throw std::invalid_argument("a Record-Route token secret must be at least " +
                                   std::to_string(kMinSecretLength) + " characters long");
     }
+    auto key = std::make_unique<Key>();
+    key->context = EVP_MAC_CTX_new(hmac);
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                                 OSSL_PARAM_construct_end()};
+    if (key->context == nullptr ||
+        EVP_MAC_init(key->context, reinterpret_cast<const unsigned char*>(secret.data()),
+                     secret.size(), params) != 1) {
+      EVP_MAC_free(hmac);
+      throw std::runtime_error("OpenSSL cannot set up HMAC-SHA-256");
+    }
+    keys_.push_back(std::move(key));
   }
+  EVP_MAC_free(hmac);  // each context holds its own reference
 }
 
-std::string RouteTokenSigner::mac(const std::string& secret, std::string_view data) const {
+RouteTokenSigner::~RouteTokenSigner() = default;
+RouteTokenSigner::RouteTokenSigner(RouteTokenSigner&&) noexcept = default;
+RouteTokenSigner& RouteTokenSigner::operator=(RouteTokenSigner&&) noexcept = default;
+
+std::string RouteTokenSigner::mac(const Key& key, std::string_view data) const {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data(), &length);
+  std::size_t length = 0;
+  // A null key starts a new MAC with the key already set (its pads are kept).
+  if (EVP_MAC_init(key.context, nullptr, 0, nullptr) != 1 ||
+      EVP_MAC_update(key.context, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1 ||
+      EVP_MAC_final(key.context, digest.data(), &length, digest.size()) != 1 ||
+      length < kMacBytes) {
+    return {};  // matches no token: a request cannot be signed or verified without it
+  }
   return base64url(digest.data(), kMacBytes);
 }
 
@@ -71,7 +101,7 @@ std::string RouteTokenSigner::uriParams(const DialogFlows& flows) const {
   params.append(";").append(kCallerFlowParam).append("=").append(caller);
   params.append(";").append(kCalleeFlowParam).append("=").append(callee);
   params.append(";").append(kFlowMacParam).append("=");
-  params.append(mac(secrets_.front(), signedData(caller, callee)));
+  params.append(mac(*keys_.front(), signedData(caller, callee)));
   return params;
 }
 
@@ -89,9 +119,10 @@ RouteTokenSigner::Verdict RouteTokenSigner::verify(std::string_view uriParams) c
   const auto calleeFlow = decodeFlow(*callee);
   if (!callerFlow || !calleeFlow) return verdict;
   const std::string data = signedData(*caller, *callee);
-  for (const auto& secret : secrets_) {
-    const std::string expected = mac(secret, data);
-    if (CRYPTO_memcmp(expected.data(), given->data(), expected.size()) == 0) {
+  for (const auto& key : keys_) {
+    const std::string expected = mac(*key, data);
+    if (expected.size() == given->size() &&
+        CRYPTO_memcmp(expected.data(), given->data(), expected.size()) == 0) {
       verdict.check = Check::valid;
       verdict.flows = DialogFlows{*callerFlow, *calleeFlow};
       return verdict;

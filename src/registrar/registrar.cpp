@@ -57,16 +57,20 @@ bool isPrivate(const boost::asio::ip::address& address) {
   return (bytes[0] & 0xfe) == 0xfc || (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80);
 }
 
+std::string canonicalAorOf(const sip::Uri& uri) {
+  if ((uri.scheme != "sip" && uri.scheme != "sips") || uri.host.empty()) return {};
+  std::string aor = "sip:";
+  if (!uri.user.empty()) aor.append(uri.user).append("@");
+  aor.append(sip::lowerAscii(uri.host));
+  if (uri.port) aor.append(":").append(std::to_string(*uri.port));  // §19.1.4: the port counts
+  return aor;
+}
+
 }  // namespace
 
 std::string canonicalAor(std::string_view text) {
   const auto uri = sip::parseUri(text);
-  if (!uri || (uri->scheme != "sip" && uri->scheme != "sips") || uri->host.empty()) return {};
-  std::string aor = "sip:";
-  if (!uri->user.empty()) aor.append(uri->user).append("@");
-  aor.append(sip::lowerAscii(uri->host));
-  if (uri->port) aor.append(":").append(std::to_string(*uri->port));  // §19.1.4: the port counts
-  return aor;
+  return uri ? canonicalAorOf(*uri) : std::string();
 }
 
 Registrar::Registrar(LocationStore& store, std::set<std::string> domains,
@@ -88,10 +92,11 @@ std::optional<std::string> Registrar::domainOf(const sip::Uri& uri) const {
 }
 
 std::string Registrar::aorOf(std::string_view text) const {
-  const auto uri = sip::parseUri(text);
-  if (!uri || servesDomain(uri->host) || uri->user.empty()) return canonicalAor(text);
+  const auto uri = sip::parseUri(text);  // once: this is on every routed request's path
+  if (!uri) return {};
+  if (servesDomain(uri->host) || uri->user.empty()) return canonicalAorOf(*uri);
   const auto domain = domainOf(*uri);
-  if (!domain) return canonicalAor(text);
+  if (!domain) return canonicalAorOf(*uri);
   return "sip:" + uri->user + "@" + *domain;
 }
 

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -149,6 +150,9 @@ msg_t* extract(std::string_view input, const detail::GrammarMasks& masks, std::s
   }
   // SOFIA-NOTES trap 1: every message gets a maxsize; our own limit was checked already.
   msg_maxsize(msg, static_cast<usize_t>(input.size() + 4096));
+  // The parsed headers come out of one preloaded block instead of a malloc each
+  // (SOFIA-NOTES "Cost"); a large message overflows into the heap as before.
+  su_home_preload(msg_home(msg), 1, static_cast<isize_t>(4 * input.size()));
   void* buffer = msg_buf_alloc(msg, input.size() + 1);
   if (buffer == nullptr) {
     msg_destroy(msg);
@@ -217,32 +221,31 @@ std::string standInRequestLine(std::string_view bytes) {
 std::optional<Uri> parseUri(std::string_view text) {
   if (text.empty() || text.size() > 4096 || text.find('\0') != std::string_view::npos)
     return std::nullopt;
-  su_home_t home[1] = {SU_HOME_INIT(home)};
-  std::optional<Uri> result;
-  url_t* url = url_make(home, std::string(text).c_str());
-  if (url != nullptr &&
-      (url->url_type == url_sip || url->url_type == url_sips || url->url_type == url_tel)) {
-    Uri uri;
-    uri.scheme = std::string(view(url->url_scheme));
-    uri.user = std::string(view(url->url_user));
-    uri.host = std::string(view(url->url_host));
-    uri.port = portOf(url->url_port);
-    if (url->url_port != nullptr && !uri.port) {
-      su_home_deinit(home);
-      return std::nullopt;  // not a port number
-    }
-    if (url->url_params != nullptr) {
-      // Our own reader, not url_param()/url_has_param(): sofia's reads past the end of
-      // some parameter strings (found by fuzzing: "sip:bob@host;lr>,x").
-      uri.params = url->url_params;
-      if (const auto transport = uriParam(uri.params, "transport"))
-        uri.transport = std::string(*transport);
-      uri.lr = uriParam(uri.params, "lr").has_value();
-    }
-    result = std::move(uri);
+  // What url_make() does, without its su_home and its copy: sofia's decoder cuts the
+  // text it is given in place, so it works on a copy on the stack.
+  std::array<char, 4097> buffer;
+  std::memcpy(buffer.data(), text.data(), text.size());
+  buffer[text.size()] = '\0';
+  url_t url[1] = {};
+  if (url_d(url, buffer.data()) < 0 ||
+      (url->url_type != url_sip && url->url_type != url_sips && url->url_type != url_tel)) {
+    return std::nullopt;
   }
-  su_home_deinit(home);
-  return result;
+  Uri uri;
+  uri.scheme = std::string(view(url->url_scheme));
+  uri.user = std::string(view(url->url_user));
+  uri.host = std::string(view(url->url_host));
+  uri.port = portOf(url->url_port);
+  if (url->url_port != nullptr && !uri.port) return std::nullopt;  // not a port number
+  if (url->url_params != nullptr) {
+    // Our own reader, not url_param()/url_has_param(): sofia's reads past the end of
+    // some parameter strings (found by fuzzing: "sip:bob@host;lr>,x").
+    uri.params = url->url_params;
+    if (const auto transport = uriParam(uri.params, "transport"))
+      uri.transport = std::string(*transport);
+    uri.lr = uriParam(uri.params, "lr").has_value();
+  }
+  return uri;
 }
 
 std::optional<std::string_view> uriParam(std::string_view params, std::string_view name) {

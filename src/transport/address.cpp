@@ -93,9 +93,21 @@ std::optional<AddressBlock> parseAddressBlock(std::string_view text) {
   return block;
 }
 
+std::string toString(const boost::asio::ip::address& address) {
+  if (!address.is_v4()) return address.to_string();
+  const boost::asio::ip::address_v4::bytes_type bytes = address.to_v4().to_bytes();
+  std::array<char, 16> text{};  // "255.255.255.255"
+  char* end = text.data();
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0) *end++ = '.';
+    end = std::to_chars(end, text.data() + text.size(), bytes[i]).ptr;
+  }
+  return std::string(text.data(), end);
+}
+
 std::string toString(const Endpoint& endpoint) {
   // Appends rather than operator+ chains: GCC 12 -O3 warns falsely on those (PR 105329).
-  const std::string address = endpoint.address.to_string();
+  const std::string address = toString(endpoint.address);
   std::string text;
   text.reserve(address.size() + 8);
   if (endpoint.address.is_v6())

@@ -23,6 +23,9 @@ struct Endpoint {
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 std::string toString(const Endpoint& endpoint);  // "127.0.0.1:5060", "[::1]:5060"
+// "127.0.0.1", "::1": what address::to_string() gives, a v4 address without its sprintf
+// (written several times into every forwarded request: Via received, Record-Route, tokens).
+std::string toString(const boost::asio::ip::address& address);
 
 // A host that is an IP address ("192.0.2.1", "::1" or "[::1]" as in a URI); nullopt for
 // a host name or anything else.
