@@ -96,13 +96,15 @@ std::optional<AddressBlock> parseAddressBlock(std::string_view text) {
 std::string toString(const boost::asio::ip::address& address) {
   if (!address.is_v4()) return address.to_string();
   const boost::asio::ip::address_v4::bytes_type bytes = address.to_v4().to_bytes();
-  std::array<char, 16> text{};  // "255.255.255.255"
-  char* end = text.data();
+  std::string text;
+  text.reserve(15);  // "255.255.255.255"
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i > 0) *end++ = '.';
-    end = std::to_chars(end, text.data() + text.size(), bytes[i]).ptr;
+    if (i > 0) text.push_back('.');
+    std::array<char, 3> digits{};
+    const char* end = std::to_chars(digits.data(), digits.data() + digits.size(), bytes[i]).ptr;
+    text.append(digits.data(), static_cast<std::size_t>(end - digits.data()));
   }
-  return std::string(text.data(), end);
+  return text;
 }
 
 std::string toString(const Endpoint& endpoint) {
