@@ -541,6 +541,17 @@ bool Proxy::startGroup(Context& context) {
   return false;
 }
 
+// A target no branch could be started for counts as a 503 made here (§16.7 step 6 then
+// answers 500 if nothing better comes).
+void Proxy::noteUnreachableTarget(Context& context) {
+  if (context.bestStatus == 0 ||
+      betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
+    context.bestStatus = 503;
+    context.bestSynthetic = true;
+    context.bestResponse.reset();
+  }
+}
+
 bool Proxy::startBranch(Context& context, const Target& target) {
   const auto out = interfaceFor(target.destination);
   if (!out) {
@@ -548,12 +559,7 @@ bool Proxy::startBranch(Context& context, const Target& target) {
     spdlog::warn("{}: no {} listener to reach {}", context.method,
                  transport::toString(target.destination.protocol),
                  transport::toString(target.destination));
-    if (context.bestStatus == 0 ||
-        betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
-      context.bestStatus = 503;
-      context.bestSynthetic = true;
-      context.bestResponse.reset();
-    }
+    noteUnreachableTarget(context);
     return false;
   }
   Branch branch;
@@ -572,12 +578,7 @@ bool Proxy::startBranch(Context& context, const Target& target) {
     ++counters_.unresolvable;
     spdlog::warn("{} to {}: target {} is not a usable Request-URI", context.method,
                  transport::toString(target.destination), target.requestUri);
-    if (context.bestStatus == 0 ||
-        betterFinalResponse(503, true, context.bestStatus, context.bestSynthetic)) {
-      context.bestStatus = 503;
-      context.bestSynthetic = true;
-      context.bestResponse.reset();
-    }
+    noteUnreachableTarget(context);
     return false;
   }
   branch.client =

@@ -161,6 +161,7 @@ class Proxy final : public transaction::TransactionUser {
 
   bool startGroup(Context& context);  // false: no group left that could start a branch
   bool startBranch(Context& context, const Target& target);
+  void noteUnreachableTarget(Context& context);
   void cancelBranch(Context& context, Branch& branch);
   void cancelPending(Context& context);
   void branchEnded(Context& context, Branch& branch, int status,
