@@ -464,7 +464,7 @@ Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::
       routed.reason = decision.reason;
       return routed;
     case routing::Decision::Kind::location: {
-      Routed located = routeToLocation(request, decision.forking);
+      Routed located = routeToLocation(uris.requestUri, decision.forking);
       located.recordRoute = routed.recordRoute;
       return located;
     }
@@ -488,9 +488,10 @@ Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::
   return routed;
 }
 
-Proxy::Routed Proxy::routeToLocation(const sip::Message& request, routing::Forking forking) {
+Proxy::Routed Proxy::routeToLocation(const std::optional<sip::Uri>& requestUri,
+                                     routing::Forking forking) {
   Routed routed;
-  const std::string aor = registrar_.aorOf(request.requestUri());
+  const std::string aor = requestUri ? registrar_.aorOf(*requestUri) : std::string();
   std::vector<registrar::Binding> bindings = registrar_.store().lookup(aor);
   if (bindings.empty()) {
     const bool known = registrar_.store().known(aor);

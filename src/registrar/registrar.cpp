@@ -92,12 +92,15 @@ std::optional<std::string> Registrar::domainOf(const sip::Uri& uri) const {
 }
 
 std::string Registrar::aorOf(std::string_view text) const {
-  const auto uri = sip::parseUri(text);  // once: this is on every routed request's path
-  if (!uri) return {};
-  if (servesDomain(uri->host) || uri->user.empty()) return canonicalAorOf(*uri);
-  const auto domain = domainOf(*uri);
-  if (!domain) return canonicalAorOf(*uri);
-  return "sip:" + uri->user + "@" + *domain;
+  const auto uri = sip::parseUri(text);
+  return uri ? aorOf(*uri) : std::string();
+}
+
+std::string Registrar::aorOf(const sip::Uri& uri) const {
+  if (servesDomain(uri.host) || uri.user.empty()) return canonicalAorOf(uri);
+  const auto domain = domainOf(uri);
+  if (!domain) return canonicalAorOf(uri);
+  return "sip:" + uri.user + "@" + *domain;
 }
 
 RegistrarReply Registrar::reject(int status, std::string reason, std::vector<std::string> headers) {

@@ -216,18 +216,10 @@ std::string standInRequestLine(std::string_view bytes) {
   return std::string(method) + " sip:invalid.invalid " + std::string(version) + "\r\n";
 }
 
-}  // namespace
-
-std::optional<Uri> parseUri(std::string_view text) {
-  if (text.empty() || text.size() > 4096 || text.find('\0') != std::string_view::npos)
-    return std::nullopt;
-  // What url_make() does, without its su_home and its copy: sofia's decoder cuts the
-  // text it is given in place, so it works on a copy on the stack.
-  std::array<char, 4097> buffer;
-  std::memcpy(buffer.data(), text.data(), text.size());
-  buffer[text.size()] = '\0';
-  url_t url[1] = {};
-  if (url_d(url, buffer.data()) < 0 ||
+// The fields of a URI sofia has decoded (url_d): of the message's own Request-URI, or of
+// text parsed on the stack.
+std::optional<Uri> uriOf(const url_t* url) {
+  if (url == nullptr ||
       (url->url_type != url_sip && url->url_type != url_sips && url->url_type != url_tel)) {
     return std::nullopt;
   }
@@ -246,6 +238,21 @@ std::optional<Uri> parseUri(std::string_view text) {
     uri.lr = uriParam(uri.params, "lr").has_value();
   }
   return uri;
+}
+
+}  // namespace
+
+std::optional<Uri> parseUri(std::string_view text) {
+  if (text.empty() || text.size() > 4096 || text.find('\0') != std::string_view::npos)
+    return std::nullopt;
+  // What url_make() does, without its su_home and its copy: sofia's decoder cuts the
+  // text it is given in place, so it works on a copy on the stack.
+  std::array<char, 4097> buffer;
+  std::memcpy(buffer.data(), text.data(), text.size());
+  buffer[text.size()] = '\0';
+  url_t url[1] = {};
+  if (url_d(url, buffer.data()) < 0) return std::nullopt;
+  return uriOf(url);
 }
 
 std::optional<std::string_view> uriParam(std::string_view params, std::string_view name) {
@@ -384,7 +391,8 @@ std::string Message::requestUri() const {
 std::optional<Uri> Message::requestUriParts() const {
   const sip_t* sip = sip_object(msg_);
   if (sip->sip_request == nullptr) return std::nullopt;
-  return parseUri(requestUri());
+  // Decoded once already, when the message (or setRequestUri) parsed it.
+  return uriOf(sip->sip_request->rq_url);
 }
 
 int Message::statusCode() const {

@@ -147,7 +147,7 @@ class Proxy final : public transaction::TransactionUser {
   Routed route(sip::Message& request, const transport::Source& source);
   Routed routePreloaded(sip::Message& request, const transport::Source& source, bool recordRoute);
   Routed routeByRules(const sip::Message& request, const transport::Source& source);
-  Routed routeToLocation(const sip::Message& request, routing::Forking forking);
+  Routed routeToLocation(const std::optional<sip::Uri>& requestUri, routing::Forking forking);
   static Routed refusal(int status, std::string reason);
   static void followStrictRouter(sip::Message& request);
   bool isTrusted(const boost::asio::ip::address& address) const;

@@ -71,6 +71,7 @@ class Registrar {
   std::optional<std::string> domainOf(const sip::Uri& uri) const;
   // canonicalAor() with the host replaced by domainOf() when the URI names this server.
   std::string aorOf(std::string_view uri) const;
+  std::string aorOf(const sip::Uri& uri) const;  // on every routed request: parsed once
   LocationStore& store() { return store_; }
   const RegistrarCounters& counters() const { return counters_; }
   const RegistrarSettings& settings() const { return settings_; }
