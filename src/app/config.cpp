@@ -46,7 +46,8 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
   r.expectMap(node, "limits");
   r.onlyKeys(node, "limits",
              {"max_message_size", "udp_mtu", "udp_receive_buffer", "tcp_idle_timeout",
-              "tcp_connect_timeout", "tcp_max_connections_per_source", "tcp_max_connections"});
+              "tcp_connect_timeout", "tcp_max_connections_per_source", "tcp_max_connections",
+              "handshake_timeout", "max_queued_bytes"});
   if (node["max_message_size"])
     t.maxMessageSize = r.unsignedValue(node["max_message_size"], "max_message_size", 1024, 1 << 20);
   if (node["udp_mtu"]) t.udpMtu = r.unsignedValue(node["udp_mtu"], "udp_mtu", 200, 65535);
@@ -61,6 +62,13 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
   if (node["tcp_connect_timeout"]) {
     t.tcpConnectTimeout = std::chrono::duration_cast<std::chrono::seconds>(
         r.duration(node["tcp_connect_timeout"], "tcp_connect_timeout", std::chrono::seconds(1)));
+  }
+  if (node["handshake_timeout"]) {
+    t.handshakeTimeout = std::chrono::duration_cast<std::chrono::seconds>(
+        r.duration(node["handshake_timeout"], "handshake_timeout", std::chrono::seconds(1)));
+  }
+  if (node["max_queued_bytes"]) {
+    t.maxQueuedBytes = r.unsignedValue(node["max_queued_bytes"], "max_queued_bytes", 0, 1 << 30);
   }
   if (node["tcp_max_connections_per_source"]) {
     t.maxConnectionsPerSource = r.unsignedValue(node["tcp_max_connections_per_source"],

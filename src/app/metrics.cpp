@@ -31,6 +31,7 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "tcp_connections_closed_idle", t.tcpConnectionsClosedIdle);
   counter(out, "tcp_connections_closed_oversize", t.tcpConnectionsClosedOversize);
   counter(out, "tcp_connections_closed_framing", t.tcpConnectionsClosedFraming);
+  counter(out, "tcp_connections_closed_backpressure", t.tcpConnectionsClosedBackpressure);
   counter(out, "tcp_messages_received", t.tcpMessagesReceived);
   counter(out, "tcp_messages_sent", t.tcpMessagesSent);
   counter(out, "send_errors", t.sendErrors);

@@ -6,7 +6,6 @@
 // Outgoing messages reuse the flow named by a Destination where it still exists.
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "waypoint/transport/address.hpp"
+#include "waypoint/transport/clock.hpp"
 
 namespace waypoint::transport {
 
@@ -32,6 +32,10 @@ struct TransportSettings {
   int udpReceiveBuffer = 0;  // SO_RCVBUF bytes; 0 leaves the kernel default
   std::chrono::seconds tcpIdleTimeout{600};
   std::chrono::seconds tcpConnectTimeout{10};
+  std::chrono::seconds handshakeTimeout{10};  // TLS and WebSocket handshakes
+  // Output queued on one connection; over it the connection is closed (a peer that does
+  // not read). 0: no cap.
+  std::size_t maxQueuedBytes = 256 * 1024;
   std::size_t maxConnectionsPerSource = 64;
   std::size_t maxConnections = 16384;
 };
@@ -48,6 +52,7 @@ struct TransportCounters {
   std::uint64_t tcpConnectionsClosedIdle = 0;
   std::uint64_t tcpConnectionsClosedOversize = 0;
   std::uint64_t tcpConnectionsClosedFraming = 0;
+  std::uint64_t tcpConnectionsClosedBackpressure = 0;  // output queue over maxQueuedBytes
   std::uint64_t tcpMessagesReceived = 0;
   std::uint64_t tcpMessagesSent = 0;
   std::uint64_t sendErrors = 0;
@@ -62,7 +67,8 @@ using UnreachableHandler = std::function<void(const Destination& destination, st
 
 class Transports {
  public:
-  Transports(boost::asio::io_context& io, TransportSettings settings, MessageHandler onMessage);
+  Transports(boost::asio::io_context& io, TransportSettings settings, MessageHandler onMessage,
+             const TransportClock& clock = steadyClock());
   ~Transports();
   Transports(const Transports&) = delete;
   Transports& operator=(const Transports&) = delete;
@@ -79,16 +85,19 @@ class Transports {
   // Who learns of ICMP errors for UDP datagrams (RFC 3261 §17.1.4 transport errors).
   void onUnreachable(UnreachableHandler handler);
 
+  // Closes the connections that are idle or not established in time now (the sweep timer
+  // does this periodically).
+  void sweepNow();
+
   // Closes every listener and connection (shutdown).
   void close();
 
   const TransportCounters& counters() const;
   const TransportSettings& settings() const;
 
-  struct Impl;  // defined in transports.cpp, with the listener and connection classes
+  struct Impl;  // defined in transports.cpp
 
  private:
-  void accept(boost::asio::ip::tcp::acceptor& acceptor);
   std::unique_ptr<Impl> impl_;
 };
 
