@@ -13,65 +13,18 @@
 
 #include "../../src/transport/connection_table.hpp"
 #include "../../src/transport/framers.hpp"
+#include "transport_fakes.hpp"
 
 namespace waypoint::transport {
 
-template <>
-struct StreamOps<boost::beast::test::stream> {
-  static void close(boost::beast::test::stream& stream) { stream.close(); }
-  static bool messageDone(const boost::beast::test::stream&) { return false; }
-  template <class Buffer, class Handler>
-  static void asyncWrite(boost::beast::test::stream& stream, const Buffer& buffer,
-                         Handler&& handler) {
-    boost::asio::async_write(stream, buffer, std::forward<Handler>(handler));
-  }
-};
-
 namespace {
+
+using testing_fakes::FakeClock;
+using testing_fakes::FakeHost;
 
 using namespace std::chrono_literals;
 using TestStream = boost::beast::test::stream;
 using TestConnection = StreamConnection<TestStream, ContentLengthFramer>;
-
-class FakeClock final : public TransportClock {
- public:
-  SteadyTime now() const override { return now_; }
-  void advance(std::chrono::steady_clock::duration d) { now_ += d; }
-
- private:
-  SteadyTime now_{std::chrono::hours(1)};
-};
-
-class FakeHost final : public TransportHost {
- public:
-  void deliver(const Source& source, std::string_view message) override {
-    sources.push_back(source);
-    messages.emplace_back(message);
-  }
-  void sendFailed(const Destination&, std::error_code ec,
-                  const SendErrorHandler& onError) override {
-    failures.push_back(ec);
-    if (onError) onError(Destination{}, ec);
-  }
-  void unreachable(const Destination&, std::error_code) override {}
-  void closed(Connection& connection) override {
-    ++closedCount;
-    table.remove(connection);
-  }
-  bool shuttingDown() const override { return false; }
-  TransportCounters& counters() override { return transportCounters; }
-  const TransportSettings& settings() const override { return transportSettings; }
-  const TransportClock& clock() const override { return fakeClock; }
-
-  FakeClock fakeClock;
-  TransportSettings transportSettings;
-  TransportCounters transportCounters;
-  ConnectionTable table;
-  std::vector<Source> sources;
-  std::vector<std::string> messages;
-  std::vector<std::error_code> failures;
-  int closedCount = 0;
-};
 
 const Endpoint kLocal{boost::asio::ip::make_address("127.0.0.1"), 5060};
 const Endpoint kPeer{boost::asio::ip::make_address("127.0.0.1"), 40000};
