@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,9 @@ class StreamConnectionTest : public ::testing::Test {
   std::shared_ptr<TestConnection> open(ConnectionState state = ConnectionState::open,
                                        boost::beast::test::fail_count* failCount = nullptr) {
     TestStream ours(io_, failCount != nullptr ? *failCount : neverFail_);
-    ours.connect(peer_);
+    // A test stream has one remote: a second connection gets a peer of its own.
+    ours.connect(peerUsed_ ? extraPeers_.emplace_back(io_) : peer_);
+    peerUsed_ = true;
     auto connection = std::make_shared<TestConnection>(host_, std::move(ours), host_.table.nextId(),
                                                        Protocol::tcp, kLocal, kPeer, state);
     host_.table.add(connection);
@@ -57,6 +60,8 @@ class StreamConnectionTest : public ::testing::Test {
   boost::asio::io_context io_;
   boost::beast::test::fail_count neverFail_{1000000};
   TestStream peer_{io_};
+  std::deque<TestStream> extraPeers_;
+  bool peerUsed_ = false;
   FakeHost host_;
 };
 
