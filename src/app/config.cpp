@@ -20,15 +20,16 @@ using config::Reader;
 
 transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
   r.expectMap(node, "a listener");
-  r.onlyKeys(node, "listener", {"transport", "address", "port"});
+  r.onlyKeys(node, "listener", {"transport", "address", "port", "origins"});
   transport::ListenerConfig result;
-  if (!node["transport"]) r.fail(node.Mark(), "listener needs 'transport' (udp or tcp)");
+  if (!node["transport"]) r.fail(node.Mark(), "listener needs 'transport' (udp, tcp or ws)");
   if (!node["address"])
     r.fail(node.Mark(), "listener needs 'address' (a numeric IPv4 or IPv6 address)");
   const std::string protocol = r.string(node["transport"], "transport");
   const auto parsed = transport::protocolFromString(protocol);
-  if (!parsed || (*parsed != transport::Protocol::udp && *parsed != transport::Protocol::tcp)) {
-    r.fail(node["transport"].Mark(), "transport must be udp or tcp (got '" + protocol + "')");
+  if (!parsed || (*parsed != transport::Protocol::udp && *parsed != transport::Protocol::tcp &&
+                  *parsed != transport::Protocol::ws)) {
+    r.fail(node["transport"].Mark(), "transport must be udp, tcp or ws (got '" + protocol + "')");
   }
   result.protocol = *parsed;
   result.address = r.string(node["address"], "address");
@@ -39,6 +40,11 @@ transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
            "address must be a numeric IPv4 or IPv6 address (got '" + result.address + "')");
   if (node["port"])
     result.port = static_cast<std::uint16_t>(r.unsignedValue(node["port"], "port", 0, 65535));
+  if (node["origins"]) {
+    if (result.protocol != transport::Protocol::ws)
+      r.fail(node["origins"].Mark(), "'origins' applies only to a ws listener");
+    result.origins = r.stringList(node["origins"], "origins");
+  }
   return result;
 }
 

@@ -34,6 +34,11 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "tcp_connections_closed_backpressure", t.tcpConnectionsClosedBackpressure);
   counter(out, "tcp_messages_received", t.tcpMessagesReceived);
   counter(out, "tcp_messages_sent", t.tcpMessagesSent);
+  counter(out, "ws_handshakes_accepted", t.wsHandshakesAccepted);
+  counter(out, "ws_handshakes_refused_request", t.wsHandshakesRefusedRequest);
+  counter(out, "ws_handshakes_refused_subprotocol", t.wsHandshakesRefusedSubprotocol);
+  counter(out, "ws_handshakes_refused_origin", t.wsHandshakesRefusedOrigin);
+  counter(out, "ws_sends_without_connection", t.wsSendsWithoutConnection);
   counter(out, "send_errors", t.sendErrors);
   counter(out, "udp_unreachable", t.udpUnreachable);
   counter(out, "tcp_open_connections", t.tcpOpenConnections, "gauge");

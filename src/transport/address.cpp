@@ -137,6 +137,11 @@ Destination responseDestination(const ViaSentBy& via, const Source& source) {
     // §18.2.2: the connection the request came on; if it is gone, a new one to the
     // received address and the sent-by port.
     destination.connectionId = source.connectionId;
+    if (source.protocol == Protocol::ws || source.protocol == Protocol::wss) {
+      // RFC 7118 §5: the sent-by is an .invalid host; only this connection leads back.
+      destination.remote = source.remote;
+      return destination;
+    }
     const std::uint16_t defaultPort = source.protocol == Protocol::tls ? 5061 : 5060;
     destination.remote.port = via.port.value_or(defaultPort);
     return destination;

@@ -28,6 +28,7 @@ enum class CloseReason : std::uint8_t {
   framing,
   backpressure,
   shutdown,
+  refused,  // a handshake we answered with an error (counted where it is refused)
   error
 };
 

@@ -14,7 +14,9 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/websocket/error.hpp>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -24,7 +26,8 @@
 namespace waypoint::transport {
 
 // What differs between the byte streams, specialised per stream type: a TCP socket here;
-// a test stream in the unit tests; TLS and WebSocket streams with their transports.
+// a test stream in the unit tests; TLS and WebSocket streams with their transports. A
+// stream with control frames (WebSocket) also has onControlFrame(stream, peerActive).
 template <class Stream>
 struct StreamOps {
   static void close(Stream& stream) {
@@ -63,6 +66,12 @@ class StreamConnection final
     const SteadyTime now = host_.clock().now();
     setState(ConnectionState::open, now);
     notePeerActivity(now);  // the idle time counts from here
+    if constexpr (requires {
+                    StreamOps<Stream>::onControlFrame(stream_, std::function<void()>());
+                  }) {
+      // The callback lives in stream_, which this owns: it cannot outlive this.
+      StreamOps<Stream>::onControlFrame(stream_, [this] { notePeerActivity(host_.clock().now()); });
+    }
     read();
     if (!writing_) writeNext();
   }
@@ -130,23 +139,35 @@ class StreamConnection final
 
   void read() {
     auto self = this->shared_from_this();
-    stream_.async_read_some(boost::asio::buffer(readBuffer_), [self](boost::system::error_code ec,
-                                                                     std::size_t n) {
-      if (self->state() == ConnectionState::closed) return;
-      if (ec) {
-        if (ec != boost::asio::error::eof && ec != boost::asio::error::connection_reset) {
-          spdlog::warn("{} read from {} failed: {}", toString(self->protocol()),
-                       toString(self->remote()), ec.message());
-        }
-        self->fail(ec == boost::asio::error::eof ? std::make_error_code(std::errc::connection_reset)
-                                                 : toStdError(ec));
-        return;
-      }
-      self->notePeerActivity(self->host_.clock().now());
-      self->framer_.feed(std::string_view(self->readBuffer_.data(), n),
-                         StreamOps<Stream>::messageDone(self->stream_));
-      if (self->drainFrames()) self->read();
-    });
+    stream_.async_read_some(boost::asio::buffer(readBuffer_),
+                            [self](boost::system::error_code ec, std::size_t n) {
+                              if (self->state() == ConnectionState::closed) return;
+                              if (ec) {
+                                self->readFailed(ec);
+                                return;
+                              }
+                              self->notePeerActivity(self->host_.clock().now());
+                              self->framer_.feed(std::string_view(self->readBuffer_.data(), n),
+                                                 StreamOps<Stream>::messageDone(self->stream_));
+                              if (self->drainFrames()) self->read();
+                            });
+  }
+
+  void readFailed(const boost::system::error_code& ec) {
+    namespace websocket = boost::beast::websocket;
+    if (ec == websocket::error::message_too_big) {  // Beast's read_message_max
+      spdlog::warn("closing {} connection from {}: message too large", toString(protocol()),
+                   toString(remote()));
+      close(CloseReason::oversize, std::make_error_code(std::errc::connection_reset));
+      return;
+    }
+    // The end of the stream, or a WebSocket closing handshake, is a normal close.
+    const bool ended = ec == boost::asio::error::eof || ec == websocket::error::closed;
+    if (!ended && ec != boost::asio::error::connection_reset) {
+      spdlog::warn("{} read from {} failed: {}", toString(protocol()), toString(remote()),
+                   ec.message());
+    }
+    fail(ended ? std::make_error_code(std::errc::connection_reset) : toStdError(ec));
   }
 
   // Hands every complete message up. False when the connection was closed.

@@ -13,6 +13,8 @@
 #include "std_error.hpp"
 #include "stream_connection.hpp"
 #include "udp_listener.hpp"
+#include "websocket_handshake.hpp"
+#include "websocket_stream_ops.hpp"
 
 namespace waypoint::transport {
 
@@ -30,6 +32,18 @@ class SteadyClock final : public TransportClock {
 };
 
 using TcpConnection = StreamConnection<tcp::socket, ContentLengthFramer>;
+using WsConnection =
+    StreamConnection<boost::beast::websocket::stream<tcp::socket>, WebSocketFramer>;
+
+std::unique_ptr<tcp::acceptor> bindAcceptor(asio::io_context& io, const tcp::endpoint& at) {
+  auto acceptor = std::make_unique<tcp::acceptor>(io);
+  acceptor->open(at.protocol());
+  acceptor->set_option(tcp::acceptor::reuse_address(true));
+  if (at.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true));
+  acceptor->bind(at);
+  acceptor->listen(asio::socket_base::max_listen_connections);
+  return acceptor;
+}
 
 }  // namespace
 
@@ -73,8 +87,11 @@ struct Transports::Impl final : TransportHost {
     transportCounters.tcpOpenConnections = table.size();
     startSweep();
   }
-  void accept(tcp::acceptor& acceptor, Endpoint listener);
-  void adoptAccepted(tcp::socket socket, const Endpoint& listener);
+  // policy: set for a WebSocket listener, null for TCP.
+  void accept(tcp::acceptor& acceptor, Endpoint listener,
+              std::shared_ptr<const WebSocketPolicy> policy);
+  void adoptAccepted(tcp::socket socket, const Endpoint& listener,
+                     const std::shared_ptr<const WebSocketPolicy>& policy);
   std::shared_ptr<Connection> openTcp(const Destination& destination);
   void sendUdp(const Destination& destination, std::string bytes, const SendErrorHandler& onError);
   void startSweep();
@@ -95,20 +112,22 @@ struct Transports::Impl final : TransportHost {
   bool isClosed = false;
 };
 
-void Transports::Impl::accept(tcp::acceptor& acceptor, Endpoint listener) {
-  acceptor.async_accept(
-      [this, &acceptor, listener](boost::system::error_code ec, tcp::socket socket) {
-        if (ec == asio::error::operation_aborted || isClosed) return;
-        if (ec) {
-          spdlog::warn("TCP accept failed: {}", ec.message());
-        } else {
-          adoptAccepted(std::move(socket), listener);
-        }
-        accept(acceptor, listener);
-      });
+void Transports::Impl::accept(tcp::acceptor& acceptor, Endpoint listener,
+                              std::shared_ptr<const WebSocketPolicy> policy) {
+  acceptor.async_accept([this, &acceptor, listener, policy = std::move(policy)](
+                            boost::system::error_code ec, tcp::socket socket) mutable {
+    if (ec == asio::error::operation_aborted || isClosed) return;
+    if (ec) {
+      spdlog::warn("TCP accept failed: {}", ec.message());
+    } else {
+      adoptAccepted(std::move(socket), listener, policy);
+    }
+    accept(acceptor, listener, std::move(policy));
+  });
 }
 
-void Transports::Impl::adoptAccepted(tcp::socket socket, const Endpoint& listener) {
+void Transports::Impl::adoptAccepted(tcp::socket socket, const Endpoint& listener,
+                                     const std::shared_ptr<const WebSocketPolicy>& policy) {
   boost::system::error_code ec;
   const auto peer = socket.remote_endpoint(ec);
   if (ec) return;  // gone before we looked
@@ -123,9 +142,19 @@ void Transports::Impl::adoptAccepted(tcp::socket socket, const Endpoint& listene
   socket.set_option(tcp::no_delay(true), ec);
   // On a wildcard listener this is the address the peer connected to, not 0.0.0.0.
   const auto local = socket.local_endpoint(ec);
-  auto connection = std::make_shared<TcpConnection>(
-      *this, std::move(socket), table.nextId(), Protocol::tcp, ec ? listener : toEndpoint(local),
-      toEndpoint(peer), ConnectionState::open);
+  const Endpoint localEndpoint = ec ? listener : toEndpoint(local);
+  if (policy) {
+    // RFC 7118: the SIP flow starts once the HTTP upgrade is accepted.
+    auto connection = std::make_shared<WsConnection>(
+        *this, boost::beast::websocket::stream<tcp::socket>(std::move(socket)), table.nextId(),
+        Protocol::ws, localEndpoint, toEndpoint(peer), ConnectionState::handshaking);
+    adopt(connection);
+    WebSocketHandshake<WsConnection>::start(connection, *this, policy);
+    return;
+  }
+  auto connection =
+      std::make_shared<TcpConnection>(*this, std::move(socket), table.nextId(), Protocol::tcp,
+                                      localEndpoint, toEndpoint(peer), ConnectionState::open);
   adopt(connection);
   connection->start();
 }
@@ -224,19 +253,17 @@ void Transports::listen(const ListenerConfig& config) {
         impl_->udpListeners.push_back(std::move(listener));
         break;
       }
-      case Protocol::tcp: {
-        auto acceptor = std::make_unique<tcp::acceptor>(impl_->io);
-        const tcp::endpoint at(address, config.port);
-        acceptor->open(at.protocol());
-        acceptor->set_option(tcp::acceptor::reuse_address(true));
-        if (address.is_v6()) acceptor->set_option(asio::ip::v6_only(true));
-        acceptor->bind(at);
-        acceptor->listen(asio::socket_base::max_listen_connections);
+      case Protocol::tcp:
+      case Protocol::ws: {
+        auto acceptor = bindAcceptor(impl_->io, tcp::endpoint(address, config.port));
         const Endpoint local = toEndpoint(acceptor->local_endpoint());
-        impl_->bound.emplace_back(Protocol::tcp, local);
+        impl_->bound.emplace_back(config.protocol, local);
         tcp::acceptor* raw = acceptor.get();
         impl_->tcpAcceptors.push_back(std::move(acceptor));
-        impl_->accept(*raw, local);
+        std::shared_ptr<const WebSocketPolicy> policy;
+        if (config.protocol == Protocol::ws)
+          policy = std::make_shared<const WebSocketPolicy>(WebSocketPolicy{config.origins});
+        impl_->accept(*raw, local, std::move(policy));
         break;
       }
       default:
@@ -263,6 +290,20 @@ void Transports::send(const Destination& destination, std::string bytes, SendErr
       auto connection = impl.table.find(destination);
       if (!connection) connection = impl.openTcp(destination);
       connection->send(destination, std::move(bytes), std::move(onError));
+      return;
+    }
+    case Protocol::ws:
+    case Protocol::wss: {
+      // RFC 7118 §5: only the phone opens a WebSocket connection; its Via and Contact
+      // (an .invalid host) name nothing we could connect to.
+      if (auto connection = impl.table.find(destination)) {
+        connection->send(destination, std::move(bytes), std::move(onError));
+        return;
+      }
+      ++impl.transportCounters.wsSendsWithoutConnection;
+      spdlog::warn("no open {} connection to {}: only the peer opens WebSocket connections",
+                   toString(destination.protocol), toString(destination.remote));
+      impl.sendFailed(destination, std::make_error_code(std::errc::not_connected), onError);
       return;
     }
     default:

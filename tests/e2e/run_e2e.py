@@ -18,7 +18,7 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from waypoint_e2e import (REPLY_TIMEOUT, Daemon, Dialog, Skip, Sipp, TcpClient, UdpClient,  # noqa: E402
+from waypoint_e2e import (REPLY_TIMEOUT, Daemon, Dialog, Skip, Sipp, TcpClient, UdpClient, WsClient,  # noqa: E402
                           assert_options_ok, hostport, ipv6_loopback_usable, make_ack, make_invite, make_register,
                           make_request, make_response, parse_message, parse_uri, token)
 
@@ -1383,6 +1383,118 @@ def test_rfc4475_torture(args):
         finally:
             for s in senders.values():
                 s.close()
+
+
+# ---------------------------------------------------------------- WebSocket (RFC 7118)
+#
+# The ws listener is on the daemon's port + 1 (UDP and TCP keep the port itself).
+
+WS_LISTEN = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), ("ws", "127.0.0.1", 1))
+
+
+def register_ws_phone(phone, user):
+    contact = f"<sip:{user}@{WsClient.HOST};transport=ws>"
+    request = make_register(user, phone.local, "WS", contacts=[contact], expires=300)
+    assert request.data.startswith(b"REGISTER sip:localhost SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=")
+    r = phone.transact(request)
+    assert r.code == 200, f"REGISTER over WS got {r.code} {r.reason}"
+    return r
+
+
+def test_ws_register(args):
+    """A web phone registers over WebSocket with an .invalid Via sent-by and Contact; the
+    upgrade is answered with the sip subprotocol and the 200 comes back over the socket."""
+    with Daemon(args.daemon, listen=WS_LISTEN) as d, WsClient(d.port + 1) as phone:
+        assert phone.status == 101, (phone.status, phone.response_body)
+        assert phone.response_headers.get("sec-websocket-protocol") == "sip", phone.response_headers
+        r = register_ws_phone(phone, "abcd")
+        assert r.header("contact") == [f"<sip:abcd@{WsClient.HOST};transport=ws>;expires=300"], r.header("contact")
+        assert r.header_values("via")[0].startswith("SIP/2.0/WS df7jal23ls0d.invalid;"), r.header("via")
+        m = d.metrics()
+        assert m["ws_handshakes_accepted"] == 1 and m["registrar_bindings"] == 1, m
+        assert m["send_errors"] == 0, m
+
+
+def ws_call(caller, phone, d, hang_up_from_ws):
+    """A call from a UDP caller to the WS phone abcd, answered, ACKed and hung up."""
+    invite = make_invite("sip:abcd@localhost", caller.local)
+    caller.send(invite.data)
+    got = phone.next_request("INVITE")
+    assert got.uri == f"sip:abcd@{WsClient.HOST};transport=ws", got.uri
+    assert_via_is_proxy(got, d.port + 1, "ws", 2, "INVITE at the WS phone")
+    rr = got.header_values("record-route")
+    assert len(rr) == 2, f"expected the WS and the UDP Record-Route, got {rr}"
+    assert_record_route(rr[0], d.port + 1, "ws", "Record-Route toward the WS phone")
+    assert_record_route(rr[1], d.port, "udp", "Record-Route toward the caller")
+    phone_tag = token()
+    contact = f"<sip:abcd@{WsClient.HOST};transport=ws>"
+    phone.reply(got, 200, "OK", to_tag=phone_tag,
+                headers=tuple(("Record-Route", v) for v in got.header("record-route")) + (("Contact", contact),))
+    ok, _ = caller.final_response(invite)
+    assert ok.code == 200, ok
+    dialog = Dialog(invite, ok)
+    caller.send(dialog.request("ACK").data)
+    ack = phone.next_request("ACK")
+    assert ack.header("call-id") == [invite.call_id], ack
+    if not hang_up_from_ws:
+        bye = dialog.request("BYE")
+        caller.send(bye.data)
+        got_bye = phone.next_request("BYE")
+        phone.reply(got_bye, 200, "OK")
+        final, _ = caller.final_response(bye)
+        assert final.code == 200, final
+        return
+    # The WS phone's side of the dialog (RFC 3261 §12.1.1): target the caller's Contact,
+    # route set the Record-Route as it came.
+    target = parse_uri(got.header_values("contact")[0])["uri"]
+    to_tag = got.header("to")[0] + f";tag={phone_tag}"
+    bye = make_request("BYE", target, phone.local, "WS", call_id=invite.call_id, from_=to_tag,
+                       to=got.header("from")[0], cseq=1, headers=tuple(("Route", v) for v in rr))
+    phone.send(bye.data)
+    at_caller = caller.next_request("BYE")
+    assert_via_is_proxy(at_caller, d.port, "udp", 2, "BYE from the WS phone at the caller")
+    assert not at_caller.header("route"), at_caller.header("route")
+    caller.reply(at_caller, 200, "OK")
+    final = phone.read_response()
+    assert final.code == 200 and final.matches(bye), final
+
+
+def test_ws_call(args):
+    """A UDP caller calls a WS phone: the INVITE reaches it over its connection with a
+    transport=ws Record-Route, its 200 reaches the caller, ACK and BYE pass; a second call
+    is hung up from the WS side."""
+    with Daemon(args.daemon, listen=WS_LISTEN) as d, WsClient(d.port + 1) as phone, UdpClient(d.port) as caller:
+        register_ws_phone(phone, "abcd")
+        ws_call(caller, phone, d, hang_up_from_ws=False)
+        ws_call(caller, phone, d, hang_up_from_ws=True)
+        m = d.metrics()
+        assert m["send_errors"] == 0 and m["ws_sends_without_connection"] == 0, m
+
+
+def test_ws_handshake_refused(args):
+    """An upgrade without the sip subprotocol gets 400 and a close, a plain GET 426; both
+    are counted and a good registration still works afterwards."""
+    with Daemon(args.daemon, listen=WS_LISTEN) as d:
+        with WsClient(d.port + 1, protocols="chat") as refused:
+            assert refused.status == 400, (refused.status, refused.response_body)
+            assert "Sec-WebSocket-Protocol must include sip" in refused.response_body, refused.response_body
+            assert refused.wait_closed(), "the refused connection stayed open"
+        with socket.create_connection(("127.0.0.1", d.port + 1), timeout=REPLY_TIMEOUT) as plain:
+            plain.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            deadline = time.monotonic() + REPLY_TIMEOUT
+            while time.monotonic() < deadline:
+                chunk = plain.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 426 "), answer
+        m = d.wait_metric("tcp_open_connections", lambda v: v == 0)
+        assert m["ws_handshakes_refused_subprotocol"] == 1 and m["ws_handshakes_refused_request"] == 1, m
+        with WsClient(d.port + 1) as phone:
+            register_ws_phone(phone, "abcd")
+        m = d.metrics()
+        assert m["ws_handshakes_accepted"] == 1 and m["registrar_bindings"] == 1, m
 
 
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}

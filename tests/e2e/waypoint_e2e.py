@@ -4,6 +4,8 @@ Stdlib only. Everything here only touches processes it started itself (by PID) a
 sends traffic to 127.0.0.1 or ::1.
 """
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -11,6 +13,7 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -84,6 +87,9 @@ def ipv6_loopback_usable():
 
 
 def hostport(host, port):
+    """host:port; the host alone when port is None (a WebSocket phone's .invalid sent-by)."""
+    if port is None:
+        return host
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
@@ -161,8 +167,9 @@ class Daemon:
         A routing text that starts with "routing:" is written as it is, even if broken."""
         routing = self.routing if routing is None else routing
         lines = ["listen:"]
-        for transport, addr in self.listen:
-            lines.append(f"  - {{ transport: {transport}, address: {_yaml_str(addr)}, port: {self.port} }}")
+        for transport, addr, *offset in self.listen:
+            port = self.port + (offset[0] if offset else 0)
+            lines.append(f"  - {{ transport: {transport}, address: {_yaml_str(addr)}, port: {port} }}")
         limits = ", ".join(f"{k}: {v}" for k, v in self.limits.items())
         lines += [
             "domains: [" + ", ".join(_yaml_str(d) for d in self.domains) + "]",
@@ -184,8 +191,10 @@ class Daemon:
     def write_config(self, text=None):
         """Writes the config (or the given text, verbatim), choosing a port if none yet."""
         if self.port is None:
-            hosts = sorted({addr for _, addr in self.listen})
-            self.port = free_port(hosts=tuple(hosts))
+            hosts = sorted({entry[1] for entry in self.listen})
+            # A listen entry (transport, address, offset) binds port + offset.
+            span = 1 + max((entry[2] for entry in self.listen if len(entry) > 2), default=0)
+            self.port = free_port(hosts=tuple(hosts), span=span)
         # Replace, not rewrite in place: the daemon never reads a half-written file.
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:
@@ -729,6 +738,180 @@ class UdpClient:
     def reply(self, request, code, reason, **kw):
         """Answers a received request (see make_response)."""
         self.send(make_response(request, code, reason, **kw))
+
+
+class WsClient:
+    """A WebSocket SIP phone (RFC 7118) as a browser is one: it connects to the daemon's
+    ws listener, upgrades with Sec-WebSocket-Protocol: sip, and names itself by an .invalid
+    host that only its connection leads to. One SIP message per WebSocket message; our
+    frames are masked (RFC 6455 §5.3), the server's are not."""
+
+    transport = "WS"
+    HOST = "df7jal23ls0d.invalid"
+
+    def __init__(self, server_port, host="127.0.0.1", protocols="sip", origin=None):
+        self.sock = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
+        self.local = (self.HOST, None)
+        self.buf = b""
+        self.unmatched = []
+        self.status, self.response_headers, self.response_body = self._upgrade(host, server_port, protocols,
+                                                                               origin)
+
+    def _upgrade(self, host, port, protocols, origin):
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET / HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
+                 f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+        if protocols is not None:
+            lines.append(f"Sec-WebSocket-Protocol: {protocols}")
+        if origin is not None:
+            lines.append(f"Origin: {origin}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while b"\r\n\r\n" not in self.buf:
+            self._fill(deadline)
+        end = self.buf.index(b"\r\n\r\n") + 4
+        head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end:]
+        status_line, *header_lines = head.strip("\r\n").split("\r\n")
+        status = int(status_line.split(" ")[1])
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = b""
+        if status != 101:
+            length = int(headers.get("content-length", "0"))
+            while len(self.buf) < length:
+                self._fill(deadline)
+            body, self.buf = self.buf[:length], self.buf[length:]
+        else:
+            expected = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+                                        .digest()).decode()
+            assert headers.get("sec-websocket-accept") == expected, headers
+        return status, headers, body.decode("utf-8", "replace")
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out on WS; buffered {self.buf[:200]!r}")
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError(f"timed out on WS; buffered {self.buf[:200]!r}") from None
+        if not chunk:
+            raise EOFError(f"server closed the connection; buffered {self.buf[:200]!r}")
+        self.buf += chunk
+
+    def send_frame(self, opcode, payload, fin=True):
+        header = bytes([(0x80 if fin else 0) | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + struct.pack("!H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack("!Q", n)
+        mask = os.urandom(4)
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def send(self, data):
+        """One SIP message as one text message."""
+        self.send_frame(0x1, data)
+
+    def _frame(self, deadline):
+        while len(self.buf) < 2:
+            self._fill(deadline)
+        b0, b1 = self.buf[0], self.buf[1]
+        assert not b1 & 0x80, "the server masked a frame"
+        n, at = b1 & 0x7F, 2
+        if n == 126:
+            while len(self.buf) < 4:
+                self._fill(deadline)
+            n, at = struct.unpack("!H", self.buf[2:4])[0], 4
+        elif n == 127:
+            while len(self.buf) < 10:
+                self._fill(deadline)
+            n, at = struct.unpack("!Q", self.buf[2:10])[0], 10
+        while len(self.buf) < at + n:
+            self._fill(deadline)
+        payload, self.buf = self.buf[at:at + n], self.buf[at + n:]
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def read_ws_message(self, timeout=REPLY_TIMEOUT):
+        """The next data message (pings are answered); ("close", payload) for a close frame."""
+        deadline = time.monotonic() + timeout
+        parts = []
+        for _ in range(10000):
+            fin, opcode, payload = self._frame(deadline)
+            if opcode == 0x9:
+                self.send_frame(0xA, payload)
+                continue
+            if opcode == 0xA:
+                continue
+            if opcode == 0x8:
+                return "close", payload
+            parts.append(payload)
+            if fin:
+                return "data", b"".join(parts)
+        raise AssertionError("too many WebSocket frames")
+
+    def read_message(self, timeout=REPLY_TIMEOUT):
+        """The next SIP message (one WebSocket message), parsed."""
+        kind, payload = self.read_ws_message(timeout)
+        assert kind == "data", f"the server closed the WebSocket: {payload!r}"
+        return parse_message(payload)
+
+    def read_response(self, timeout=REPLY_TIMEOUT):
+        message = self.read_message(timeout)
+        assert isinstance(message, Response), f"expected a response on WS, got {message}"
+        return message
+
+    def transact(self, request, timeout=REPLY_TIMEOUT):
+        """Sends request; returns its final response (provisionals are skipped)."""
+        self.send(request.data)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.read_message(max(deadline - time.monotonic(), 0.001))
+            if isinstance(message, Response) and message.matches(request):
+                if message.code >= 200:
+                    return message
+                continue
+            self.unmatched.append(message)
+
+    def next_request(self, method=None, timeout=REPLY_TIMEOUT):
+        for i, message in enumerate(self.unmatched):
+            if message.is_request and method in (None, message.method):
+                return self.unmatched.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.read_message(max(deadline - time.monotonic(), 0.001))
+            if message.is_request and method in (None, message.method):
+                return message
+            self.unmatched.append(message)
+
+    def reply(self, request, code, reason, **kw):
+        self.send(make_response(request, code, reason, **kw))
+
+    def wait_closed(self, timeout=REPLY_TIMEOUT):
+        """True if the server closes the TCP connection within timeout."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self._fill(deadline)
+        except (EOFError, ConnectionResetError):
+            return True
+        except AssertionError:
+            return False
+        return False
 
 
 class TcpClient:

@@ -98,7 +98,7 @@ TEST_F(ConfigTest, BadYamlSyntaxNamesTheLine) {
 
 TEST_F(ConfigTest, RejectsBadListeners) {
   EXPECT_THAT(errorFor("listen:\n  - { transport: sctp, address: 127.0.0.1 }\n"),
-              HasSubstr("transport must be udp or tcp"));
+              HasSubstr("transport must be udp, tcp or ws"));
   EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: example.com }\n"),
               HasSubstr("numeric IPv4 or IPv6"));
   EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: 127.0.0.1, port: 70000 }\n"),

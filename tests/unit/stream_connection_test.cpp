@@ -8,70 +8,24 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
+#include <deque>
 #include <string>
 #include <vector>
 
 #include "../../src/transport/connection_table.hpp"
 #include "../../src/transport/framers.hpp"
+#include "transport_fakes.hpp"
 
 namespace waypoint::transport {
 
-template <>
-struct StreamOps<boost::beast::test::stream> {
-  static void close(boost::beast::test::stream& stream) { stream.close(); }
-  static bool messageDone(const boost::beast::test::stream&) { return false; }
-  template <class Buffer, class Handler>
-  static void asyncWrite(boost::beast::test::stream& stream, const Buffer& buffer,
-                         Handler&& handler) {
-    boost::asio::async_write(stream, buffer, std::forward<Handler>(handler));
-  }
-};
-
 namespace {
+
+using testing_fakes::FakeClock;
+using testing_fakes::FakeHost;
 
 using namespace std::chrono_literals;
 using TestStream = boost::beast::test::stream;
 using TestConnection = StreamConnection<TestStream, ContentLengthFramer>;
-
-class FakeClock final : public TransportClock {
- public:
-  SteadyTime now() const override { return now_; }
-  void advance(std::chrono::steady_clock::duration d) { now_ += d; }
-
- private:
-  SteadyTime now_{std::chrono::hours(1)};
-};
-
-class FakeHost final : public TransportHost {
- public:
-  void deliver(const Source& source, std::string_view message) override {
-    sources.push_back(source);
-    messages.emplace_back(message);
-  }
-  void sendFailed(const Destination&, std::error_code ec,
-                  const SendErrorHandler& onError) override {
-    failures.push_back(ec);
-    if (onError) onError(Destination{}, ec);
-  }
-  void unreachable(const Destination&, std::error_code) override {}
-  void closed(Connection& connection) override {
-    ++closedCount;
-    table.remove(connection);
-  }
-  bool shuttingDown() const override { return false; }
-  TransportCounters& counters() override { return transportCounters; }
-  const TransportSettings& settings() const override { return transportSettings; }
-  const TransportClock& clock() const override { return fakeClock; }
-
-  FakeClock fakeClock;
-  TransportSettings transportSettings;
-  TransportCounters transportCounters;
-  ConnectionTable table;
-  std::vector<Source> sources;
-  std::vector<std::string> messages;
-  std::vector<std::error_code> failures;
-  int closedCount = 0;
-};
 
 const Endpoint kLocal{boost::asio::ip::make_address("127.0.0.1"), 5060};
 const Endpoint kPeer{boost::asio::ip::make_address("127.0.0.1"), 40000};
@@ -90,7 +44,9 @@ class StreamConnectionTest : public ::testing::Test {
   std::shared_ptr<TestConnection> open(ConnectionState state = ConnectionState::open,
                                        boost::beast::test::fail_count* failCount = nullptr) {
     TestStream ours(io_, failCount != nullptr ? *failCount : neverFail_);
-    ours.connect(peer_);
+    // A test stream has one remote: a second connection gets a peer of its own.
+    ours.connect(peerUsed_ ? extraPeers_.emplace_back(io_) : peer_);
+    peerUsed_ = true;
     auto connection = std::make_shared<TestConnection>(host_, std::move(ours), host_.table.nextId(),
                                                        Protocol::tcp, kLocal, kPeer, state);
     host_.table.add(connection);
@@ -104,6 +60,8 @@ class StreamConnectionTest : public ::testing::Test {
   boost::asio::io_context io_;
   boost::beast::test::fail_count neverFail_{1000000};
   TestStream peer_{io_};
+  std::deque<TestStream> extraPeers_;
+  bool peerUsed_ = false;
   FakeHost host_;
 };
 

@@ -98,7 +98,7 @@ class TransportsLoopbackTest : public ::testing::Test {
 };
 
 TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
-  server_.listen(ListenerConfig{Protocol::tcp, "127.0.0.1", 0});
+  server_.listen(ListenerConfig{Protocol::tcp, "127.0.0.1", 0, {}});
   const Endpoint serverAt = server_.boundEndpoints().at(0).second;
   client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt}, std::string(kOptions));
   client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt}, std::string(kOptions));
@@ -139,8 +139,8 @@ TEST_F(TransportsLoopbackTest, ReportsARefusedConnectionToTheSender) {
 }
 
 TEST_F(TransportsLoopbackTest, UdpDatagramsArriveWithTheirSourceAndKeepalivesAreCounted) {
-  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
-  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
+  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
+  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
   const Endpoint serverAt = server_.boundEndpoints().at(0).second;
   const Endpoint clientAt = client_.boundEndpoints().at(0).second;
   client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt}, "\r\n\r\n");
@@ -153,7 +153,7 @@ TEST_F(TransportsLoopbackTest, UdpDatagramsArriveWithTheirSourceAndKeepalivesAre
 }
 
 TEST_F(TransportsLoopbackTest, IcmpPortUnreachableIsReportedWithTheDestination) {
-  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
+  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
   asio::ip::udp::socket probe(io_, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const Endpoint closed{probe.local_endpoint().address(), probe.local_endpoint().port()};
   probe.close();
@@ -170,10 +170,10 @@ TEST_F(TransportsLoopbackTest, IcmpPortUnreachableIsReportedWithTheDestination) 
 }
 
 TEST_F(TransportsLoopbackTest, ListenFailureNamesTheAddress) {
-  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0});
+  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
   const Endpoint taken = server_.boundEndpoints().at(0).second;
   try {
-    client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", taken.port});
+    client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", taken.port, {}});
     FAIL() << "a second bind to the same UDP port succeeded";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("UDP " + toString(taken)), std::string::npos) << e.what();

@@ -1,9 +1,9 @@
 #pragma once
 // The listeners, connections and flow table of the daemon, all on one io_context.
 //
-// Incoming bytes are cut into messages (datagrams as they come, streams by
-// Content-Length) and handed to one MessageHandler with the flow they arrived on.
-// Outgoing messages reuse the flow named by a Destination where it still exists.
+// Incoming bytes are cut into messages (datagrams as they come, TCP by Content-Length,
+// WebSocket one per WebSocket message) and handed to one MessageHandler with the flow they arrived
+// on. Outgoing messages reuse the flow named by a Destination where it still exists.
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -24,6 +24,9 @@ struct ListenerConfig {
   Protocol protocol = Protocol::udp;
   std::string address;  // numeric IPv4 or IPv6
   std::uint16_t port = 5060;
+  // WebSocket listeners: the Origin header values a handshake may carry (exact match,
+  // case-insensitive). Empty: any Origin, or none.
+  std::vector<std::string> origins;
 };
 
 struct TransportSettings {
@@ -58,6 +61,12 @@ struct TransportCounters {
   std::uint64_t sendErrors = 0;
   std::uint64_t udpUnreachable = 0;      // ICMP errors for datagrams we sent
   std::uint64_t tcpOpenConnections = 0;  // a gauge
+  // WebSocket opening handshakes (RFC 6455 §4, RFC 7118 §4.1).
+  std::uint64_t wsHandshakesAccepted = 0;
+  std::uint64_t wsHandshakesRefusedRequest = 0;      // not an upgrade, malformed, too big
+  std::uint64_t wsHandshakesRefusedSubprotocol = 0;  // no "sip" in Sec-WebSocket-Protocol
+  std::uint64_t wsHandshakesRefusedOrigin = 0;       // Origin not in the listener's list
+  std::uint64_t wsSendsWithoutConnection = 0;        // a WS flow we may not open ourselves
 };
 
 using MessageHandler = std::function<void(const Source& source, std::string_view bytes)>;
