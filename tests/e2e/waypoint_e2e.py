@@ -740,7 +740,37 @@ class UdpClient:
         self.send(make_response(request, code, reason, **kw))
 
 
-class WsClient:
+class StreamSocketClient:
+    """What the TCP and the WS clients share: a connected socket (self.sock) and the bytes
+    read from it and not consumed yet (self.buf)."""
+
+    # What a close by the server raises: the WS tests wait for it, the TCP ones never expect it.
+    closed_error = AssertionError
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out on {self.transport}; buffered {self.buf[:200]!r}")
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError(f"timed out on {self.transport}; buffered {self.buf[:200]!r}") from None
+        if not chunk:
+            raise self.closed_error(f"server closed the connection; buffered {self.buf[:200]!r}")
+        self.buf += chunk
+
+
+class WsClient(StreamSocketClient):
     """A WebSocket SIP phone (RFC 7118) as a browser is one: it connects to the daemon's
     ws listener, upgrades with Sec-WebSocket-Protocol: sip, and names itself by an .invalid
     host that only its connection leads to. One SIP message per WebSocket message; our
@@ -748,6 +778,7 @@ class WsClient:
 
     transport = "WS"
     HOST = "df7jal23ls0d.invalid"
+    closed_error = EOFError
 
     def __init__(self, server_port, host="127.0.0.1", protocols="sip", origin=None):
         self.sock = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
@@ -789,27 +820,6 @@ class WsClient:
             assert headers.get("sec-websocket-accept") == expected, headers
         return status, headers, body.decode("utf-8", "replace")
 
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _fill(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out on WS; buffered {self.buf[:200]!r}")
-        self.sock.settimeout(left)
-        try:
-            chunk = self.sock.recv(65536)
-        except socket.timeout:
-            raise AssertionError(f"timed out on WS; buffered {self.buf[:200]!r}") from None
-        if not chunk:
-            raise EOFError(f"server closed the connection; buffered {self.buf[:200]!r}")
-        self.buf += chunk
 
     def send_frame(self, opcode, payload, fin=True):
         header = bytes([(0x80 if fin else 0) | opcode])
@@ -914,7 +924,7 @@ class WsClient:
         return False
 
 
-class TcpClient:
+class TcpClient(StreamSocketClient):
     transport = "TCP"
 
     def __init__(self, server_port, host="127.0.0.1"):
@@ -922,30 +932,8 @@ class TcpClient:
         self.local = self.sock.getsockname()[:2]
         self.buf = b""
 
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def send(self, data):
         self.sock.sendall(data)
-
-    def _fill(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out on TCP; buffered {self.buf[:200]!r}")
-        self.sock.settimeout(left)
-        try:
-            chunk = self.sock.recv(65536)
-        except socket.timeout:
-            raise AssertionError(f"timed out on TCP; buffered {self.buf[:200]!r}") from None
-        if not chunk:
-            raise AssertionError(f"server closed the connection; buffered {self.buf[:200]!r}")
-        self.buf += chunk
 
     def recv_exact(self, n, timeout=REPLY_TIMEOUT):
         deadline = time.monotonic() + timeout

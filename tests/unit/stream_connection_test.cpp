@@ -31,12 +31,7 @@ const Endpoint kLocal{boost::asio::ip::make_address("127.0.0.1"), 5060};
 const Endpoint kPeer{boost::asio::ip::make_address("127.0.0.1"), 40000};
 
 std::string options(int n) {
-  return "OPTIONS sip:bob@example.com SIP/2.0\r\n"
-         "Via: SIP/2.0/TCP 127.0.0.1:40000;branch=z9hG4bK-" +
-         std::to_string(n) +
-         "\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\n"
-         "To: <sip:bob@example.com>\r\nCall-ID: c" +
-         std::to_string(n) + "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+  return testing_fakes::optionsRequest("SIP/2.0/TCP 127.0.0.1:40000", n);
 }
 
 class StreamConnectionTest : public ::testing::Test {

@@ -1,10 +1,11 @@
 #pragma once
-// What the stream connection tests share: StreamOps for Beast's test stream, a fake clock
-// and a fake TransportHost that records what the connection reports.
+// What the stream connection tests share: StreamOps for Beast's test stream, a fake clock,
+// a fake TransportHost that records what the connection reports, and a SIP request to send.
 
 #include <boost/asio/write.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../../src/transport/connection_table.hpp"
@@ -64,6 +65,15 @@ class FakeHost final : public TransportHost {
   std::vector<std::error_code> failures;
   int closedCount = 0;
 };
+
+// An OPTIONS whose top Via is "SIP/2.0/<transport> <sent-by>"; n makes branch and Call-ID.
+inline std::string optionsRequest(std::string_view via, int n) {
+  return "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: " + std::string(via) + ";branch=z9hG4bK-" +
+         std::to_string(n) +
+         "\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\n"
+         "To: <sip:bob@example.com>\r\nCall-ID: c" +
+         std::to_string(n) + "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+}
 
 }  // namespace testing_fakes
 

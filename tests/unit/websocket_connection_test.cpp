@@ -78,12 +78,7 @@ std::vector<ServerFrame> serverFrames(std::string_view bytes) {
 }
 
 std::string options(int n) {
-  return "OPTIONS sip:bob@example.com SIP/2.0\r\n"
-         "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK-" +
-         std::to_string(n) +
-         "\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\n"
-         "To: <sip:bob@example.com>\r\nCall-ID: c" +
-         std::to_string(n) + "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+  return testing_fakes::optionsRequest("SIP/2.0/WS df7jal23ls0d.invalid", n);
 }
 
 class WebSocketConnectionTest : public ::testing::Test {
