@@ -634,7 +634,20 @@ def assert_options_ok(response):
 # ---------------------------------------------------------------- clients
 
 
-class UdpClient:
+class SocketClient:
+    """A client of the daemon on one socket of its own (self.sock), closed on leaving a with."""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class UdpClient(SocketClient):
     """A SIP endpoint on its own loopback UDP socket that talks only to the server (the
     daemon, used as outbound proxy): a caller, or a phone that registers and is called."""
 
@@ -654,15 +667,6 @@ class UdpClient:
 
     def talk_to(self, server_port, server_host=None):
         self.server = (server_host or self.host, server_port)
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def send(self, data):
         self.sock.sendto(data, self.server)
@@ -740,21 +744,12 @@ class UdpClient:
         self.send(make_response(request, code, reason, **kw))
 
 
-class StreamSocketClient:
+class StreamSocketClient(SocketClient):
     """What the TCP and the WS clients share: a connected socket (self.sock) and the bytes
     read from it and not consumed yet (self.buf)."""
 
     # What a close by the server raises: the WS tests wait for it, the TCP ones never expect it.
     closed_error = AssertionError
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _fill(self, deadline):
         left = deadline - time.monotonic()
