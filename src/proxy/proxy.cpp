@@ -70,10 +70,9 @@ std::optional<transport::Destination> viaDestination(const sip::Via& via) {
 // A UDP request leaves from the listener of its interface (the source a NATed phone
 // expects); a stream picks its connection itself.
 transport::Destination leavingBy(const transport::Destination& destination, const Interface& out) {
-  std::optional<transport::Endpoint> local = destination.local;
-  if (!local && destination.protocol == transport::Protocol::udp) local = out.local;
-  return transport::Destination{destination.protocol, destination.remote, destination.connectionId,
-                                local};
+  transport::Destination leaving = destination;
+  if (!leaving.local && destination.protocol == transport::Protocol::udp) leaving.local = out.local;
+  return leaving;
 }
 
 int rankOf(int status, bool synthetic) {
@@ -322,7 +321,7 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
     if (!routes.empty()) followStrictRouter(request);
     routed.groups.push_back(
         {Target{request.requestUri(),
-                transport::Destination{flow->protocol, flow->remote, 0, std::nullopt},
+                transport::Destination{flow->protocol, flow->remote, 0, std::nullopt, {}, {}},
                 {}}});
     return routed;
   }
@@ -473,7 +472,9 @@ Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::
       std::vector<Target> targets;
       for (const auto& hop : decision.nextHops) {
         const auto hopUri = sip::parseUri(hop);
-        if (const auto destination = hopUri ? resolveNumeric(*hopUri) : std::nullopt) {
+        if (auto destination = hopUri ? resolveNumeric(*hopUri) : std::nullopt) {
+          destination->serverName = decision.tlsServerName;
+          destination->verifyPeer = decision.tlsVerifyPeer;
           targets.push_back(Target{request.requestUri(), *destination, {}});
         }
       }
@@ -510,7 +511,8 @@ Proxy::Routed Proxy::routeToLocation(const std::optional<sip::Uri>& requestUri,
     // stream the connection is tried first anyway, then the Contact's address.
     const auto contactUri = sip::parseUri(binding.contact);
     const auto contact = contactUri ? resolveNumeric(*contactUri) : std::nullopt;
-    transport::Destination destination{binding.flow.protocol, binding.flow.remote, 0, std::nullopt};
+    transport::Destination destination{
+        binding.flow.protocol, binding.flow.remote, 0, std::nullopt, {}, {}};
     if (transport::isReliable(binding.flow.protocol)) {
       destination.connectionId = binding.flow.connectionId;
       if (contact && !binding.behindNat) destination.remote = contact->remote;
