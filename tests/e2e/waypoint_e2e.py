@@ -13,9 +13,11 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 READY_LINE = "waypointd ready"
@@ -764,6 +766,33 @@ class StreamSocketClient(SocketClient):
             raise self.closed_error(f"server closed the connection; buffered {self.buf[:200]!r}")
         self.buf += chunk
 
+    def next_request(self, method=None, timeout=REPLY_TIMEOUT):
+        """The next request (of that method, if given): one set aside earlier, else one read
+        now; other messages read meanwhile are set aside."""
+        for i, message in enumerate(self.unmatched):
+            if message.is_request and method in (None, message.method):
+                return self.unmatched.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.read_message(max(deadline - time.monotonic(), 0.001))
+            if message.is_request and method in (None, message.method):
+                return message
+            self.unmatched.append(message)
+
+    def final_response(self, request, timeout=REPLY_TIMEOUT):
+        """The final response to request (provisionals skipped, other messages set aside)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.read_message(max(deadline - time.monotonic(), 0.001))
+            if isinstance(message, Response) and message.matches(request):
+                if message.code >= 200:
+                    return message
+                continue
+            self.unmatched.append(message)
+
+    def reply(self, request, code, reason, **kw):
+        self.send(make_response(request, code, reason, **kw))
+
 
 class WsClient(StreamSocketClient):
     """A WebSocket SIP phone (RFC 7118) as a browser is one: it connects to the daemon's
@@ -775,8 +804,12 @@ class WsClient(StreamSocketClient):
     HOST = "df7jal23ls0d.invalid"
     closed_error = EOFError
 
-    def __init__(self, server_port, host="127.0.0.1", protocols="sip", origin=None):
+    def __init__(self, server_port, host="127.0.0.1", protocols="sip", origin=None, secure=False):
+        """secure: WSS, the WebSocket inside TLS (any server certificate is taken)."""
         self.sock = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
+        if secure:
+            self.transport = "WSS"
+            self.sock = insecure_client_context().wrap_socket(self.sock, server_hostname=host)
         self.local = (self.HOST, None)
         self.buf = b""
         self.unmatched = []
@@ -883,28 +916,7 @@ class WsClient(StreamSocketClient):
     def transact(self, request, timeout=REPLY_TIMEOUT):
         """Sends request; returns its final response (provisionals are skipped)."""
         self.send(request.data)
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self.read_message(max(deadline - time.monotonic(), 0.001))
-            if isinstance(message, Response) and message.matches(request):
-                if message.code >= 200:
-                    return message
-                continue
-            self.unmatched.append(message)
-
-    def next_request(self, method=None, timeout=REPLY_TIMEOUT):
-        for i, message in enumerate(self.unmatched):
-            if message.is_request and method in (None, message.method):
-                return self.unmatched.pop(i)
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self.read_message(max(deadline - time.monotonic(), 0.001))
-            if message.is_request and method in (None, message.method):
-                return message
-            self.unmatched.append(message)
-
-    def reply(self, request, code, reason, **kw):
-        self.send(make_response(request, code, reason, **kw))
+        return self.final_response(request, timeout)
 
     def wait_closed(self, timeout=REPLY_TIMEOUT):
         """True if the server closes the TCP connection within timeout."""
@@ -926,6 +938,7 @@ class TcpClient(StreamSocketClient):
         self.sock = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
         self.local = self.sock.getsockname()[:2]
         self.buf = b""
+        self.unmatched = []
 
     def send(self, data):
         self.sock.sendall(data)
@@ -981,6 +994,137 @@ class TcpClient(StreamSocketClient):
                 return True
             self.buf += chunk
         return False
+
+
+def insecure_client_context():
+    """A TLS client context that takes any server certificate (a self-signed one)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class TlsClient(TcpClient):
+    """A SIP phone over TLS (RFC 3261 §26.2): Content-Length framing inside a TLS stream.
+    cafile: verify the server against it (and check the name server_hostname); without
+    it, any certificate is taken (the self-signed one, say) and its DER kept in
+    self.certificate for the test to check."""
+
+    transport = "TLS"
+    closed_error = EOFError
+
+    def __init__(self, server_port, host="127.0.0.1", cafile=None, server_hostname=None, certfile=None,
+                 keyfile=None):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if cafile:
+            context.load_verify_locations(cafile)
+        else:
+            context = insecure_client_context()
+        if certfile:
+            context.load_cert_chain(certfile, keyfile)
+        raw = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
+        try:
+            self.sock = context.wrap_socket(raw, server_hostname=server_hostname or host)
+        except BaseException:
+            raw.close()
+            raise
+        self.local = self.sock.getsockname()[:2]
+        self.buf = b""
+        self.unmatched = []
+        self.certificate = self.sock.getpeercert(binary_form=True)
+
+    def fingerprint(self):
+        """The server certificate's SHA-256 fingerprint as waypoint logs it ("AB:CD:...")."""
+        return ":".join(f"{b:02X}" for b in hashlib.sha256(self.certificate).digest())
+
+    def wait_closed(self, timeout=REPLY_TIMEOUT):
+        try:
+            return super().wait_closed(timeout)
+        except (ssl.SSLError, EOFError):
+            return True
+
+
+class TlsServer(SocketClient):
+    """A TLS next hop (a gateway) on loopback with a given certificate: accepts one
+    connection at a time in a thread and keeps what it read; handshakes that fail are
+    counted. Answers every INVITE with 486 so the caller's transaction ends."""
+
+    def __init__(self, certfile, keyfile):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(certfile, keyfile)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.received, self.failed_handshakes, self.server_names = [], 0, []
+        self.context.sni_callback = lambda conn, name, ctx: self.server_names.append(name)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        for _ in range(100):  # bounded: a test opens a handful of connections
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            raw.settimeout(REPLY_TIMEOUT)
+            try:
+                conn = self.context.wrap_socket(raw, server_side=True)
+            except OSError:  # ssl.SSLError, or a reset by the client that gave up
+                self.failed_handshakes += 1
+                raw.close()
+                continue
+            with conn:
+                try:
+                    self._read(conn)
+                except (OSError, AssertionError):
+                    pass  # the proxy closed its connection, or sent nothing more
+
+    def wait_failed_handshakes(self, count):
+        """Whether count handshakes have failed within REPLY_TIMEOUT (the server thread
+        sees the client's alert a moment after the client gave up)."""
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while self.failed_handshakes < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.failed_handshakes == count
+
+    def _read(self, conn):
+        client = TcpClient.__new__(TcpClient)
+        client.sock, client.buf, client.unmatched, client.transport = conn, b"", [], "TLS"
+        while True:
+            message = client.read_message()
+            self.received.append(message)
+            if message.is_request and message.method == "INVITE":
+                conn.sendall(make_response(message, 486, "Busy Here", to_tag=token()))
+
+
+def make_test_ca(directory, name="waypoint test CA"):
+    """A CA (key and certificate, PEM) made with the openssl command; returns (crt, key)."""
+    crt, key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def make_certificate(directory, stem, ca, san, chain=True):
+    """A server certificate signed by ca=(crt, key) for the subjectAltName san
+    ("IP:127.0.0.1", "DNS:other.example"); returns (certificate file, key file). With
+    chain the certificate file holds the CA certificate after the server's (a chain)."""
+    crt, key, csr = (os.path.join(directory, stem + ext) for ext in (".crt", ".key", ".csr"))
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", f"/CN={stem}"], check=True, capture_output=True)
+    ext = os.path.join(directory, stem + ".ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+                    "-out", crt, "-days", "2", "-extfile", ext], check=True, capture_output=True)
+    if chain:
+        with open(crt, "a") as out, open(ca[0]) as root:
+            out.write(root.read())
+    return crt, key
 
 
 # ---------------------------------------------------------------- SIPp
