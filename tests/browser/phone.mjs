@@ -101,13 +101,17 @@ function serve(files) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
+// A Chromium that has not started within this time counts as one that cannot start (the
+// test is then skipped), so it is generous for a loaded machine.
+const LAUNCH_TIMEOUT_MS = 2 * STEP_TIMEOUT_MS;
+
 async function launch(puppeteer, chromium) {
   try {
     return await puppeteer.launch({
       executablePath: chromium,
       headless: true,
       args: CHROMIUM_FLAGS,
-      timeout: STEP_TIMEOUT_MS,
+      timeout: LAUNCH_TIMEOUT_MS,
       protocolTimeout: STEP_TIMEOUT_MS,
     });
   } catch (e) {

@@ -1019,7 +1019,8 @@ class BrowserPhone:
         self.reader = threading.Thread(target=self._read_events, daemon=True)
         self.reader.start()
         try:
-            ready = self.expect("ready", failures=("launch_failed", "error", "exit"))
+            # Chromium's start (up to two steps, phone.mjs LAUNCH_TIMEOUT_MS) and the page's load.
+            ready = self.expect("ready", timeout=3 * self.STEP_TIMEOUT, failures=("launch_failed", "error", "exit"))
         except AssertionError:
             launch = [e for e in self.events if e["event"] == "launch_failed"]
             self.close()
