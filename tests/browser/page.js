@@ -13,7 +13,23 @@ const media = {
 };
 
 // JsSIP's own log goes to the console, which phone.mjs copies to its stderr: the test
-// shows it when it fails.
+// shows it when it fails. Formatted here, as plain text (no CSS colours), because only
+// the text of a console message reaches phone.mjs.
+function text(value) {
+  if (typeof value === 'string') {
+    return value;
+  }
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+JsSIP.debug.formatArgs = function formatArgs(args) {
+  const rest = args.slice(1);
+  const line = String(args[0]).replace(/%[sdioOj]/g, () => text(rest.shift()));
+  args.splice(0, args.length, [`${this.namespace} ${line}`, ...rest.map(text)].join(' '));
+};
 JsSIP.debug.enable('JsSIP:*');
 
 let ua = null;

@@ -1075,7 +1075,7 @@ class BrowserPhone:
 
     def report(self):
         with open(self.log_path, errors="replace") as f:
-            log = f.read()[-4000:]
+            log = f.read()[-8000:]
         events = "\n".join(f"  {e}" for e in self.events)
         return f"--- browser phone events ---\n{events}\n--- browser phone log ---\n{log}"
 
