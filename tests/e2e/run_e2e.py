@@ -18,10 +18,10 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from waypoint_e2e import (REPLY_TIMEOUT, Daemon, Dialog, Skip, Sipp, TcpClient, TlsClient, TlsServer, UdpClient,
-                          WsClient,  # noqa: E402
-                          assert_options_ok, hostport, ipv6_loopback_usable, make_ack, make_invite, make_register,
-                          make_certificate, make_request, make_response, make_test_ca, parse_message, parse_uri,
+from waypoint_e2e import (REPLY_TIMEOUT, BrowserPhone, Daemon, Dialog, Skip, Sipp, TcpClient,  # noqa: E402
+                          TlsClient, TlsServer, UdpClient, WsClient, assert_options_ok, hostport,
+                          ipv6_loopback_usable, make_ack, make_certificate, make_invite, make_register, make_request,
+                          make_response, make_test_ca, parse_message, parse_uri,
                           token)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1684,6 +1684,68 @@ def test_wss_call(args):
         m = d.metrics()
         assert m["tls_handshakes_completed"] == 1 and m["ws_handshakes_accepted"] == 1, m
         assert m["send_errors"] == 0 and m["ws_sends_without_connection"] == 0, m
+# ---------------------------------------------------------------- a browser phone (JsSIP)
+#
+# The transport the web phone connects with, on the daemon's port + 1: the one place to
+# change between ws and wss.
+BROWSER_TRANSPORT = "ws"
+BROWSER_LISTEN = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), (BROWSER_TRANSPORT, "127.0.0.1", 1))
+
+
+def browser_phone(args):
+    return BrowserPhone(args.node, os.path.join(args.source_dir, "tests", "browser", "phone.mjs"),
+                        args.chromium, args.node_modules)
+
+
+def register_sipp_phone(d, user):
+    """Registers user from a fresh UDP port and frees it again, for a SIPp server scenario
+    to take the calls on it (a web phone's INVITE has its own Call-ID, which a SIPp
+    scenario that registered itself would not recognise)."""
+    with UdpClient(d.port) as phone:
+        contact = f"<sip:{user}@{hostport(*phone.local)}>"
+        r = phone.transact(make_register(user, phone.local, contacts=[contact], expires=300))
+        assert r.code == 200, f"REGISTER {user} got {r.code} {r.reason}"
+        return phone.local[1]
+
+
+def test_browser_call(args):
+    """JsSIP in headless Chromium registers over WebSocket; it calls a SIPp UDP phone and
+    hangs up, then the SIPp phone calls it, it answers and the SIPp phone hangs up. Both
+    sides see each call set up and end."""
+    with browser_phone(args) as web, Daemon(args.daemon, listen=BROWSER_LISTEN) as d:
+        web.command("register", uri="sip:carol@localhost", server=f"{BROWSER_TRANSPORT}://127.0.0.1:{d.port + 1}")
+        registered = web.expect("registered")
+        assert registered["code"] == 200 and ";transport=ws" in registered["contact"], registered
+        sipp_port = register_sipp_phone(d, "bob")
+        m = d.wait_metric("registrar_bindings", lambda v: v == 2)
+        assert m["registrar_bindings"] == 2, m
+
+        # The web phone calls the SIPp phone and hangs up.
+        callee = args.sipp.start("uas_webrtc_answer.xml", server=True, port=sipp_port, recv_timeout=15)
+        web.command("call", target="sip:bob@localhost")
+        outgoing = web.expect("outgoing")
+        web.expect("confirmed")
+        web.command("hangup")
+        assert web.expect("ended")["originator"] == "local"
+        callee.wait(timeout=BrowserPhone.STEP_TIMEOUT)  # it got the BYE and answered it
+        assert callee.received("INVITE")[0].header("call-id") == [outgoing["call_id"]]
+
+        # The SIPp phone calls the web phone, which answers; the SIPp phone hangs up.
+        caller = args.sipp.start("uac_webrtc_call.xml", "127.0.0.1", d.port, "u1", service="carol",
+                                 recv_timeout=15)
+        incoming = web.expect("incoming")
+        assert incoming["from"] == "sip:alice@localhost", incoming
+        web.command("answer")
+        web.expect("confirmed")
+        assert web.expect("ended")["originator"] == "remote"
+        caller.wait(timeout=BrowserPhone.STEP_TIMEOUT)  # its BYE was answered 200
+
+        # The web phone's INVITE, with its WebRTC SDP, is bigger than udp_mtu: waypoint
+        # tries TCP toward the SIPp phone first, which refuses, and sends it over UDP
+        # again (RFC 3261 §18.1.1). That refused connection is the only send error.
+        m = d.metrics()
+        assert m["transactions_requests_moved_to_tcp"] == m["transactions_requests_retried_over_udp"] == 1, m
+        assert m["send_errors"] == 1 and m["ws_sends_without_connection"] == 0, m
 
 
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
@@ -1694,9 +1756,13 @@ def main():
     parser.add_argument("--daemon", required=True, help="path to waypointd")
     parser.add_argument("--source-dir", required=True, help="the waypoint source tree")
     parser.add_argument("--sipp", default="sipp", help="path to sipp")
+    parser.add_argument("--node", default="node", help="path to node (browser tests)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="path to Chromium (browser tests)")
+    parser.add_argument("--node-modules", help="tests/browser's npm ci (default: in the source tree)")
     parser.add_argument("--test", required=True, choices=sorted(TESTS))
     args = parser.parse_args()
     args.sipp = Sipp(args.sipp, os.path.join(HERE, "scenarios"))
+    args.node_modules = args.node_modules or os.path.join(args.source_dir, "tests", "browser", "node_modules")
     try:
         TESTS[args.test](args)
     except Skip as e:

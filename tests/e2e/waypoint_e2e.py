@@ -1125,6 +1125,139 @@ def make_certificate(directory, stem, ca, san, chain=True):
         with open(crt, "a") as out, open(ca[0]) as root:
             out.write(root.read())
     return crt, key
+# ---------------------------------------------------------------- a browser phone
+
+
+class BrowserPhone:
+    """A web phone: JsSIP in headless Chromium (tests/browser/phone.mjs under node), told
+    what to do over its stdin and reporting JsSIP's events on its stdout, a JSON object a
+    line. Raises Skip only when node or Chromium cannot start; anything else that goes
+    wrong (no node_modules, a JsSIP error) fails the test.
+
+    node runs in a session of its own and puppeteer starts Chromium in another, so close()
+    can end each by its process group id (the PIDs this harness learnt) if it does not quit.
+    """
+
+    STEP_TIMEOUT = 15.0
+    FAILURES = ("error", "failed", "registration_failed", "exit")
+
+    def __init__(self, node, script, chromium, modules):
+        self.dir = tempfile.mkdtemp(prefix="waypoint-browser-")
+        self.log_path = os.path.join(self.dir, "phone.log")
+        self.events = []  # every event so far, oldest first
+        self.cursor = 0  # expect() looks at events from here on
+        self.changed = threading.Condition()
+        self.browser_pid = None
+        self.proc = None
+        cmd = [node, script, "--build-dir", self.dir, "--chromium", chromium, "--modules", modules]
+        try:
+            with open(self.log_path, "w") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                             text=True, start_new_session=True)
+        except OSError as e:
+            self._remove_dir()
+            raise Skip(f"node cannot start ({node}): {e}") from None
+        self.reader = threading.Thread(target=self._read_events, daemon=True)
+        self.reader.start()
+        try:
+            # Chromium's start (up to two steps, phone.mjs LAUNCH_TIMEOUT_MS) and the page's load.
+            ready = self.expect("ready", timeout=3 * self.STEP_TIMEOUT, failures=("launch_failed", "error", "exit"))
+        except AssertionError:
+            launch = [e for e in self.events if e["event"] == "launch_failed"]
+            self.close()
+            if launch:
+                raise Skip(f"Chromium cannot start ({chromium}): {launch[0]['message']}") from None
+            raise
+        self.browser_pid = ready["browser_pid"]
+        print(f"browser phone: {ready['version']}, pid {self.browser_pid}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _read_events(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "error", "message": f"not JSON: {line!r}"}
+            with self.changed:
+                self.events.append(event)
+                self.changed.notify_all()
+        with self.changed:
+            self.events.append({"event": "exit"})
+            self.changed.notify_all()
+
+    def command(self, cmd, **fields):
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, name, timeout=STEP_TIMEOUT, failures=FAILURES):
+        """The next event called name (those before it are passed over); an event in
+        failures, or none within timeout, fails with everything the phone said."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for i in range(self.cursor, len(self.events)):
+                    event = self.events[i]
+                    if event["event"] == name:
+                        self.cursor = i + 1
+                        return event
+                    if event["event"] in failures:
+                        self.cursor = i + 1
+                        raise AssertionError(f"browser phone: {event} while waiting for {name}\n{self.report()}")
+                self.cursor = len(self.events)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"browser phone: no {name} within {timeout} s\n{self.report()}")
+                self.changed.wait(left)
+
+    def report(self):
+        with open(self.log_path, errors="replace") as f:
+            log = f.read()[-8000:]
+        events = "\n".join(f"  {e}" for e in self.events)
+        return f"--- browser phone events ---\n{events}\n--- browser phone log ---\n{log}"
+
+    def close(self):
+        """Asks the phone to quit; kills node and Chromium by their group ids if they
+        have not gone within a few seconds."""
+        if self.proc is None:
+            return
+        try:
+            self.command("quit")
+            self.proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.reader.join(timeout=5)
+        self.proc.stdout.close()
+        self._kill_browser()
+        self.proc = None
+        self._remove_dir()
+
+    def _kill_browser(self):
+        # Only while the PID is still our Chromium: after it exited, it may be anybody's.
+        if self.browser_pid is None:
+            return
+        try:
+            with open(f"/proc/{self.browser_pid}/cmdline", "rb") as f:
+                if b"chromium" not in f.read():
+                    return
+            os.killpg(self.browser_pid, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+
+    def _remove_dir(self):
+        if os.environ.get("WAYPOINT_E2E_KEEP"):
+            print(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- SIPp
@@ -1255,7 +1388,7 @@ class Sipp:
         return self.start(scenario, server_host, server_port, transport, **kw).wait(timeout)
 
     def start(self, scenario, server_host=None, server_port=None, transport="u1", *, call_id=None,
-              service=None, keys=None, server=False, local="127.0.0.1", call_timeout=20,
+              service=None, keys=None, server=False, local="127.0.0.1", port=None, call_timeout=20,
               recv_timeout=5, extra=()):
         """Starts one call of a scenario in the background and returns its SippProcess.
 
@@ -1267,6 +1400,7 @@ class Sipp:
         incoming messages to calls by Call-ID: give caller and callee the same one.
         service: [service], the user part the UAC scenarios call.
         keys: {name: value} for the scenario's [name] keywords (-key).
+        port: SIPp's own port (default: a free one), e.g. one a phone registered from.
         """
         if server_host is not None:
             local = "::1" if ":" in server_host else "127.0.0.1"
@@ -1274,7 +1408,7 @@ class Sipp:
         kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
         for attempt in range(3):
             work = tempfile.mkdtemp(prefix="waypoint-sipp-")
-            sip_port = free_port(hosts=(local,))
+            sip_port = port or free_port(hosts=(local,))
             # SIPp's control socket (default 8888) and RTP echo ports (mp, mp+2) must
             # not collide with anything else on the machine.
             control_port = free_port(hosts=("127.0.0.1",), kinds=(socket.SOCK_DGRAM,))
@@ -1309,7 +1443,7 @@ class Sipp:
                     break
                 time.sleep(0.01)
             # 254 (-2): SIPp could not bind a socket, i.e. we lost a port race; retry.
-            if proc.poll() == 254 and attempt < 2:
+            if proc.poll() == 254 and attempt < 2 and port is None:
                 run.wait(check=False)
                 continue
             return run
