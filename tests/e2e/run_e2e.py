@@ -1684,11 +1684,13 @@ def test_wss_call(args):
         m = d.metrics()
         assert m["tls_handshakes_completed"] == 1 and m["ws_handshakes_accepted"] == 1, m
         assert m["send_errors"] == 0 and m["ws_sends_without_connection"] == 0, m
+
+
 # ---------------------------------------------------------------- a browser phone (JsSIP)
 #
 # The transport the web phone connects with, on the daemon's port + 1: the one place to
 # change between ws and wss.
-BROWSER_TRANSPORT = "ws"
+BROWSER_TRANSPORT = "wss"
 BROWSER_LISTEN = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), (BROWSER_TRANSPORT, "127.0.0.1", 1))
 
 
@@ -1709,7 +1711,7 @@ def register_sipp_phone(d, user):
 
 
 def test_browser_call(args):
-    """JsSIP in headless Chromium registers over WebSocket; it calls a SIPp UDP phone and
+    """JsSIP in headless Chromium registers over WSS (the self-signed certificate); it calls a SIPp UDP phone and
     hangs up, then the SIPp phone calls it, it answers and the SIPp phone hangs up. Both
     sides see each call set up and end."""
     with browser_phone(args) as web, Daemon(args.daemon, listen=BROWSER_LISTEN) as d:
