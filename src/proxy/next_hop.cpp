@@ -59,9 +59,9 @@ std::optional<Flow> decodeFlow(std::string_view token) {
 }
 
 std::vector<std::string> recordRouteValues(const Interface& callerSide, const Interface& calleeSide,
-                                           std::string_view tokenParams) {
-  auto value = [tokenParams](const Interface& side) {
-    std::string v = "<sip:";
+                                           std::string_view tokenParams, bool sips) {
+  auto value = [tokenParams, sips](const Interface& side) {
+    std::string v = sips ? "<sips:" : "<sip:";
     v.append(transport::toString(side.local))
         .append(uriTransportParam(side.protocol))
         .append(";lr")

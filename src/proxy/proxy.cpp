@@ -118,6 +118,21 @@ struct Proxy::Target {
   std::vector<std::string> routes;  // Path (RFC 3327): Route values put first
 };
 
+namespace {
+
+// RFC 3261 §16.6 step 4: a request for a SIPS URI (its Request-URI, as received or as
+// retargeted, or its top Route) is Record-Routed with SIPS URIs.
+bool isSipsRequest(const sip::Message& request, const Proxy::Target& target) {
+  auto sips = [](std::string_view uri) {
+    while (!uri.empty() && (uri.front() == '<' || uri.front() == ' ')) uri.remove_prefix(1);
+    return uri.size() >= 5 && sip::equalsIgnoringCase(uri.substr(0, 5), "sips:");
+  };
+  return sips(request.requestUri()) || sips(target.requestUri) ||
+         (!target.routes.empty() && sips(target.routes.front()));
+}
+
+}  // namespace
+
 struct Proxy::Branch {
   TransactionId client = 0;
   std::string id;  // our Via branch
@@ -573,7 +588,8 @@ bool Proxy::startBranch(Context& context, const Target& target) {
   if (context.recordRoute) {
     const DialogFlows flows{context.caller,
                             Flow{branch.destination.protocol, branch.destination.remote}};
-    recordRoutes = recordRouteValues(context.inbound, *out, tokens_.uriParams(flows));
+    recordRoutes = recordRouteValues(context.inbound, *out, tokens_.uriParams(flows),
+                                     isSipsRequest(context.request, target));
   }
   std::optional<sip::OutgoingRequest> request = sip::OutgoingRequest::forBranch(
       context.request, sip::BranchEdits{target.requestUri, via, recordRoutes, target.routes});
