@@ -10,6 +10,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -1666,6 +1667,34 @@ def test_tls_outgoing_verification(args):
         assert named.server_names == ["gw.example"], named.server_names
         m = d.metrics()
         assert m["tls_handshakes_failed"] == 1 and m["tls_handshakes_completed"] == 2, m
+
+
+def test_tls_mutual(args):
+    """A listener with require_client_certificate (mutual TLS) refuses a client without a
+    certificate, and one whose certificate another CA signed, during the handshake; a
+    client with a certificate from the listener's ca_file registers."""
+    work = tempfile.mkdtemp(prefix="waypoint-tls-")
+    ca = make_test_ca(work)
+    other_ca = make_test_ca(tempfile.mkdtemp(prefix="waypoint-tls-"), name="another CA")
+    client_crt, client_key = make_certificate(work, "trunk", ca, "DNS:trunk.example")
+    stranger_crt, stranger_key = make_certificate(work, "stranger", other_ca, "DNS:trunk.example")
+    listen = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), ("tls", "127.0.0.1", 1))
+    extra = f"tls: {{ require_client_certificate: true, ca_file: {ca[0]} }}"
+    with Daemon(args.daemon, listen=listen, extra=extra) as d:
+        for certfile, keyfile in ((None, None), (stranger_crt, stranger_key)):
+            try:
+                with TlsClient(d.port + 1, certfile=certfile, keyfile=keyfile) as refused:
+                    # TLS 1.3: the server's verdict on our certificate comes after our side
+                    # of the handshake, as an alert on the first read.
+                    refused.send(options_to_server(d.port + 1, refused.local, "TLS").data)
+                    assert refused.wait_closed(), f"client certificate {certfile} was accepted"
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                pass
+        d.wait_metric("tls_handshakes_failed", lambda v: v == 2)
+        with TlsClient(d.port + 1, certfile=client_crt, keyfile=client_key) as trunk:
+            register_tls_phone(trunk)
+        m = d.metrics()
+        assert m["tls_handshakes_completed"] == 1 and m["registrar_bindings"] == 1, m
 
 
 def test_wss_call(args):
