@@ -19,10 +19,10 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from waypoint_e2e import (REPLY_TIMEOUT, BrowserPhone, Daemon, Dialog, Skip, Sipp, TcpClient,  # noqa: E402
+from waypoint_e2e import (REPLY_TIMEOUT, Baresip, BrowserPhone, Daemon, Dialog, Skip, Sipp, TcpClient,  # noqa: E402
                           TlsClient, TlsServer, UdpClient, WsClient, assert_options_ok, hostport,
                           ipv6_loopback_usable, make_ack, make_certificate, make_invite, make_register, make_request,
-                          make_response, make_test_ca, parse_message, parse_uri,
+                          make_response, make_test_ca, parse_message, parse_uri, remove_temp_dir,
                           token)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1779,6 +1779,67 @@ def test_browser_call(args):
         assert m["send_errors"] == 1 and m["ws_sends_without_connection"] == 0, m
 
 
+# ---------------------------------------------------------------- a softphone (baresip)
+
+
+def assert_tls_hop(invite, proxy_port, who):
+    """The INVITE a phone received came from waypoint over TLS: waypoint's Via on top is
+    TLS and its Record-Route asks for TLS."""
+    assert_via_is_proxy(invite, proxy_port, "tls", 2, who)
+    rr = invite.header_values("record-route")
+    assert len(rr) == 1, f"{who}: expected one Record-Route (TLS on both sides), got {rr}"
+    assert_record_route(rr[0], proxy_port, "tls", f"{who}: Record-Route")
+
+
+def test_baresip_tls_call(args):
+    """Issue 9: two baresip softphones (Debian's baresip-core) register over TLS with
+    waypoint, whose certificate for IP:127.0.0.1 a test CA signed; alice calls bob, bob
+    answers at once, both see the call established; alice hangs up and both see it end.
+    waypoint reaches bob over the connection bob registered on."""
+    Baresip.require(args.baresip)
+    work = tempfile.mkdtemp(prefix="waypoint-tls-")
+    try:
+        ca = make_test_ca(work)
+        crt, key = make_certificate(work, "server", ca, "IP:127.0.0.1")
+        with Daemon(args.daemon, listen=TLS_LISTEN, extra=f"tls: {{ certificate: {crt}, private_key: {key} }}") as d:
+            baresip_call(args, d, d.port + 1, ca[0])
+    finally:
+        remove_temp_dir(work)
+
+
+def baresip_call(args, d, tls_port, cafile):
+    """alice calls bob, both baresip phones registered over TLS on tls_port; alice hangs up."""
+    with Baresip(args.baresip, "alice", tls_port, cafile) as alice, \
+            Baresip(args.baresip, "bob", tls_port, cafile) as bob:
+        for phone in (alice, bob):
+            phone.expect(r"\{0/TLS/v4\} 200 OK \(\) \[1 binding\]")
+        m = d.wait_metric("registrar_bindings", lambda v: v == 2)
+        assert m["registrar_bindings"] == 2 and m["tls_handshakes_completed"] == 2, m
+
+        alice.command("/dial sip:bob@localhost")
+        bob.expect(r"answering call .* from sip:alice@localhost")
+        alice.expect(r"Call established: sip:bob@localhost")
+        bob.expect(r"Call established: sip:alice@localhost")
+        invite = bob.requests("INVITE")[0]
+        assert_tls_hop(invite, tls_port, "bob")
+
+        alice.command("/hangup")
+        # baresip 1.0 reports its own hang-up as this line, and the peer's BYE as "session
+        # closed" with libre's code for it (ECONNRESET).
+        call_id = alice.expect(r"call: terminate call '(\S+)' with sip:bob@localhost").group(1)
+        assert invite.header("call-id") == [call_id], (invite.header("call-id"), call_id)
+        bob.expect(r"sip:alice@localhost: session closed: Connection reset by peer")
+        assert alice.wait_response(200, "BYE").header("call-id") == [call_id]
+        byes = bob.requests("BYE")
+        assert len(byes) == 1, byes
+        assert_via_is_proxy(byes[0], tls_port, "tls", 2, "the BYE at bob")
+        m = d.metrics()
+        # Nothing but the phones' two connections: waypoint opened none to bob's Contact.
+        assert m["tls_handshakes_completed"] == 2 and m["tls_handshakes_failed"] == 0, m
+        assert m["tcp_connections_accepted"] == 2 and m["tcp_connections_opened"] == 0, m
+        assert m["send_errors"] == 0 and m["transactions_transport_errors"] == 0, m
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 
@@ -1789,6 +1850,7 @@ def main():
     parser.add_argument("--sipp", default="sipp", help="path to sipp")
     parser.add_argument("--node", default="node", help="path to node (browser tests)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="path to Chromium (browser tests)")
+    parser.add_argument("--baresip", default="baresip", help="path to baresip (softphone tests)")
     parser.add_argument("--node-modules", help="tests/browser's npm ci (default: in the source tree)")
     parser.add_argument("--test", required=True, choices=sorted(TESTS))
     args = parser.parse_args()

@@ -95,6 +95,14 @@ def hostport(host, port):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def remove_temp_dir(directory):
+    """Removes a test's temp directory, or keeps it (and says so) under WAYPOINT_E2E_KEEP."""
+    if os.environ.get("WAYPOINT_E2E_KEEP"):
+        print(f"kept {directory}")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- the daemon
 
 
@@ -305,10 +313,7 @@ class Daemon:
         if self._stderr_file is not None:
             self._stderr_file.close()
             self._stderr_file = None
-        if os.environ.get("WAYPOINT_E2E_KEEP"):
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        remove_temp_dir(self.dir)
 
     # -- what it said
 
@@ -1125,6 +1130,21 @@ def make_certificate(directory, stem, ca, san, chain=True):
         with open(crt, "a") as out, open(ca[0]) as root:
             out.write(root.read())
     return crt, key
+def quit_or_kill(proc, send_quit, kill, timeout=5.0):
+    """Asks a process we started to quit (send_quit(), then its stdin closed); if it has not
+    gone within timeout, kill() ends it (by its PID or group id)."""
+    try:
+        send_quit()
+        proc.stdin.close()
+    except (BrokenPipeError, ValueError):
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill()
+        proc.wait()
+
+
 # ---------------------------------------------------------------- a browser phone
 
 
@@ -1155,7 +1175,7 @@ class BrowserPhone:
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                              text=True, start_new_session=True)
         except OSError as e:
-            self._remove_dir()
+            remove_temp_dir(self.dir)
             raise Skip(f"node cannot start ({node}): {e}") from None
         self.reader = threading.Thread(target=self._read_events, daemon=True)
         self.reader.start()
@@ -1225,21 +1245,12 @@ class BrowserPhone:
         have not gone within a few seconds."""
         if self.proc is None:
             return
-        try:
-            self.command("quit")
-            self.proc.stdin.close()
-        except (BrokenPipeError, ValueError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        quit_or_kill(self.proc, lambda: self.command("quit"), lambda: os.killpg(self.proc.pid, signal.SIGKILL))
         self.reader.join(timeout=5)
         self.proc.stdout.close()
         self._kill_browser()
         self.proc = None
-        self._remove_dir()
+        remove_temp_dir(self.dir)
 
     def _kill_browser(self):
         # Only while the PID is still our Chromium: after it exited, it may be anybody's.
@@ -1253,11 +1264,149 @@ class BrowserPhone:
         except (FileNotFoundError, ProcessLookupError):
             pass
 
-    def _remove_dir(self):
-        if os.environ.get("WAYPOINT_E2E_KEEP"):
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+
+# ---------------------------------------------------------------- a softphone (baresip)
+
+
+class Baresip:
+    """One baresip softphone (Debian's baresip-core) registering through waypoint as its
+    outbound proxy over TLS, trusting cafile. No sound device: a 440 Hz sine (ausine)
+    is its microphone and it has no player. Told what to do with menu commands on its
+    stdin ("/dial ...", "/hangup"); what it reports on stdout, with its SIP trace (-s),
+    goes to a log that expect() and trace() read. Raises Skip only when there is no
+    baresip binary; anything else that goes wrong fails the test.
+
+    answermode=auto: an incoming call is answered at once.
+    """
+
+    STEP_TIMEOUT = 15.0
+    MODULES = "/usr/lib/baresip/modules"
+    # Lines of the log (each a regular expression) that end a wait with a failure.
+    FAILURES = (r"registration failed|\{0/TLS/v4\} [3-6]\d\d ", r"baresip init failed", r"call: .*failed")
+    # One SIP trace entry: the colour escape, "#", "TLS src -> dst", the message.
+    _TRACE = re.compile(r"\x1b\[36;1m#\n(UDP|TCP|TLS) (\S+) -> (\S+)\n(.*?)\x1b\[;m", re.S)
+
+    @staticmethod
+    def require(binary):
+        """Skip unless binary is a baresip that can be run."""
+        if shutil.which(binary) is None:
+            raise Skip(f"no baresip ({binary}; Debian package baresip-core)")
+
+    def __init__(self, binary, user, proxy_port, cafile, domain="localhost"):
+        self.require(binary)
+        self.user = user
+        self.dir = tempfile.mkdtemp(prefix=f"waypoint-baresip-{user}-")
+        self.log_path = os.path.join(self.dir, "baresip.log")
+        self.cursor = 0  # expect() reads the log from here on
+        self.proc = None
+        self._write_config(cafile)
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write(f'<sip:{user}@{domain};transport=tls>;outbound="sip:127.0.0.1:{proxy_port};transport=tls"'
+                    ";regint=300;answermode=auto\n")
+        # stdbuf: baresip's stdout into a file is block-buffered, and a line could wait there.
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(["stdbuf", "-oL", binary, "-s", "-f", self.dir], stdin=subprocess.PIPE,
+                                         stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            self.expect(r"baresip is ready")
+        except AssertionError:
+            self.close()
+            raise
+
+    def _write_config(self, cafile):
+        # Port 0: baresip 1.0 given a free port here mostly failed to start ("tcp: sock_bind:
+        # Address already in use"), and waypoint reaches it over its own connection anyway.
+        # net_interface 127.0.0.1: the SDP offers loopback, so RTP stays on loopback too.
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write(f"""poll_method epoll
+sip_listen 127.0.0.1:0
+sip_cafile {cafile}
+net_interface 127.0.0.1
+audio_source ausine,440
+ausrc_srate 48000
+ausrc_channels 2
+call_local_timeout 30
+module_path {self.MODULES}
+module stdio.so
+module g711.so
+module ausine.so
+module_tmp account.so
+module_app menu.so
+""")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def _poll(self, find, what, timeout):
+        """find() until it returns something (or raises); fails after timeout or when
+        baresip has exited."""
+        deadline = time.monotonic() + timeout
+        for _ in range(int(timeout / 0.05) + 1):
+            found = find()
+            if found is not None:
+                return found
+            if self.proc.poll() is not None:
+                raise AssertionError(f"baresip {self.user} exited ({self.proc.returncode}) while waiting for "
+                                     f"{what}\n{self.report()}")
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"baresip {self.user}: no {what} within {timeout} s\n{self.report()}")
+
+    def expect(self, pattern, timeout=STEP_TIMEOUT, failures=FAILURES):
+        """The regex match of pattern in what baresip printed since the last expect();
+        a line matching failures first, baresip's exit, or nothing within timeout fails."""
+        def find():
+            text = self.log()[self.cursor:]
+            found = re.search(pattern, text)
+            failed = [m for m in (re.search(p, text) for p in failures) if m]
+            first_failure = min(failed, key=lambda m: m.start()) if failed else None
+            if first_failure and (found is None or first_failure.start() < found.start()):
+                raise AssertionError(f"baresip {self.user}: {first_failure.group(0)!r} while waiting for "
+                                     f"{pattern!r}\n{self.report()}")
+            if found:
+                self.cursor += found.end()
+            return found
+        return self._poll(find, repr(pattern), timeout)
+
+    def trace(self):
+        """Its SIP trace: (transport, source, destination, message) for every message it
+        sent or received, oldest first."""
+        return [(m.group(1), m.group(2), m.group(3), parse_message(m.group(4).encode()))
+                for m in self._TRACE.finditer(self.log())]
+
+    def requests(self, method):
+        """The method requests in its SIP trace, those it sent and those it received."""
+        return [msg for _, _, _, msg in self.trace() if msg.method == method]
+
+    def wait_response(self, code, method, timeout=STEP_TIMEOUT):
+        """The first response code to a method in its SIP trace, waiting for it if need be."""
+        def find():
+            return next((msg for _, _, _, msg in self.trace() if msg.code == code and msg.cseq()[1] == method), None)
+        return self._poll(find, f"{code} to {method}", timeout)
+
+    def report(self):
+        return f"--- baresip {self.user} log ---\n{self.log()[-8000:]}"
+
+    def close(self):
+        """Asks baresip to quit (it unregisters); kills it by its PID if it has not gone
+        within a few seconds."""
+        if self.proc is None:
+            return
+        quit_or_kill(self.proc, lambda: self.command("/quit"), self.proc.kill)
+        self.proc = None
+        remove_temp_dir(self.dir)
 
 
 # ---------------------------------------------------------------- SIPp
