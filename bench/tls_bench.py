@@ -16,6 +16,7 @@ processes it starts are stopped, by PID.
 
   bench/tls_bench.py --daemon build-release/src/app/waypointd
   bench/tls_bench.py --daemon ... --tests "idle-tls idle-wss" --connections 10000 --json out.json
+  bench/tls_bench.py --daemon ... --tests "call-tcp call-tls" --calls 300 --workers 1 --callgrind
 """
 
 import argparse
@@ -24,12 +25,15 @@ import multiprocessing
 import os
 import resource
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import waypoint_e2e  # noqa: E402
 from waypoint_e2e import (Daemon, Dialog, TcpClient, TlsClient, WsClient,  # noqa: E402
                           insecure_client_context, make_invite, make_register, make_response)
 
@@ -366,26 +370,62 @@ def test_idle(args, transport):
     return result
 
 
+def callgrind_wrapper(binary, directory):
+    """A script that runs the daemon under callgrind with instrumentation off until
+    callgrind_control turns it on; returns (script, output file pattern)."""
+    out = os.path.join(directory, "callgrind.%p.out")
+    script = os.path.join(directory, "waypointd-callgrind")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file={out} "
+                f"{os.path.abspath(binary)} \"$@\"\n")
+    os.chmod(script, 0o755)
+    waypoint_e2e.START_TIMEOUT = 120.0  # valgrind starts slowly
+    return script, out
+
+
+def callgrind_instructions(out_pattern, pid):
+    with open(out_pattern.replace("%p", str(pid))) as f:
+        for line in f:
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    raise AssertionError("no totals in the callgrind output")
+
+
+def set_instrumentation(pid, state):
+    subprocess.run(["callgrind_control", "-i", state, str(pid)], check=True, stdout=subprocess.DEVNULL, timeout=60)
+
+
 def test_calls(args, transport):
-    with bench_daemon(args.daemon) as d:
+    """Daemon CPU per call; with --callgrind, user-space instructions per call instead
+    (steady on a busy machine; the kernel's share is not in it)."""
+    binary, out = args.daemon, None
+    if args.callgrind:
+        binary, out = callgrind_wrapper(args.daemon, tempfile.mkdtemp(prefix="waypoint-callgrind-"))
+    with bench_daemon(binary) as d:
         port = d.port + PORT_OFFSET[transport]
         workers = start_workers(call_worker, [(transport, port, i, n, args.warmup_calls)
                                               for i, n in enumerate(split(args.calls, args.workers))])
         receive_all(workers)
+        if out:
+            set_instrumentation(d.proc.pid, "on")
         before = daemon_cpu(d.proc.pid)
         for _, conn in workers:
             conn.send("go")
-        wall = max(receive_all(workers))
+        wall = max(receive_all(workers, limit=WAIT_LIMIT * (10 if out else 1)))
         after = daemon_cpu(d.proc.pid)
+        if out:
+            set_instrumentation(d.proc.pid, "off")
         join_all(workers)
         m = d.metrics()
     ticks, sched = (a - b for a, b in zip(after, before))
-    return {"calls": args.calls, "pairs": args.workers, "wall_s": wall, "calls_per_wall_s": args.calls / wall,
-            "daemon_cpu_s": sched, "daemon_cpu_s_ticks": ticks,
-            "daemon_cpu_ms_per_call": 1e3 * sched / args.calls,
-            "daemon_cpu_s_per_1000_calls": 1e3 * sched / args.calls,
-            "tls_handshakes_completed": m.get("tls_handshakes_completed"),
-            "tcp_connections_opened": m.get("tcp_connections_opened")}
+    result = {"calls": args.calls, "pairs": args.workers, "wall_s": wall, "calls_per_wall_s": args.calls / wall,
+              "daemon_cpu_s": sched, "daemon_cpu_s_ticks": ticks,
+              "daemon_cpu_s_per_1000_calls": 1e3 * sched / args.calls,
+              "tls_handshakes_completed": m.get("tls_handshakes_completed"),
+              "tcp_connections_opened": m.get("tcp_connections_opened")}
+    if out:
+        result["user_instructions_per_call"] = round(callgrind_instructions(out, d.proc.pid) / args.calls)
+    return result
 
 
 TESTS = {
@@ -422,11 +462,14 @@ def summary(results):
                          f"{r['slab_daemon_end_estimate']}"))
             rows.append((f"idle {t.upper()}: sockstat TCP mem bytes per connection, both ends",
                          f"{r['sockstat_mem_bytes_both_ends']}"))
-    cpu = {t: results[f"call-{t}"]["daemon_cpu_s_per_1000_calls"] for t in ("tcp", "tls") if f"call-{t}" in results}
-    for t, v in cpu.items():
-        rows.append((f"daemon CPU s per 1000 calls over {t.upper()}", f"{v:.3f}"))
-    if len(cpu) == 2:
-        rows.append(("TLS / TCP CPU per call", f"{cpu['tls'] / cpu['tcp']:.2f}"))
+    calls = {t: results[f"call-{t}"] for t in ("tcp", "tls") if f"call-{t}" in results}
+    key, what = "daemon_cpu_s_per_1000_calls", "daemon CPU s per 1000 calls"
+    if any("user_instructions_per_call" in r for r in calls.values()):
+        key, what = "user_instructions_per_call", "daemon user-space instructions per call (callgrind)"
+    for t, r in calls.items():
+        rows.append((f"{what} over {t.upper()}", f"{r[key]:.3f}" if isinstance(r[key], float) else str(r[key])))
+    if len(calls) == 2:
+        rows.append(("TLS / TCP per call", f"{calls['tls'][key] / calls['tcp'][key]:.2f}"))
     return "| figure | value |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
 
 
@@ -439,6 +482,8 @@ def main():
     parser.add_argument("--register", action="store_true", help="each idle connection sends one REGISTER")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--warmup-calls", type=int, default=20)
+    parser.add_argument("--callgrind", action="store_true",
+                        help="call tests: count the daemon's instructions under valgrind instead of CPU time")
     parser.add_argument("--workers", type=int, default=4, help="client processes (call tests: caller/callee pairs)")
     parser.add_argument("--json", help="write every figure there")
     args = parser.parse_args()
