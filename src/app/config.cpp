@@ -18,9 +18,25 @@ namespace {
 
 using config::Reader;
 
+// A listener's `advertise: HOST[:PORT]`: a name or an address others reach us by.
+transport::HostPort advertisedName(const Reader& r, const YAML::Node& node) {
+  const std::string text = r.string(node, "advertise");
+  const auto parsed = transport::parseHostPort(text);
+  if (!parsed) {
+    r.fail(node.Mark(),
+           "advertise must be HOST or HOST:PORT, an IPv6 address in brackets when a port "
+           "follows (got '" +
+               text + "')");
+  }
+  const auto address = transport::parseIpAddress(parsed->host);
+  if (address && address->is_unspecified())
+    r.fail(node.Mark(), "advertise must name a reachable host, not a wildcard address");
+  return *parsed;
+}
+
 transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
   r.expectMap(node, "a listener");
-  r.onlyKeys(node, "listener", {"transport", "address", "port", "origins"});
+  r.onlyKeys(node, "listener", {"transport", "address", "port", "advertise", "origins"});
   transport::ListenerConfig result;
   if (!node["transport"]) r.fail(node.Mark(), "listener needs 'transport' (udp, tcp or ws)");
   if (!node["address"])
@@ -40,6 +56,7 @@ transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
            "address must be a numeric IPv4 or IPv6 address (got '" + result.address + "')");
   if (node["port"])
     result.port = static_cast<std::uint16_t>(r.unsignedValue(node["port"], "port", 0, 65535));
+  if (const auto advertise = node["advertise"]) result.advertise = advertisedName(r, advertise);
   if (node["origins"]) {
     if (result.protocol != transport::Protocol::ws)
       r.fail(node["origins"].Mark(), "'origins' applies only to a ws listener");

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -27,6 +28,9 @@ struct ListenerConfig {
   // WebSocket listeners: the Origin header values a handshake may carry (exact match,
   // case-insensitive). Empty: any Origin, or none.
   std::vector<std::string> origins;
+  // The name Via and Record-Route give this listener instead of its address (a server
+  // behind 1:1 NAT); the transports bind the address and leave the name to the proxy.
+  std::optional<HostPort> advertise = std::nullopt;
 };
 
 struct TransportSettings {
