@@ -167,9 +167,11 @@ class Daemon:
         A routing text that starts with "routing:" is written as it is, even if broken."""
         routing = self.routing if routing is None else routing
         lines = ["listen:"]
-        for transport, addr, *offset in self.listen:
-            port = self.port + (offset[0] if offset else 0)
-            lines.append(f"  - {{ transport: {transport}, address: {_yaml_str(addr)}, port: {port} }}")
+        for transport, addr, *rest in self.listen:
+            port = self.port + (rest[0] if rest else 0)
+            # A fourth element: more keys of that listener, e.g. {"advertise": "sip.example"}.
+            more = "".join(f", {k}: {_yaml_str(v)}" for k, v in (rest[1] if len(rest) > 1 else {}).items())
+            lines.append(f"  - {{ transport: {transport}, address: {_yaml_str(addr)}, port: {port}{more} }}")
         limits = ", ".join(f"{k}: {v}" for k, v in self.limits.items())
         lines += [
             "domains: [" + ", ".join(_yaml_str(d) for d in self.domains) + "]",
@@ -646,6 +648,16 @@ class SocketClient:
     def __exit__(self, *exc):
         self.close()
 
+    def final_response(self, request, timeout=REPLY_TIMEOUT):
+        """Waits for request's final response; returns (final, [provisionals before it])."""
+        deadline = time.monotonic() + timeout
+        provisionals = []
+        while True:
+            response = self.response_to(request, max(deadline - time.monotonic(), 0.001))
+            if response.code >= 200:
+                return response, provisionals
+            provisionals.append(response)
+
 
 class UdpClient(SocketClient):
     """A SIP endpoint on its own loopback UDP socket that talks only to the server (the
@@ -701,16 +713,6 @@ class UdpClient(SocketClient):
     def transact(self, request, timeout=REPLY_TIMEOUT):
         self.send(request.data)
         return self.response_to(request, timeout)
-
-    def final_response(self, request, timeout=REPLY_TIMEOUT):
-        """Waits for request's final response; returns (final, [provisionals before it])."""
-        deadline = time.monotonic() + timeout
-        provisionals = []
-        while True:
-            response = self.response_to(request, max(deadline - time.monotonic(), 0.001))
-            if response.code >= 200:
-                return response, provisionals
-            provisionals.append(response)
 
     def next_request(self, method=None, timeout=REPLY_TIMEOUT):
         """The next request (of that method, if given) from the server: one set aside
@@ -960,11 +962,15 @@ class TcpClient(StreamSocketClient):
         data, self.buf = self.buf[:end], self.buf[end:]
         return parse_message(data)
 
-    def transact(self, request, timeout=REPLY_TIMEOUT):
-        self.send(request.data)
+    def response_to(self, request, timeout=REPLY_TIMEOUT):
+        """The next message on the stream, which must be a response to request."""
         response = self.read_response(timeout)
         assert response.matches(request), f"response {response} does not match the request sent"
         return response
+
+    def transact(self, request, timeout=REPLY_TIMEOUT):
+        self.send(request.data)
+        return self.response_to(request, timeout)
 
     def wait_closed(self, timeout=REPLY_TIMEOUT):
         """True if the server closes (FIN or RST) within timeout. Data read meanwhile is kept in buf."""
