@@ -1507,7 +1507,7 @@ WILDCARD_ADDRESS = "127.0.0.2"
 def assert_names(value, host, port, where):
     """A Via or Record-Route value names host:port (the host after the Via's protocol)."""
     sent_by = value.split(" ", 1)[1] if value.upper().startswith("SIP/2.0/") else parse_uri(value)["uri"]
-    assert f"{host}:{port}" in sent_by.split(";")[0], f"{where}: {value!r} does not name {host}:{port}"
+    assert hostport(host, port) in sent_by.split(";")[0], f"{where}: {value!r} does not name {hostport(host, port)}"
 
 
 def wildcard_call(d, caller, phone, user, name):
@@ -1520,7 +1520,7 @@ def wildcard_call(d, caller, phone, user, name):
     vias, rr = got.header_values("via"), got.header_values("record-route")
     assert_names(vias[0], *name, "top Via at the phone")
     assert rr and all(name[0] in v for v in rr), f"Record-Route {rr} does not name {name[0]}"
-    assert all("0.0.0.0" not in v for v in vias + rr), (vias, rr)
+    assert all("0.0.0.0" not in v and "[::]" not in v for v in vias + rr), (vias, rr)
     phone.reply(got, 200, "OK", headers=tuple(("Record-Route", v) for v in rr) +
                 (("Contact", f"<sip:{user}@{hostport(*phone.local)}>"),))
     ok, _ = caller.final_response(invite)
@@ -1556,6 +1556,18 @@ def test_wildcard_listener(args):
         p = run([args.daemon, "--check-config", "-c", d.config_path])
         assert p.returncode == 0, p.stderr
         assert f"UDP 0.0.0.0:{d.port}: wildcard" in p.stdout, p.stdout
+
+
+def test_wildcard_listener_ipv6(args):
+    """Issue 9: on "::", Via and Record-Route name [::1], the address the request came to
+    (IPV6_RECVPKTINFO), and answers leave from it (IPV6_PKTINFO)."""
+    if not ipv6_loopback_usable():
+        raise Skip("::1 is not usable on this machine")
+    with Daemon(args.daemon, listen=(("udp", "::"),)) as d, \
+            UdpClient(d.port, host="::1") as phone, UdpClient(d.port, host="::1") as caller:
+        register_phone(phone, "bob")
+        rr = wildcard_call(d, caller, phone, "bob", ("::1", d.port))
+        assert len(rr) == 1, rr
 
 
 def test_wildcard_advertise(args):
