@@ -3,10 +3,11 @@
 #
 #   bash scripts/dev.sh run    install what is missing, build (build/), run waypointd
 #                              with config/waypoint.yaml (127.0.0.1:5060 UDP and TCP)
-#   bash scripts/dev.sh test   install; check that every tracked C++ file is
-#                              clang-formatted; build build/ (RelWithDebInfo), run the
-#                              whole test suite there and clang-tidy (.clang-tidy) over
-#                              src/; build build-asan/ (Debug, ASan+UBSan) and run the
+#   bash scripts/dev.sh test   install (and npm ci in tests/browser); check that every
+#                              tracked C++ file is clang-formatted; build build/
+#                              (RelWithDebInfo), run the whole test suite there and
+#                              clang-tidy (.clang-tidy) over src/; build build-asan/
+#                              (Debug, ASan+UBSan) and run the
 #                              suite; build build-release/ (Release) and run the unit
 #                              tests; then, when clang-14 with libFuzzer is installed,
 #                              build the fuzz targets in build-fuzz/ and run each for a
@@ -31,6 +32,7 @@ readonly PACKAGES=(
   libgtest-dev libgmock-dev libsystemd-dev
   sip-tester python3 iproute2 procps ca-certificates util-linux git
   clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
+  chromium nodejs npm
 )
 readonly BUILD_JOBS="${BUILD_JOBS:-2}"
 readonly CTEST_PARALLEL="${CTEST_PARALLEL:-2}"
@@ -43,12 +45,21 @@ usage() {
   sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
+# True when the Debian package is installed. An npm on PATH counts for npm: a nodejs
+# from NodeSource bundles it and conflicts with Debian's npm package.
+package_installed() {
+  if [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]; then
+    return 0
+  fi
+  [[ "$1" == npm ]] && command -v npm >/dev/null 2>&1
+}
+
 # Installs the Debian packages that are not installed yet. Does nothing (and needs no
 # network) when every package is already there.
 install_packages() {
   local missing=() pkg
   for pkg in "${PACKAGES[@]}"; do
-    if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" != "install ok installed" ]]; then
+    if ! package_installed "$pkg"; then
       missing+=("$pkg")
     fi
   done
@@ -70,6 +81,21 @@ install_packages() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# The npm packages of the browser test (tests/browser: JsSIP, esbuild, puppeteer-core,
+# which drives the system's Chromium and downloads no browser). npm ci from the lock file;
+# skipped (no network needed) when node_modules already holds that lock file's install.
+install_browser_modules() {
+  local dir=tests/browser stamp=tests/browser/node_modules/.waypoint-package-lock.json
+  if cmp -s "$dir/package-lock.json" "$stamp"; then
+    log "npm: tests/browser/node_modules up to date"
+    return
+  fi
+  log "npm: npm ci in tests/browser"
+  (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund) ||
+    die "npm ci in tests/browser failed"
+  cp "$dir/package-lock.json" "$stamp"
 }
 
 # configure_and_build DIR CMAKE_ARGS...
@@ -168,6 +194,7 @@ cmd_build() {
 
 cmd_test() {
   install_packages
+  install_browser_modules
   local summary=() failed=0
 
   log "clang-format: checking every C++ file"

@@ -34,20 +34,72 @@ transport::HostPort advertisedName(const Reader& r, const YAML::Node& node) {
   return *parsed;
 }
 
-transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
+using transport::Protocol;
+
+bool isSecure(Protocol protocol) { return protocol == Protocol::tls || protocol == Protocol::wss; }
+
+std::uint16_t defaultPort(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::tls:
+      return 5061;
+    case Protocol::ws:
+      return 80;
+    case Protocol::wss:
+      return 443;
+    default:
+      return 5060;
+  }
+}
+
+// The `tls:` section, at the top level or in a listener, over what is already in `tls`.
+void tlsSettings(const Reader& r, const YAML::Node& node, transport::TlsSettings& tls) {
+  r.expectMap(node, "tls");
+  r.onlyKeys(node, "tls",
+             {"certificate", "private_key", "ca_file", "min_version", "ciphers", "ciphersuites",
+              "verify_peer", "require_client_certificate"});
+  if (node["certificate"]) tls.certificateFile = r.string(node["certificate"], "certificate");
+  if (node["private_key"]) tls.privateKeyFile = r.string(node["private_key"], "private_key");
+  if (node["certificate"] && !node["private_key"])
+    r.fail(node.Mark(), "tls needs 'private_key' with 'certificate'");
+  if (node["private_key"] && !node["certificate"])
+    r.fail(node.Mark(), "tls needs 'certificate' with 'private_key'");
+  if (node["ca_file"]) tls.caFile = r.string(node["ca_file"], "ca_file");
+  if (const auto version = node["min_version"]) {
+    tls.minVersion = r.string(version, "min_version");
+    if (tls.minVersion != "1.2" && tls.minVersion != "1.3")
+      r.fail(version.Mark(),
+             "min_version must be \"1.2\" or \"1.3\" (got '" + tls.minVersion + "')");
+  }
+  if (node["ciphers"]) tls.cipherList = r.string(node["ciphers"], "ciphers");
+  if (node["ciphersuites"]) tls.cipherSuites = r.string(node["ciphersuites"], "ciphersuites");
+  if (node["verify_peer"]) tls.verifyPeer = r.boolean(node["verify_peer"], "verify_peer");
+  if (const auto require = node["require_client_certificate"])
+    tls.requireClientCertificate = r.boolean(require, "require_client_certificate");
+}
+
+transport::ListenerConfig listener(const Reader& r, const YAML::Node& node,
+                                   const transport::TlsSettings& tls) {
   r.expectMap(node, "a listener");
-  r.onlyKeys(node, "listener", {"transport", "address", "port", "advertise", "origins"});
+  r.onlyKeys(node, "listener", {"transport", "address", "port", "advertise", "origins", "tls"});
   transport::ListenerConfig result;
-  if (!node["transport"]) r.fail(node.Mark(), "listener needs 'transport' (udp, tcp or ws)");
+  if (!node["transport"])
+    r.fail(node.Mark(), "listener needs 'transport' (udp, tcp, tls, ws or wss)");
   if (!node["address"])
     r.fail(node.Mark(), "listener needs 'address' (a numeric IPv4 or IPv6 address)");
   const std::string protocol = r.string(node["transport"], "transport");
   const auto parsed = transport::protocolFromString(protocol);
-  if (!parsed || (*parsed != transport::Protocol::udp && *parsed != transport::Protocol::tcp &&
-                  *parsed != transport::Protocol::ws)) {
-    r.fail(node["transport"].Mark(), "transport must be udp, tcp or ws (got '" + protocol + "')");
+  if (!parsed) {
+    r.fail(node["transport"].Mark(),
+           "transport must be udp, tcp, tls, ws or wss (got '" + protocol + "')");
   }
   result.protocol = *parsed;
+  result.port = defaultPort(result.protocol);
+  if (isSecure(result.protocol)) {
+    result.tls = tls;
+    if (node["tls"]) tlsSettings(r, node["tls"], *result.tls);
+  } else if (node["tls"]) {
+    r.fail(node["tls"].Mark(), "'tls' applies only to a tls or wss listener");
+  }
   result.address = r.string(node["address"], "address");
   boost::system::error_code ec;
   boost::asio::ip::make_address(result.address, ec);
@@ -58,8 +110,8 @@ transport::ListenerConfig listener(const Reader& r, const YAML::Node& node) {
     result.port = static_cast<std::uint16_t>(r.unsignedValue(node["port"], "port", 0, 65535));
   if (const auto advertise = node["advertise"]) result.advertise = advertisedName(r, advertise);
   if (node["origins"]) {
-    if (result.protocol != transport::Protocol::ws)
-      r.fail(node["origins"].Mark(), "'origins' applies only to a ws listener");
+    if (result.protocol != Protocol::ws && result.protocol != Protocol::wss)
+      r.fail(node["origins"].Mark(), "'origins' applies only to a ws or wss listener");
     result.origins = r.stringList(node["origins"], "origins");
   }
   return result;
@@ -70,7 +122,7 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
   r.onlyKeys(node, "limits",
              {"max_message_size", "udp_mtu", "udp_receive_buffer", "tcp_idle_timeout",
               "tcp_connect_timeout", "tcp_max_connections_per_source", "tcp_max_connections",
-              "handshake_timeout", "max_queued_bytes"});
+              "handshake_timeout", "max_queued_bytes", "max_handshakes_per_source"});
   if (node["max_message_size"])
     t.maxMessageSize = r.unsignedValue(node["max_message_size"], "max_message_size", 1024, 1 << 20);
   if (node["udp_mtu"]) t.udpMtu = r.unsignedValue(node["udp_mtu"], "udp_mtu", 200, 65535);
@@ -92,6 +144,10 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
   }
   if (node["max_queued_bytes"]) {
     t.maxQueuedBytes = r.unsignedValue(node["max_queued_bytes"], "max_queued_bytes", 0, 1 << 30);
+  }
+  if (node["max_handshakes_per_source"]) {
+    t.maxHandshakesPerSource =
+        r.unsignedValue(node["max_handshakes_per_source"], "max_handshakes_per_source", 1, 1000000);
   }
   if (node["tcp_max_connections_per_source"]) {
     t.maxConnectionsPerSource = r.unsignedValue(node["tcp_max_connections_per_source"],
@@ -156,7 +212,7 @@ Config loadConfig(const std::string& path) {
   r.onlyKeys(
       root, "the configuration",
       {"listen", "domains", "names", "default_domain", "state_dir", "trusted", "security", "timers",
-       "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy"});
+       "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy", "tls"});
 
   Config config;
   config.path = path;
@@ -164,7 +220,13 @@ Config loadConfig(const std::string& path) {
   if (!root["listen"].IsSequence() || root["listen"].size() == 0) {
     r.fail(root["listen"].Mark(), "'listen' must be a non-empty list of listeners");
   }
-  for (const auto& item : root["listen"]) config.listeners.push_back(listener(r, item));
+  if (const auto tls = root["tls"]) {
+    config.tls.emplace();
+    tlsSettings(r, tls, *config.tls);
+  }
+  const transport::TlsSettings tlsDefaults = config.tls.value_or(transport::TlsSettings{});
+  for (const auto& item : root["listen"])
+    config.listeners.push_back(listener(r, item, tlsDefaults));
   if (root["domains"]) config.domains = r.stringList(root["domains"], "domains");
   if (root["names"]) config.names = r.stringList(root["names"], "names");
   if (const auto node = root["default_domain"]) {

@@ -4,11 +4,13 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <optional>
 
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/app/local_addresses.hpp"
@@ -18,6 +20,7 @@
 #include "waypoint/proxy/proxy.hpp"
 #include "waypoint/registrar/registrar.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
+#include "waypoint/transport/self_signed_certificate.hpp"
 #include "waypoint/transport/transports.hpp"
 
 namespace waypoint::app {
@@ -122,9 +125,61 @@ class Watchdog {
   std::chrono::microseconds interval_{0};
 };
 
+bool usesTls(const Config& config) {
+  return config.tls || std::any_of(config.listeners.begin(), config.listeners.end(),
+                                   [](const transport::ListenerConfig& listener) {
+                                     return listener.tls.has_value();
+                                   });
+}
+
+// The names the self-signed certificate is made for: what peers call this server.
+std::vector<std::string> certificateNames(const Config& config) {
+  std::vector<std::string> names = config.names;
+  names.insert(names.end(), config.domains.begin(), config.domains.end());
+  for (const auto& listener : config.listeners) {
+    const auto address = transport::parseIpAddress(listener.address);
+    if (address && !address->is_unspecified()) names.push_back(listener.address);
+  }
+  if (names.empty()) names.emplace_back("localhost");
+  return names;
+}
+
+// TLS listeners and outgoing TLS: the configured certificate, or the self-signed one kept
+// in the state directory (made at first start) where none is configured.
+void startTls(const Config& config, transport::Transports& transports,
+              std::vector<transport::ListenerConfig>& listeners) {
+  if (!usesTls(config)) return;
+  const auto names = certificateNames(config);
+  std::optional<transport::TlsSettings> selfSigned;  // made (or found) once, logged once
+  auto withCertificate = [&](transport::TlsSettings settings) {
+    if (!settings.certificateFile.empty()) return settings;
+    if (!selfSigned)
+      selfSigned = transport::withSelfSignedFallback(settings, config.stateDir, names);
+    settings.certificateFile = selfSigned->certificateFile;
+    settings.privateKeyFile = selfSigned->privateKeyFile;
+    return settings;
+  };
+  for (auto& listener : listeners) {
+    if (listener.tls) listener.tls = withCertificate(*listener.tls);
+  }
+  transports.useClientTls(withCertificate(config.tls.value_or(transport::TlsSettings{})));
+}
+
+void reloadTls(transport::Transports& transports) {
+  for (const auto& report : transports.reloadTls()) {
+    if (report.result.reloaded) {
+      spdlog::info("SIGHUP: {}: certificate reloaded", report.what);
+    } else {
+      spdlog::error("SIGHUP: {}: reload refused, the current certificate stays: {}", report.what,
+                    report.result.reason);
+    }
+  }
+}
+
 // SIGHUP: the routing rules are read again from the file and swapped in one step; bindings
-// and live transactions stay. Other sections need a restart (they are checked, not
-// applied). A bad file is refused and the running rules stay.
+// and live transactions stay; TLS certificates and keys are read again from their files.
+// Other sections need a restart (they are checked, not applied). A bad file is refused and
+// the running rules stay.
 void reloadRules(const std::string& path, proxy::Proxy& proxyCore) {
   try {
     const Config fresh = loadConfig(path);
@@ -147,7 +202,9 @@ int runDaemon(const Config& config) {
                                      dispatcher->onMessage(source, bytes);
                                      timerDriver->rearm();
                                    });
-  for (const auto& listener : config.listeners) transports.listen(listener);
+  std::vector<transport::ListenerConfig> listeners = config.listeners;
+  startTls(config, transports, listeners);
+  for (const auto& listener : listeners) transports.listen(listener);
   const proxy::LocalIdentity identity = identityFrom(config, transports);
   const transaction::SteadyClock clock;
   transaction::LayerSettings layerSettings;
@@ -206,6 +263,7 @@ int runDaemon(const Config& config) {
         spdlog::debug("metrics:\n{}", text);
       } else {
         reloadRules(config.path, *proxyCore);
+        reloadTls(transports);
       }
       waitControl();
     });

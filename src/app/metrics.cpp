@@ -39,6 +39,9 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "ws_handshakes_refused_subprotocol", t.wsHandshakesRefusedSubprotocol);
   counter(out, "ws_handshakes_refused_origin", t.wsHandshakesRefusedOrigin);
   counter(out, "ws_sends_without_connection", t.wsSendsWithoutConnection);
+  counter(out, "tls_handshakes_completed", t.tlsHandshakesCompleted);
+  counter(out, "tls_handshakes_failed", t.tlsHandshakesFailed);
+  counter(out, "tls_handshakes_refused_limit", t.tlsHandshakesRefusedLimit);
   counter(out, "send_errors", t.sendErrors);
   counter(out, "udp_unreachable", t.udpUnreachable);
   counter(out, "tcp_open_connections", t.tcpOpenConnections, "gauge");

@@ -63,9 +63,9 @@ std::string Interface::hostPortOf() const {
 }
 
 std::vector<std::string> recordRouteValues(const Interface& callerSide, const Interface& calleeSide,
-                                           std::string_view tokenParams) {
-  auto value = [tokenParams](const Interface& side) {
-    std::string v = "<sip:";
+                                           std::string_view tokenParams, bool sips) {
+  auto value = [tokenParams, sips](const Interface& side) {
+    std::string v = sips ? "<sips:" : "<sip:";
     v.append(side.hostPortOf())
         .append(uriTransportParam(side.protocol))
         .append(";lr")

@@ -70,10 +70,9 @@ std::optional<transport::Destination> viaDestination(const sip::Via& via) {
 // A UDP request leaves from the local address of its interface, which its Via names (the
 // source a NATed phone expects); a stream picks its connection itself.
 transport::Destination leavingBy(const transport::Destination& destination, const Interface& out) {
-  std::optional<transport::Endpoint> local = destination.local;
-  if (destination.protocol == transport::Protocol::udp) local = out.local;
-  return transport::Destination{destination.protocol, destination.remote, destination.connectionId,
-                                local};
+  transport::Destination leaving = destination;
+  if (destination.protocol == transport::Protocol::udp) leaving.local = out.local;
+  return leaving;
 }
 
 int rankOf(int status, bool synthetic) {
@@ -118,6 +117,21 @@ struct Proxy::Target {
   transport::Destination destination;
   std::vector<std::string> routes;  // Path (RFC 3327): Route values put first
 };
+
+namespace {
+
+// RFC 3261 §16.6 step 4: a request for a SIPS URI (its Request-URI, as received or as
+// retargeted, or its top Route) is Record-Routed with SIPS URIs.
+bool isSipsRequest(const sip::Message& request, const Proxy::Target& target) {
+  auto sips = [](std::string_view uri) {
+    while (!uri.empty() && (uri.front() == '<' || uri.front() == ' ')) uri.remove_prefix(1);
+    return uri.size() >= 5 && sip::equalsIgnoringCase(uri.substr(0, 5), "sips:");
+  };
+  return sips(request.requestUri()) || sips(target.requestUri) ||
+         (!target.routes.empty() && sips(target.routes.front()));
+}
+
+}  // namespace
 
 struct Proxy::Branch {
   TransactionId client = 0;
@@ -324,7 +338,7 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
     if (!routes.empty()) followStrictRouter(request);
     // Leave by the address of ours that side knows (on a wildcard listener, the one it
     // sent to when the dialog was set up), as its Route entry names it.
-    transport::Destination destination{flow->protocol, flow->remote, 0, std::nullopt};
+    transport::Destination destination{flow->protocol, flow->remote, 0, std::nullopt, {}, {}};
     if (ownUri) destination.local = identity_.localEndpointOf(flow->protocol, *ownUri);
     routed.groups.push_back({Target{request.requestUri(), destination, {}}});
     return routed;
@@ -476,7 +490,9 @@ Proxy::Routed Proxy::routeByRules(const sip::Message& request, const transport::
       std::vector<Target> targets;
       for (const auto& hop : decision.nextHops) {
         const auto hopUri = sip::parseUri(hop);
-        if (const auto destination = hopUri ? resolveNumeric(*hopUri) : std::nullopt) {
+        if (auto destination = hopUri ? resolveNumeric(*hopUri) : std::nullopt) {
+          destination->serverName = decision.tlsServerName;
+          destination->verifyPeer = decision.tlsVerifyPeer;
           targets.push_back(Target{request.requestUri(), *destination, {}});
         }
       }
@@ -513,7 +529,8 @@ Proxy::Routed Proxy::routeToLocation(const std::optional<sip::Uri>& requestUri,
     // stream the connection is tried first anyway, then the Contact's address.
     const auto contactUri = sip::parseUri(binding.contact);
     const auto contact = contactUri ? resolveNumeric(*contactUri) : std::nullopt;
-    transport::Destination destination{binding.flow.protocol, binding.flow.remote, 0, std::nullopt};
+    transport::Destination destination{
+        binding.flow.protocol, binding.flow.remote, 0, std::nullopt, {}, {}};
     if (transport::isReliable(binding.flow.protocol)) {
       destination.connectionId = binding.flow.connectionId;
       if (contact && !binding.behindNat) destination.remote = contact->remote;
@@ -575,7 +592,8 @@ bool Proxy::startBranch(Context& context, const Target& target) {
   if (context.recordRoute) {
     const DialogFlows flows{context.caller,
                             Flow{branch.destination.protocol, branch.destination.remote}};
-    recordRoutes = recordRouteValues(context.inbound, *out, tokens_.uriParams(flows));
+    recordRoutes = recordRouteValues(context.inbound, *out, tokens_.uriParams(flows),
+                                     isSipsRequest(context.request, target));
   }
   std::optional<sip::OutgoingRequest> request = sip::OutgoingRequest::forBranch(
       context.request, sip::BranchEdits{target.requestUri, via, recordRoutes, target.routes});

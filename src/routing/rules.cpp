@@ -265,12 +265,29 @@ class Compiler {
     decision.kind = Decision::Kind::forward;
     decision.forking = Forking::serial;
     r_.expectMap(node, "forward");
-    r_.onlyKeys(node, "forward", {"to", "forking"});
+    r_.onlyKeys(node, "forward", {"to", "forking", "tls"});
     if (!node["to"]) r_.fail(node.Mark(), "forward needs 'to': one next hop URI or a list of them");
     for (const auto& hop : r_.oneOrMany(node["to"], "forward to"))
       decision.nextHops.push_back(nextHop(hop));
     if (node["forking"]) decision.forking = forking(node["forking"]);
+    if (node["tls"]) forwardTls(node["tls"], decision);
     return decision;
+  }
+
+  // How the TLS next hops of a forward rule are checked (RFC 5922): the name their
+  // certificate must carry, and whether it is checked at all.
+  void forwardTls(const YAML::Node& node, Decision& decision) const {
+    r_.expectMap(node, "forward tls");
+    r_.onlyKeys(node, "forward tls", {"server_name", "verify_peer"});
+    if (node["server_name"]) {
+      decision.tlsServerName = r_.string(node["server_name"], "server_name");
+      if (decision.tlsServerName.empty() ||
+          decision.tlsServerName.find_first_of(" \t\r\n") != std::string::npos) {
+        r_.fail(node["server_name"].Mark(), "server_name must be a host name");
+      }
+    }
+    if (node["verify_peer"])
+      decision.tlsVerifyPeer = r_.boolean(node["verify_peer"], "verify_peer");
   }
 
   std::string nextHop(const YAML::Node& node) const {

@@ -1,9 +1,10 @@
 #pragma once
-// What every stream connection (TCP, and later TLS, WS, WSS) is to the connection table
+// What every stream connection (TCP, TLS, WS, WSS) is to the connection table
 // and to the transports that own it, whatever byte stream it runs over. Private to
 // src/transport.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -67,6 +68,10 @@ class Connection {
   // reason when it is set.
   virtual void close(CloseReason why, std::error_code reason = {}) = 0;
 
+  // Something the stream needs for as long as it exists (a TLS connection's context): a
+  // base member, so it is released after the stream of the derived connection.
+  void holdForLife(std::shared_ptr<const void> resource) { resource_ = std::move(resource); }
+
  protected:
   void setState(ConnectionState state, SteadyTime now) {
     state_ = state;
@@ -84,6 +89,7 @@ class Connection {
   ConnectionState state_;
   SteadyTime stateSince_;
   SteadyTime lastPeerActivity_;
+  std::shared_ptr<const void> resource_;
 };
 
 }  // namespace waypoint::transport

@@ -1,6 +1,6 @@
 #pragma once
-// One stream connection, generic over the byte stream (a TCP socket, a test stream, and
-// later an asio::ssl::stream or a Beast websocket) and over the framer that cuts it into
+// One stream connection, generic over the byte stream (a TCP socket, an asio::ssl::stream,
+// a Beast websocket over either, a test stream) and over the framer that cuts it into
 // messages. It keeps itself alive (shared_from_this) while I/O is pending. Private to
 // src/transport.
 //
@@ -74,6 +74,14 @@ class StreamConnection final
     }
     read();
     if (!writing_) writeNext();
+  }
+
+  // An outgoing connection is connected and its TLS handshake starts: the handshake
+  // timeout counts from here.
+  void startHandshake(const Endpoint& local) {
+    if (state() == ConnectionState::closed) return;
+    setLocal(local);
+    setState(ConnectionState::handshaking, host_.clock().now());
   }
 
   void send(const Destination& destination, std::string bytes, SendErrorHandler onError) override {
@@ -184,7 +192,7 @@ class StreamConnection final
         }
         case Framer::Kind::ping:
           ++host_.counters().keepalivesReceived;
-          send(Destination{protocol(), remote(), id(), local()}, "\r\n", {});
+          send(Destination{protocol(), remote(), id(), local(), {}, {}}, "\r\n", {});
           if (state() == ConnectionState::closed) return false;
           break;
         case Framer::Kind::pong:

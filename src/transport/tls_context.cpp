@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,10 +188,8 @@ TlsReloadResult TlsContexts::reload(TlsSettings settings) {
     client_ = std::move(client);
     settings_ = std::move(settings);
   } catch (const std::runtime_error& error) {
-    spdlog::warn("TLS reload failed, keeping the current certificate: {}", error.what());
     return {false, error.what()};
   }
-  spdlog::info("TLS certificate reloaded from {}", settings_.certificateFile);
   return {true, {}};
 }
 

@@ -6,13 +6,18 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <map>
 #include <stdexcept>
 
 #include "connection_table.hpp"
 #include "framers.hpp"
+#include "openssl_handles.hpp"
 #include "std_error.hpp"
 #include "stream_connection.hpp"
+#include "tls_stream_ops.hpp"
 #include "udp_listener.hpp"
+#include "waypoint/transport/tls_peer_identity.hpp"
 #include "websocket_handshake.hpp"
 #include "websocket_stream_ops.hpp"
 
@@ -34,6 +39,44 @@ class SteadyClock final : public TransportClock {
 using TcpConnection = StreamConnection<tcp::socket, ContentLengthFramer>;
 using WsConnection =
     StreamConnection<boost::beast::websocket::stream<tcp::socket>, WebSocketFramer>;
+using TlsConnection = StreamConnection<TlsStream, ContentLengthFramer>;
+using WssConnection = StreamConnection<boost::beast::websocket::stream<TlsStream>, WebSocketFramer>;
+
+// A bound TCP, TLS, WS or WSS listener: what its accepted connections are made with.
+struct StreamListener {
+  Protocol protocol = Protocol::tcp;
+  Endpoint local;
+  std::shared_ptr<const WebSocketPolicy> webSocket;  // WS and WSS
+  std::shared_ptr<TlsContexts> tls;                  // TLS and WSS
+};
+
+// TLS handshakes in progress per source address. Shared with the slots handed to pending
+// handshakes, which may be destroyed after the transports (with the io_context).
+class HandshakeCounts : public std::enable_shared_from_this<HandshakeCounts> {
+ public:
+  // A slot held until the handshake ends; null when the source already has `limit`.
+  std::shared_ptr<void> reserve(const asio::ip::address& source, std::size_t limit) {
+    std::size_t& count = bySource_[source];
+    if (limit != 0 && count >= limit) return nullptr;
+    ++count;
+    return std::shared_ptr<void>(new Slot{shared_from_this(), source}, [](void* slot) {
+      auto* held = static_cast<Slot*>(slot);
+      held->counts->release(held->source);
+      delete held;
+    });
+  }
+
+ private:
+  struct Slot {
+    std::shared_ptr<HandshakeCounts> counts;
+    asio::ip::address source;
+  };
+  void release(const asio::ip::address& source) {
+    const auto it = bySource_.find(source);
+    if (it != bySource_.end() && --it->second == 0) bySource_.erase(it);
+  }
+  std::map<asio::ip::address, std::size_t> bySource_;
+};
 
 std::unique_ptr<tcp::acceptor> bindAcceptor(asio::io_context& io, const tcp::endpoint& at) {
   auto acceptor = std::make_unique<tcp::acceptor>(io);
@@ -87,13 +130,17 @@ struct Transports::Impl final : TransportHost {
     transportCounters.tcpOpenConnections = table.size();
     startSweep();
   }
-  // policy: set for a WebSocket listener, null for TCP.
-  void accept(tcp::acceptor& acceptor, Endpoint listener,
-              std::shared_ptr<const WebSocketPolicy> policy);
-  void adoptAccepted(tcp::socket socket, const Endpoint& listener,
-                     const std::shared_ptr<const WebSocketPolicy>& policy);
+  void accept(tcp::acceptor& acceptor, std::shared_ptr<const StreamListener> listener);
+  void adoptAccepted(tcp::socket socket, const StreamListener& listener);
+  void adoptTls(tcp::socket socket, const StreamListener& listener, const Endpoint& local,
+                const Endpoint& remote);
+  template <class Conn, class Then>
+  void connect(const std::shared_ptr<Conn>& connection, tcp::socket& socket, Then then);
   std::shared_ptr<Connection> openTcp(const Destination& destination);
+  std::shared_ptr<Connection> openTls(const Destination& destination);
   void sendUdp(const Destination& destination, std::string bytes, const SendErrorHandler& onError);
+  void listenStream(const ListenerConfig& config, const tcp::endpoint& at,
+                    const std::string& where);
   void startSweep();
   void sweep();
 
@@ -106,35 +153,38 @@ struct Transports::Impl final : TransportHost {
   std::vector<std::unique_ptr<UdpListener>> udpListeners;
   std::vector<std::unique_ptr<tcp::acceptor>> tcpAcceptors;
   std::vector<std::pair<Protocol, Endpoint>> bound;
+  std::vector<TlsReloadReport> tlsNames;  // what each of tlsContexts is, for reload reports
+  std::vector<std::shared_ptr<TlsContexts>> tlsContexts;  // listeners', then outgoing
+  std::shared_ptr<TlsContexts> clientTls;
+  std::shared_ptr<HandshakeCounts> handshakes = std::make_shared<HandshakeCounts>();
   ConnectionTable table;
   asio::steady_timer sweepTimer;
   bool sweeping = false;
   bool isClosed = false;
 };
 
-void Transports::Impl::accept(tcp::acceptor& acceptor, Endpoint listener,
-                              std::shared_ptr<const WebSocketPolicy> policy) {
-  acceptor.async_accept([this, &acceptor, listener, policy = std::move(policy)](
+void Transports::Impl::accept(tcp::acceptor& acceptor,
+                              std::shared_ptr<const StreamListener> listener) {
+  acceptor.async_accept([this, &acceptor, listener = std::move(listener)](
                             boost::system::error_code ec, tcp::socket socket) mutable {
     if (ec == asio::error::operation_aborted || isClosed) return;
     if (ec) {
-      spdlog::warn("TCP accept failed: {}", ec.message());
+      spdlog::warn("{} accept failed: {}", toString(listener->protocol), ec.message());
     } else {
-      adoptAccepted(std::move(socket), listener, policy);
+      adoptAccepted(std::move(socket), *listener);
     }
-    accept(acceptor, listener, std::move(policy));
+    accept(acceptor, std::move(listener));
   });
 }
 
-void Transports::Impl::adoptAccepted(tcp::socket socket, const Endpoint& listener,
-                                     const std::shared_ptr<const WebSocketPolicy>& policy) {
+void Transports::Impl::adoptAccepted(tcp::socket socket, const StreamListener& listener) {
   boost::system::error_code ec;
   const auto peer = socket.remote_endpoint(ec);
   if (ec) return;  // gone before we looked
   if (!table.admits(peer.address(), transportSettings)) {
     ++transportCounters.tcpConnectionsRejected;
-    spdlog::warn("rejecting TCP connection from {}: connection limit reached",
-                 toString(toEndpoint(peer)));
+    spdlog::warn("rejecting {} connection from {}: connection limit reached",
+                 toString(listener.protocol), toString(toEndpoint(peer)));
     socket.close(ec);
     return;
   }
@@ -142,21 +192,87 @@ void Transports::Impl::adoptAccepted(tcp::socket socket, const Endpoint& listene
   socket.set_option(tcp::no_delay(true), ec);
   // On a wildcard listener this is the address the peer connected to, not 0.0.0.0.
   const auto local = socket.local_endpoint(ec);
-  const Endpoint localEndpoint = ec ? listener : toEndpoint(local);
-  if (policy) {
-    // RFC 7118: the SIP flow starts once the HTTP upgrade is accepted.
-    auto connection = std::make_shared<WsConnection>(
-        *this, boost::beast::websocket::stream<tcp::socket>(std::move(socket)), table.nextId(),
-        Protocol::ws, localEndpoint, toEndpoint(peer), ConnectionState::handshaking);
-    adopt(connection);
-    WebSocketHandshake<WsConnection>::start(connection, *this, policy);
+  const Endpoint localEndpoint = ec ? listener.local : toEndpoint(local);
+  switch (listener.protocol) {
+    case Protocol::tls:
+    case Protocol::wss:
+      adoptTls(std::move(socket), listener, localEndpoint, toEndpoint(peer));
+      return;
+    case Protocol::ws: {
+      // RFC 7118: the SIP flow starts once the HTTP upgrade is accepted.
+      auto connection = std::make_shared<WsConnection>(
+          *this, boost::beast::websocket::stream<tcp::socket>(std::move(socket)), table.nextId(),
+          Protocol::ws, localEndpoint, toEndpoint(peer), ConnectionState::handshaking);
+      adopt(connection);
+      WebSocketHandshake<WsConnection>::start(connection, *this, listener.webSocket);
+      return;
+    }
+    default: {
+      auto connection =
+          std::make_shared<TcpConnection>(*this, std::move(socket), table.nextId(), Protocol::tcp,
+                                          localEndpoint, toEndpoint(peer), ConnectionState::open);
+      adopt(connection);
+      connection->start();
+    }
+  }
+}
+
+// TLS, and WSS (TLS first, then the WebSocket upgrade inside it). The connection takes the
+// listener's current context and keeps it, so a reload changes only later connections.
+void Transports::Impl::adoptTls(tcp::socket socket, const StreamListener& listener,
+                                const Endpoint& local, const Endpoint& remote) {
+  auto slot = handshakes->reserve(remote.address, transportSettings.maxHandshakesPerSource);
+  if (!slot) {
+    ++transportCounters.tlsHandshakesRefusedLimit;
+    spdlog::warn("refusing {} connection from {}: {} TLS handshakes from there in progress",
+                 toString(listener.protocol), toString(remote),
+                 transportSettings.maxHandshakesPerSource);
+    boost::system::error_code ignored;
+    socket.close(ignored);
     return;
   }
-  auto connection =
-      std::make_shared<TcpConnection>(*this, std::move(socket), table.nextId(), Protocol::tcp,
-                                      localEndpoint, toEndpoint(peer), ConnectionState::open);
+  const auto context = listener.tls->server();
+  if (listener.protocol == Protocol::tls) {
+    auto connection = std::make_shared<TlsConnection>(*this, TlsStream(std::move(socket), *context),
+                                                      table.nextId(), Protocol::tls, local, remote,
+                                                      ConnectionState::handshaking);
+    connection->holdForLife(context);
+    adopt(connection);
+    startTlsHandshake(connection, connection->stream(), TlsStream::server, *this, std::move(slot),
+                      [connection] { connection->start(); });
+    return;
+  }
+  auto connection = std::make_shared<WssConnection>(
+      *this, boost::beast::websocket::stream<TlsStream>(std::move(socket), *context),
+      table.nextId(), Protocol::wss, local, remote, ConnectionState::handshaking);
+  connection->holdForLife(context);
   adopt(connection);
-  connection->start();
+  startTlsHandshake(connection, connection->stream().next_layer(), TlsStream::server, *this,
+                    std::move(slot), [this, connection, policy = listener.webSocket] {
+                      WebSocketHandshake<WssConnection>::start(connection, *this, policy);
+                    });
+}
+
+// Connects the socket under a new outgoing connection; `then(local endpoint)` runs once it
+// is connected. A failure closes the connection, failing what was queued on it.
+template <class Conn, class Then>
+void Transports::Impl::connect(const std::shared_ptr<Conn>& connection, tcp::socket& socket,
+                               Then then) {
+  socket.async_connect(
+      tcp::endpoint(connection->remote().address, connection->remote().port),
+      [connection, &socket, this, then = std::move(then)](boost::system::error_code ec) {
+        if (connection->state() == ConnectionState::closed) return;
+        if (ec) {
+          spdlog::warn("{} connect to {} failed: {}", toString(connection->protocol()),
+                       toString(connection->remote()), ec.message());
+          connection->fail(toStdError(ec));
+          return;
+        }
+        ++transportCounters.tcpConnectionsOpened;
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        then(toEndpoint(socket.local_endpoint(ignored)));
+      });
 }
 
 std::shared_ptr<Connection> Transports::Impl::openTcp(const Destination& destination) {
@@ -164,21 +280,38 @@ std::shared_ptr<Connection> Transports::Impl::openTcp(const Destination& destina
       std::make_shared<TcpConnection>(*this, tcp::socket(io), table.nextId(), Protocol::tcp,
                                       Endpoint{}, destination.remote, ConnectionState::connecting);
   adopt(connection);
-  connection->stream().async_connect(
-      tcp::endpoint(destination.remote.address, destination.remote.port),
-      [connection, this](boost::system::error_code ec) {
-        if (connection->state() == ConnectionState::closed) return;
-        if (ec) {
-          spdlog::warn("TCP connect to {} failed: {}", toString(connection->remote()),
-                       ec.message());
-          connection->fail(toStdError(ec));
-          return;
-        }
-        ++transportCounters.tcpConnectionsOpened;
-        boost::system::error_code ignored;
-        connection->stream().set_option(tcp::no_delay(true), ignored);
-        connection->start(toEndpoint(connection->stream().local_endpoint(ignored)));
-      });
+  connect(connection, connection->stream(),
+          [connection](const Endpoint& local) { connection->start(local); });
+  return connection;
+}
+
+std::shared_ptr<Connection> Transports::Impl::openTls(const Destination& destination) {
+  const auto context = clientTls ? clientTls->client() : nullptr;
+  if (!context) {
+    spdlog::warn("cannot open a TLS connection to {}: TLS is not configured",
+                 toString(destination.remote));
+    return nullptr;
+  }
+  auto connection = std::make_shared<TlsConnection>(
+      *this, TlsStream(tcp::socket(io), *context), table.nextId(), Protocol::tls, Endpoint{},
+      destination.remote, ConnectionState::connecting);
+  connection->holdForLife(context);
+  const std::string serverName = destination.serverName.empty()
+                                     ? toString(destination.remote.address)
+                                     : destination.serverName;
+  const bool verify = destination.verifyPeer.value_or(clientTls->settings().verifyPeer);
+  if (!prepareClientStream(connection->stream(), serverName, verify)) {
+    spdlog::warn("cannot open a TLS connection to {} for {}: {}", toString(destination.remote),
+                 serverName, detail::takeOpenSslErrors("bad server name"));
+    return nullptr;
+  }
+  if (!verify) connection->stream().set_verify_mode(asio::ssl::verify_none);
+  adopt(connection);
+  connect(connection, connection->stream().next_layer(), [connection, this](const Endpoint& local) {
+    connection->startHandshake(local);
+    startTlsHandshake(connection, connection->stream(), TlsStream::client, *this, nullptr,
+                      [connection] { connection->start(); });
+  });
   return connection;
 }
 
@@ -203,8 +336,11 @@ void Transports::Impl::sendUdp(const Destination& destination, std::string bytes
 void Transports::Impl::startSweep() {
   if (sweeping || isClosed) return;
   sweeping = true;
+  // Often enough that a stuck connect or handshake is closed soon after its timeout.
   const auto period = std::clamp<std::chrono::seconds>(
-      transportSettings.tcpIdleTimeout / 4, std::chrono::seconds(1), std::chrono::seconds(30));
+      std::min({transportSettings.tcpIdleTimeout / 4, transportSettings.tcpConnectTimeout / 2,
+                transportSettings.handshakeTimeout / 2}),
+      std::chrono::seconds(1), std::chrono::seconds(30));
   sweepTimer.expires_after(period);
   sweepTimer.async_wait([this](boost::system::error_code ec) {
     sweeping = false;
@@ -227,6 +363,34 @@ void Transports::Impl::sweep() {
       connection->close(CloseReason::establishTimeout, std::make_error_code(std::errc::timed_out));
     }
   }
+}
+
+void Transports::Impl::listenStream(const ListenerConfig& config, const tcp::endpoint& at,
+                                    const std::string& where) {
+  auto listener = std::make_shared<StreamListener>();
+  listener->protocol = config.protocol;
+  if (config.protocol == Protocol::ws || config.protocol == Protocol::wss)
+    listener->webSocket = std::make_shared<const WebSocketPolicy>(WebSocketPolicy{config.origins});
+  if (config.protocol == Protocol::tls || config.protocol == Protocol::wss) {
+    if (!config.tls) throw std::runtime_error(where + " has no TLS settings");
+    // Before binding: a bad certificate stops the start with its reason.
+    try {
+      listener->tls = std::make_shared<TlsContexts>(*config.tls);
+    } catch (const std::runtime_error& error) {
+      throw std::runtime_error(where + ": " + error.what());
+    }
+  }
+  auto acceptor = bindAcceptor(io, at);
+  listener->local = toEndpoint(acceptor->local_endpoint());
+  bound.emplace_back(config.protocol, listener->local);
+  if (listener->tls) {
+    tlsNames.push_back(
+        {std::string(toString(config.protocol)) + " " + toString(listener->local), {}});
+    tlsContexts.push_back(listener->tls);
+  }
+  tcp::acceptor* raw = acceptor.get();
+  tcpAcceptors.push_back(std::move(acceptor));
+  accept(*raw, std::move(listener));
 }
 
 Transports::Transports(asio::io_context& io, TransportSettings settings, MessageHandler onMessage,
@@ -253,22 +417,8 @@ void Transports::listen(const ListenerConfig& config) {
         impl_->udpListeners.push_back(std::move(listener));
         break;
       }
-      case Protocol::tcp:
-      case Protocol::ws: {
-        auto acceptor = bindAcceptor(impl_->io, tcp::endpoint(address, config.port));
-        const Endpoint local = toEndpoint(acceptor->local_endpoint());
-        impl_->bound.emplace_back(config.protocol, local);
-        tcp::acceptor* raw = acceptor.get();
-        impl_->tcpAcceptors.push_back(std::move(acceptor));
-        std::shared_ptr<const WebSocketPolicy> policy;
-        if (config.protocol == Protocol::ws)
-          policy = std::make_shared<const WebSocketPolicy>(WebSocketPolicy{config.origins});
-        impl_->accept(*raw, local, std::move(policy));
-        break;
-      }
       default:
-        throw std::runtime_error("transport " + std::string(toString(config.protocol)) +
-                                 " is not supported yet");
+        impl_->listenStream(config, tcp::endpoint(address, config.port), where);
     }
   } catch (const boost::system::system_error& e) {
     throw std::runtime_error("cannot listen on " + where + ": " + e.code().message());
@@ -286,9 +436,18 @@ void Transports::send(const Destination& destination, std::string bytes, SendErr
     case Protocol::udp:
       impl.sendUdp(destination, std::move(bytes), onError);
       return;
-    case Protocol::tcp: {
+    case Protocol::tcp:
+    case Protocol::tls: {
       auto connection = impl.table.find(destination);
-      if (!connection) connection = impl.openTcp(destination);
+      if (!connection) {
+        connection = destination.protocol == Protocol::tcp ? impl.openTcp(destination)
+                                                           : impl.openTls(destination);
+      }
+      if (!connection) {
+        impl.sendFailed(destination, std::make_error_code(std::errc::protocol_not_supported),
+                        onError);
+        return;
+      }
       connection->send(destination, std::move(bytes), std::move(onError));
       return;
     }
@@ -325,6 +484,19 @@ void Transports::close() {
 
 void Transports::onUnreachable(UnreachableHandler handler) {
   impl_->onUnreachable = std::move(handler);
+}
+
+void Transports::useClientTls(const TlsSettings& settings) {
+  impl_->clientTls = std::make_shared<TlsContexts>(settings);
+  impl_->tlsNames.push_back({"outgoing TLS", {}});
+  impl_->tlsContexts.push_back(impl_->clientTls);
+}
+
+std::vector<TlsReloadReport> Transports::reloadTls() {
+  std::vector<TlsReloadReport> reports = impl_->tlsNames;
+  for (std::size_t i = 0; i < reports.size(); ++i)
+    reports[i].result = impl_->tlsContexts[i]->reload();
+  return reports;
 }
 
 void Transports::sweepNow() { impl_->sweep(); }

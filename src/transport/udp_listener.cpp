@@ -257,7 +257,7 @@ void UdpListener::drainErrorQueue() {
       if (err.ee_origin != SO_EE_ORIGIN_ICMP && err.ee_origin != SO_EE_ORIGIN_ICMP6) continue;
       udp::endpoint remote;
       std::memcpy(remote.data(), &to, std::min<std::size_t>(msg.msg_namelen, sizeof to));
-      const Destination destination{Protocol::udp, toEndpoint(remote), 0, local_};
+      const Destination destination{Protocol::udp, toEndpoint(remote), 0, local_, {}, {}};
       ++host_.counters().udpUnreachable;
       const std::error_code error(static_cast<int>(err.ee_errno), std::system_category());
       spdlog::warn("UDP {} unreachable: {}", toString(destination.remote), error.message());

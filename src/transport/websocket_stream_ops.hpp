@@ -1,6 +1,6 @@
 #pragma once
 // StreamOps for a Beast WebSocket stream over any next layer (a TCP socket, a test stream,
-// later an asio::ssl::stream for WSS): what StreamConnection needs to run RFC 7118 over
+// an asio::ssl::stream for WSS): what StreamConnection needs to run RFC 7118 over
 // it. Private to src/transport.
 
 #include <boost/beast/websocket/stream.hpp>

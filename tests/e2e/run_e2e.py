@@ -10,6 +10,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -18,9 +19,11 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from waypoint_e2e import (REPLY_TIMEOUT, Daemon, Dialog, Skip, Sipp, TcpClient, UdpClient, WsClient,  # noqa: E402
-                          assert_options_ok, hostport, ipv6_loopback_usable, make_ack, make_invite, make_register,
-                          make_request, make_response, parse_message, parse_uri, token)
+from waypoint_e2e import (REPLY_TIMEOUT, BrowserPhone, Daemon, Dialog, Skip, Sipp, TcpClient,  # noqa: E402
+                          TlsClient, TlsServer, UdpClient, WsClient, assert_options_ok, hostport,
+                          ipv6_loopback_usable, make_ack, make_certificate, make_invite, make_register, make_request,
+                          make_response, make_test_ca, parse_message, parse_uri,
+                          token)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -1417,17 +1420,26 @@ def test_ws_register(args):
 
 def ws_call(caller, phone, d, hang_up_from_ws):
     """A call from a UDP caller to the WS phone abcd, answered, ACKed and hung up."""
+    stream_phone_call(caller, phone, d, d.port + 1, f"sip:abcd@{WsClient.HOST};transport=ws", hang_up_from_ws)
+
+
+def stream_phone_call(caller, phone, d, phone_port, contact_uri, hang_up_from_phone):
+    """A call from a UDP caller to the phone registered as abcd with contact_uri over a
+    stream (TLS, WS...) listener at phone_port: the INVITE reaches it over its own
+    connection with a Record-Route for each side (RFC 5658), answered, ACKed, hung up by
+    the caller or by the phone."""
+    transport = phone.transport.lower()
     invite = make_invite("sip:abcd@localhost", caller.local)
     caller.send(invite.data)
     got = phone.next_request("INVITE")
-    assert got.uri == f"sip:abcd@{WsClient.HOST};transport=ws", got.uri
-    assert_via_is_proxy(got, d.port + 1, "ws", 2, "INVITE at the WS phone")
+    assert got.uri == contact_uri, got.uri
+    assert_via_is_proxy(got, phone_port, transport, 2, f"INVITE at the {phone.transport} phone")
     rr = got.header_values("record-route")
-    assert len(rr) == 2, f"expected the WS and the UDP Record-Route, got {rr}"
-    assert_record_route(rr[0], d.port + 1, "ws", "Record-Route toward the WS phone")
+    assert len(rr) == 2, f"expected the {phone.transport} and the UDP Record-Route, got {rr}"
+    assert_record_route(rr[0], phone_port, transport, f"Record-Route toward the {phone.transport} phone")
     assert_record_route(rr[1], d.port, "udp", "Record-Route toward the caller")
     phone_tag = token()
-    contact = f"<sip:abcd@{WsClient.HOST};transport=ws>"
+    contact = f"<{contact_uri}>"
     phone.reply(got, 200, "OK", to_tag=phone_tag,
                 headers=tuple(("Record-Route", v) for v in got.header("record-route")) + (("Contact", contact),))
     ok, _ = caller.final_response(invite)
@@ -1436,7 +1448,7 @@ def ws_call(caller, phone, d, hang_up_from_ws):
     caller.send(dialog.request("ACK").data)
     ack = phone.next_request("ACK")
     assert ack.header("call-id") == [invite.call_id], ack
-    if not hang_up_from_ws:
+    if not hang_up_from_phone:
         bye = dialog.request("BYE")
         caller.send(bye.data)
         got_bye = phone.next_request("BYE")
@@ -1448,11 +1460,11 @@ def ws_call(caller, phone, d, hang_up_from_ws):
     # route set the Record-Route as it came.
     target = parse_uri(got.header_values("contact")[0])["uri"]
     to_tag = got.header("to")[0] + f";tag={phone_tag}"
-    bye = make_request("BYE", target, phone.local, "WS", call_id=invite.call_id, from_=to_tag,
+    bye = make_request("BYE", target, phone.local, phone.transport, call_id=invite.call_id, from_=to_tag,
                        to=got.header("from")[0], cseq=1, headers=tuple(("Route", v) for v in rr))
     phone.send(bye.data)
     at_caller = caller.next_request("BYE")
-    assert_via_is_proxy(at_caller, d.port, "udp", 2, "BYE from the WS phone at the caller")
+    assert_via_is_proxy(at_caller, d.port, "udp", 2, f"BYE from the {phone.transport} phone at the caller")
     assert not at_caller.header("route"), at_caller.header("route")
     caller.reply(at_caller, 200, "OK")
     final = phone.read_response()
@@ -1497,6 +1509,276 @@ def test_ws_handshake_refused(args):
         assert m["ws_handshakes_accepted"] == 1 and m["registrar_bindings"] == 1, m
 
 
+# ---------------------------------------------------------------- TLS (RFC 3261 §26, RFC 5922)
+
+TLS_LISTEN = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), ("tls", "127.0.0.1", 1))
+
+
+def register_tls_phone(phone, user="abcd"):
+    """The TLS phone registers sip:user@localhost with a transport=tls Contact; returns it."""
+    contact_uri = f"sip:{user}@{hostport(*phone.local)};transport=tls"
+    register_phone(phone, user, contacts=[f"<{contact_uri}>"], expires=300)
+    return contact_uri
+
+
+def tls_phone_calls_udp_callee(args, d, phone):
+    """The TLS phone calls bob, a SIPp UDP callee, and hangs up: the INVITE leaves over UDP
+    with the UDP Record-Route above the TLS one, the 200 and the BYE's 200 come back over
+    the phone's TLS connection."""
+    call_id = new_call_id()
+    callee = start_callee(args, d, "uas_register_answer.xml", call_id, bindings=2)
+    invite = make_invite("sip:bob@localhost", phone.local, "TLS", call_id=call_id)
+    phone.send(invite.data)
+    ok = phone.final_response(invite)
+    assert ok.code == 200, ok
+    rr = ok.header_values("record-route")
+    assert len(rr) == 2, f"expected two Record-Route entries, got {rr}"
+    assert_record_route(rr[0], d.port, "udp", "top Record-Route (callee side)")
+    assert_record_route(rr[1], d.port + 1, "tls", "second Record-Route (TLS caller side)")
+    dialog = Dialog(invite, ok)
+    phone.send(dialog.request("ACK").data)
+    bye = dialog.request("BYE")
+    assert phone.transact(bye).code == 200
+    callee.wait()
+    at_callee = received_once(callee, "INVITE", "callee")
+    vias = at_callee.header_values("via")
+    assert len(vias) == 2 and vias[1].upper().startswith("SIP/2.0/TLS"), vias
+
+
+def test_tls_register_call(args):
+    """With TLS on and no certificate configured, the daemon makes a self-signed one in its
+    state directory and logs its fingerprint; a TLS phone registers, is called by a UDP
+    caller over its own TLS connection (two Record-Routes), hangs up, and calls a UDP phone."""
+    with Daemon(args.daemon, listen=TLS_LISTEN) as d:
+        logged = d.wait_log(r"self-signed .* fingerprint ([0-9A-F:]{95})")
+        assert os.path.exists(os.path.join(d.state_dir, "tls", "self-signed.crt")), os.listdir(d.state_dir)
+        with TlsClient(d.port + 1) as phone, UdpClient(d.port) as caller:
+            assert phone.fingerprint() in logged, (phone.fingerprint(), logged)
+            contact = register_tls_phone(phone)
+            stream_phone_call(caller, phone, d, d.port + 1, contact, hang_up_from_phone=False)
+            stream_phone_call(caller, phone, d, d.port + 1, contact, hang_up_from_phone=True)
+            tls_phone_calls_udp_callee(args, d, phone)
+            fingerprint = phone.fingerprint()
+            m = d.metrics()
+            assert m["tls_handshakes_completed"] == 1 and m["tls_handshakes_failed"] == 0, m
+            assert m["send_errors"] == 0 and m["tcp_connections_opened"] == 0, m
+        # A restart finds the certificate instead of making another one.
+        mark = d.log_mark()
+        d.restart()
+        again = d.wait_log(r"self-signed .* fingerprint", since=mark)
+        assert "made at an earlier start" in again and fingerprint in again, again
+
+
+def tls_reload(d, tls_at):
+    """SIGHUP; returns what the daemon said about the TLS context of the listener tls_at."""
+    mark = d.log_mark()
+    d.reload()
+    return d.wait_log(f"{re.escape(tls_at)}: (certificate reloaded|reload refused)", since=mark)
+
+
+def test_tls_certificate_reload(args):
+    """A configured chain (a test CA, a certificate for IP:127.0.0.1) verifies with the CA
+    and the name 127.0.0.1. New files and SIGHUP: a connection made before keeps working,
+    new ones get the new certificate; a bad file on the next SIGHUP is refused with its
+    reason logged, and the renewed certificate stays in use."""
+    work = tempfile.mkdtemp(prefix="waypoint-tls-")
+    ca = make_test_ca(work)
+    crt, key = make_certificate(work, "server", ca, "IP:127.0.0.1")
+    extra = f"tls: {{ certificate: {crt}, private_key: {key} }}"
+    with Daemon(args.daemon, listen=TLS_LISTEN, extra=extra) as d, TlsClient(d.port + 1, cafile=ca[0]) as old:
+        tls_at = f"TLS 127.0.0.1:{d.port + 1}"
+        register_tls_phone(old)
+        first = old.fingerprint()
+        renewed_crt, renewed_key = make_certificate(work, "renewed", ca, "IP:127.0.0.1")
+        os.replace(renewed_key, key)
+        os.replace(renewed_crt, crt)
+        said = tls_reload(d, tls_at)
+        assert f"{tls_at}: certificate reloaded" in said, said
+        with TlsClient(d.port + 1, cafile=ca[0]) as fresh:
+            second = fresh.fingerprint()
+        assert second != first, "a new connection still got the old certificate"
+        assert old.transact(options_to_server(d.port + 1, old.local, "TLS")).code == 200
+        with open(crt, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        said = tls_reload(d, tls_at)
+        assert f"{tls_at}: reload refused, the current certificate stays" in said and crt in said, said
+        with TlsClient(d.port + 1, cafile=ca[0]) as later:
+            assert later.fingerprint() == second
+        assert old.transact(options_to_server(d.port + 1, old.local, "TLS")).code == 200
+        assert d.metrics()["tls_handshakes_completed"] == 3
+
+
+def test_tls_handshake_guard(args):
+    """Broken and slow TLS clients cost nothing lasting: plain SIP sent to the TLS port
+    fails its handshake and is closed; a client that never starts its handshake is closed
+    after handshake_timeout; a source with max_handshakes_per_source handshakes under way
+    has its next connection closed at once. A real TLS phone registers afterwards."""
+    limits = {"handshake_timeout": "1s", "max_handshakes_per_source": 2}
+    with Daemon(args.daemon, listen=TLS_LISTEN, limits=limits) as d:
+        tls_port = d.port + 1
+        with TcpClient(tls_port) as plain:
+            plain.send(options_to_server(tls_port, plain.local, "TLS").data)
+            assert plain.wait_closed(), "plain text on the TLS port did not close the connection"
+        d.wait_metric("tls_handshakes_failed", lambda v: v == 1)
+        silent = [TcpClient(tls_port) for _ in range(2)]
+        try:
+            d.wait_metric("tcp_connections_accepted", lambda v: v == 3)
+            with TcpClient(tls_port) as third:
+                assert third.wait_closed(), "a third handshake from one source was not refused"
+            assert d.wait_metric("tls_handshakes_refused_limit", lambda v: v == 1)
+            for client in silent:
+                assert client.wait_closed(), "a client that never handshakes stayed connected"
+        finally:
+            for client in silent:
+                client.close()
+        d.wait_metric("tcp_open_connections", lambda v: v == 0)
+        with TlsClient(tls_port) as phone:
+            register_tls_phone(phone)
+        m = d.metrics()
+        assert m["tls_handshakes_completed"] == 1 and m["registrar_bindings"] == 1, m
+
+
+def test_tls_outgoing_verification(args):
+    """RFC 5922 on an outgoing connection: a TLS next hop whose certificate names another
+    host is refused during the handshake (nothing is sent to it, the caller gets an error);
+    one whose certificate names its address gets the INVITE over TLS; a forward rule's
+    server_name makes a named certificate acceptable and is sent as SNI."""
+    work = tempfile.mkdtemp(prefix="waypoint-tls-")
+    ca = make_test_ca(work)
+    wrong = TlsServer(*make_certificate(work, "other", ca, "DNS:other.example"))
+    right = TlsServer(*make_certificate(work, "gateway", ca, "IP:127.0.0.1"))
+    named = TlsServer(*make_certificate(work, "named", ca, "DNS:gw.example"))
+    rules = [{"name": f"gw{n}", "match": {"user": {"prefix": str(n)}},
+              "forward": {"to": f"sip:127.0.0.1:{server.port};transport=tls", **extra}}
+             for n, server, extra in ((1, wrong, {}), (2, right, {}),
+                                      (3, named, {"tls": {"server_name": "gw.example"}}))]
+    with wrong, right, named, Daemon(args.daemon, listen=TLS_LISTEN, routing={"rules": rules},
+                                     extra=f"tls: {{ ca_file: {ca[0]} }}") as d, UdpClient(d.port) as caller:
+        final, _ = call_final(caller, "sip:1000@localhost")
+        # A transport error counts as a 503, which a proxy answers 500 (RFC 3261 §16.7).
+        assert final.code == 500, f"a next hop with the wrong certificate: {final.code} {final.reason}"
+        assert wrong.wait_failed_handshakes(1) and wrong.received == [], (wrong.received, wrong.failed_handshakes)
+        assert "certificate refused" in d.wait_log("TLS handshake with"), d._tail()
+        for n, server in ((2, right), (3, named)):
+            final, _ = call_final(caller, f"sip:{n}000@localhost")
+            assert final.code == 486, f"next hop {n}: {final.code} {final.reason}"
+            invite = server.received[0]
+            assert invite.method == "INVITE" and invite.header_values("via")[0].upper().startswith("SIP/2.0/TLS")
+        assert named.server_names == ["gw.example"], named.server_names
+        m = d.metrics()
+        assert m["tls_handshakes_failed"] == 1 and m["tls_handshakes_completed"] == 2, m
+
+
+def test_tls_mutual(args):
+    """A listener with require_client_certificate (mutual TLS) refuses a client without a
+    certificate, and one whose certificate another CA signed, during the handshake; a
+    client with a certificate from the listener's ca_file registers."""
+    work = tempfile.mkdtemp(prefix="waypoint-tls-")
+    ca = make_test_ca(work)
+    other_ca = make_test_ca(tempfile.mkdtemp(prefix="waypoint-tls-"), name="another CA")
+    client_crt, client_key = make_certificate(work, "trunk", ca, "DNS:trunk.example")
+    stranger_crt, stranger_key = make_certificate(work, "stranger", other_ca, "DNS:trunk.example")
+    listen = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), ("tls", "127.0.0.1", 1))
+    extra = f"tls: {{ require_client_certificate: true, ca_file: {ca[0]} }}"
+    with Daemon(args.daemon, listen=listen, extra=extra) as d:
+        for certfile, keyfile in ((None, None), (stranger_crt, stranger_key)):
+            try:
+                with TlsClient(d.port + 1, certfile=certfile, keyfile=keyfile) as refused:
+                    # TLS 1.3: the server's verdict on our certificate comes after our side
+                    # of the handshake, as an alert on the first read.
+                    refused.send(options_to_server(d.port + 1, refused.local, "TLS").data)
+                    assert refused.wait_closed(), f"client certificate {certfile} was accepted"
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                pass
+        d.wait_metric("tls_handshakes_failed", lambda v: v == 2)
+        with TlsClient(d.port + 1, certfile=client_crt, keyfile=client_key) as trunk:
+            register_tls_phone(trunk)
+        m = d.metrics()
+        assert m["tls_handshakes_completed"] == 1 and m["registrar_bindings"] == 1, m
+
+
+def test_wss_call(args):
+    """A web phone over WSS (WebSocket inside TLS, self-signed certificate) registers with
+    an .invalid Contact, is called by a UDP caller over its own connection (wss
+    Record-Route on top of the udp one), and hangs up a second call itself."""
+    listen = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), ("wss", "127.0.0.1", 1))
+    with Daemon(args.daemon, listen=listen) as d, WsClient(d.port + 1, secure=True) as phone, \
+            UdpClient(d.port) as caller:
+        assert phone.status == 101, (phone.status, phone.response_body)
+        contact = f"sip:abcd@{WsClient.HOST};transport=wss"
+        r = phone.transact(make_register("abcd", phone.local, "WSS", contacts=[f"<{contact}>"], expires=300))
+        assert r.code == 200, r
+        stream_phone_call(caller, phone, d, d.port + 1, contact, hang_up_from_phone=False)
+        stream_phone_call(caller, phone, d, d.port + 1, contact, hang_up_from_phone=True)
+        m = d.metrics()
+        assert m["tls_handshakes_completed"] == 1 and m["ws_handshakes_accepted"] == 1, m
+        assert m["send_errors"] == 0 and m["ws_sends_without_connection"] == 0, m
+
+
+# ---------------------------------------------------------------- a browser phone (JsSIP)
+#
+# The transport the web phone connects with, on the daemon's port + 1: the one place to
+# change between ws and wss.
+BROWSER_TRANSPORT = "wss"
+BROWSER_LISTEN = (("udp", "127.0.0.1"), ("tcp", "127.0.0.1"), (BROWSER_TRANSPORT, "127.0.0.1", 1))
+
+
+def browser_phone(args):
+    return BrowserPhone(args.node, os.path.join(args.source_dir, "tests", "browser", "phone.mjs"),
+                        args.chromium, args.node_modules)
+
+
+def register_sipp_phone(d, user):
+    """Registers user from a fresh UDP port and frees it again, for a SIPp server scenario
+    to take the calls on it (a web phone's INVITE has its own Call-ID, which a SIPp
+    scenario that registered itself would not recognise)."""
+    with UdpClient(d.port) as phone:
+        contact = f"<sip:{user}@{hostport(*phone.local)}>"
+        r = phone.transact(make_register(user, phone.local, contacts=[contact], expires=300))
+        assert r.code == 200, f"REGISTER {user} got {r.code} {r.reason}"
+        return phone.local[1]
+
+
+def test_browser_call(args):
+    """JsSIP in headless Chromium registers over WSS (the self-signed certificate); it calls a SIPp UDP phone and
+    hangs up, then the SIPp phone calls it, it answers and the SIPp phone hangs up. Both
+    sides see each call set up and end."""
+    with browser_phone(args) as web, Daemon(args.daemon, listen=BROWSER_LISTEN) as d:
+        web.command("register", uri="sip:carol@localhost", server=f"{BROWSER_TRANSPORT}://127.0.0.1:{d.port + 1}")
+        registered = web.expect("registered")
+        assert registered["code"] == 200 and ";transport=ws" in registered["contact"], registered
+        sipp_port = register_sipp_phone(d, "bob")
+        m = d.wait_metric("registrar_bindings", lambda v: v == 2)
+        assert m["registrar_bindings"] == 2, m
+
+        # The web phone calls the SIPp phone and hangs up.
+        callee = args.sipp.start("uas_webrtc_answer.xml", server=True, port=sipp_port, recv_timeout=15)
+        web.command("call", target="sip:bob@localhost")
+        outgoing = web.expect("outgoing")
+        web.expect("confirmed")
+        web.command("hangup")
+        assert web.expect("ended")["originator"] == "local"
+        callee.wait(timeout=BrowserPhone.STEP_TIMEOUT)  # it got the BYE and answered it
+        assert callee.received("INVITE")[0].header("call-id") == [outgoing["call_id"]]
+
+        # The SIPp phone calls the web phone, which answers; the SIPp phone hangs up.
+        caller = args.sipp.start("uac_webrtc_call.xml", "127.0.0.1", d.port, "u1", service="carol",
+                                 recv_timeout=15)
+        incoming = web.expect("incoming")
+        assert incoming["from"] == "sip:alice@localhost", incoming
+        web.command("answer")
+        web.expect("confirmed")
+        assert web.expect("ended")["originator"] == "remote"
+        caller.wait(timeout=BrowserPhone.STEP_TIMEOUT)  # its BYE was answered 200
+
+        # The web phone's INVITE, with its WebRTC SDP, is bigger than udp_mtu: waypoint
+        # tries TCP toward the SIPp phone first, which refuses, and sends it over UDP
+        # again (RFC 3261 §18.1.1). That refused connection is the only send error.
+        m = d.metrics()
+        assert m["transactions_requests_moved_to_tcp"] == m["transactions_requests_retried_over_udp"] == 1, m
+        assert m["send_errors"] == 1 and m["ws_sends_without_connection"] == 0, m
+
+
 # ---------------------------------------------------------------- wildcard listeners (issue 9)
 
 # 127.0.0.0/8 is all loopback on Linux: a client on 127.0.0.1 reaches a 0.0.0.0 listener at
@@ -1508,6 +1790,12 @@ def assert_names(value, host, port, where):
     """A Via or Record-Route value names host:port (the host after the Via's protocol)."""
     sent_by = value.split(" ", 1)[1] if value.upper().startswith("SIP/2.0/") else parse_uri(value)["uri"]
     assert hostport(host, port) in sent_by.split(";")[0], f"{where}: {value!r} does not name {hostport(host, port)}"
+
+
+def final_of(client, request):
+    """request's final response, from a UdpClient (final, provisionals) or a stream client."""
+    final = client.final_response(request)
+    return final[0] if isinstance(final, tuple) else final
 
 
 def wildcard_call(d, caller, phone, user, name):
@@ -1523,7 +1811,7 @@ def wildcard_call(d, caller, phone, user, name):
     assert all("0.0.0.0" not in v and "[::]" not in v for v in vias + rr), (vias, rr)
     phone.reply(got, 200, "OK", headers=tuple(("Record-Route", v) for v in rr) +
                 (("Contact", f"<sip:{user}@{hostport(*phone.local)}>"),))
-    ok, _ = caller.final_response(invite)
+    ok = final_of(caller, invite)
     assert ok.code == 200, ok
     dialog = Dialog(invite, ok)
     caller.send(dialog.request("ACK").data)
@@ -1533,7 +1821,7 @@ def wildcard_call(d, caller, phone, user, name):
     got_bye = phone.next_request("BYE")
     assert_names(got_bye.header_values("via")[0], *name, "top Via of the BYE at the phone")
     phone.reply(got_bye, 200, "OK")
-    final, _ = caller.final_response(bye)
+    final = final_of(caller, bye)
     assert final.code == 200, final
     return rr
 
@@ -1595,9 +1883,13 @@ def main():
     parser.add_argument("--daemon", required=True, help="path to waypointd")
     parser.add_argument("--source-dir", required=True, help="the waypoint source tree")
     parser.add_argument("--sipp", default="sipp", help="path to sipp")
+    parser.add_argument("--node", default="node", help="path to node (browser tests)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="path to Chromium (browser tests)")
+    parser.add_argument("--node-modules", help="tests/browser's npm ci (default: in the source tree)")
     parser.add_argument("--test", required=True, choices=sorted(TESTS))
     args = parser.parse_args()
     args.sipp = Sipp(args.sipp, os.path.join(HERE, "scenarios"))
+    args.node_modules = args.node_modules or os.path.join(args.source_dir, "tests", "browser", "node_modules")
     try:
         TESTS[args.test](args)
     except Skip as e:

@@ -13,9 +13,11 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 READY_LINE = "waypointd ready"
@@ -648,16 +650,6 @@ class SocketClient:
     def __exit__(self, *exc):
         self.close()
 
-    def final_response(self, request, timeout=REPLY_TIMEOUT):
-        """Waits for request's final response; returns (final, [provisionals before it])."""
-        deadline = time.monotonic() + timeout
-        provisionals = []
-        while True:
-            response = self.response_to(request, max(deadline - time.monotonic(), 0.001))
-            if response.code >= 200:
-                return response, provisionals
-            provisionals.append(response)
-
 
 class UdpClient(SocketClient):
     """A SIP endpoint on its own loopback UDP socket that talks only to the server (the
@@ -714,6 +706,16 @@ class UdpClient(SocketClient):
         self.send(request.data)
         return self.response_to(request, timeout)
 
+    def final_response(self, request, timeout=REPLY_TIMEOUT):
+        """Waits for request's final response; returns (final, [provisionals before it])."""
+        deadline = time.monotonic() + timeout
+        provisionals = []
+        while True:
+            response = self.response_to(request, max(deadline - time.monotonic(), 0.001))
+            if response.code >= 200:
+                return response, provisionals
+            provisionals.append(response)
+
     def next_request(self, method=None, timeout=REPLY_TIMEOUT):
         """The next request (of that method, if given) from the server: one set aside
         earlier, else one read now. Others read meanwhile are set aside."""
@@ -766,6 +768,33 @@ class StreamSocketClient(SocketClient):
             raise self.closed_error(f"server closed the connection; buffered {self.buf[:200]!r}")
         self.buf += chunk
 
+    def next_request(self, method=None, timeout=REPLY_TIMEOUT):
+        """The next request (of that method, if given): one set aside earlier, else one read
+        now; other messages read meanwhile are set aside."""
+        for i, message in enumerate(self.unmatched):
+            if message.is_request and method in (None, message.method):
+                return self.unmatched.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.read_message(max(deadline - time.monotonic(), 0.001))
+            if message.is_request and method in (None, message.method):
+                return message
+            self.unmatched.append(message)
+
+    def final_response(self, request, timeout=REPLY_TIMEOUT):
+        """The final response to request (provisionals skipped, other messages set aside)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.read_message(max(deadline - time.monotonic(), 0.001))
+            if isinstance(message, Response) and message.matches(request):
+                if message.code >= 200:
+                    return message
+                continue
+            self.unmatched.append(message)
+
+    def reply(self, request, code, reason, **kw):
+        self.send(make_response(request, code, reason, **kw))
+
 
 class WsClient(StreamSocketClient):
     """A WebSocket SIP phone (RFC 7118) as a browser is one: it connects to the daemon's
@@ -777,8 +806,12 @@ class WsClient(StreamSocketClient):
     HOST = "df7jal23ls0d.invalid"
     closed_error = EOFError
 
-    def __init__(self, server_port, host="127.0.0.1", protocols="sip", origin=None):
+    def __init__(self, server_port, host="127.0.0.1", protocols="sip", origin=None, secure=False):
+        """secure: WSS, the WebSocket inside TLS (any server certificate is taken)."""
         self.sock = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
+        if secure:
+            self.transport = "WSS"
+            self.sock = insecure_client_context().wrap_socket(self.sock, server_hostname=host)
         self.local = (self.HOST, None)
         self.buf = b""
         self.unmatched = []
@@ -885,28 +918,7 @@ class WsClient(StreamSocketClient):
     def transact(self, request, timeout=REPLY_TIMEOUT):
         """Sends request; returns its final response (provisionals are skipped)."""
         self.send(request.data)
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self.read_message(max(deadline - time.monotonic(), 0.001))
-            if isinstance(message, Response) and message.matches(request):
-                if message.code >= 200:
-                    return message
-                continue
-            self.unmatched.append(message)
-
-    def next_request(self, method=None, timeout=REPLY_TIMEOUT):
-        for i, message in enumerate(self.unmatched):
-            if message.is_request and method in (None, message.method):
-                return self.unmatched.pop(i)
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self.read_message(max(deadline - time.monotonic(), 0.001))
-            if message.is_request and method in (None, message.method):
-                return message
-            self.unmatched.append(message)
-
-    def reply(self, request, code, reason, **kw):
-        self.send(make_response(request, code, reason, **kw))
+        return self.final_response(request, timeout)
 
     def wait_closed(self, timeout=REPLY_TIMEOUT):
         """True if the server closes the TCP connection within timeout."""
@@ -928,6 +940,7 @@ class TcpClient(StreamSocketClient):
         self.sock = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
         self.local = self.sock.getsockname()[:2]
         self.buf = b""
+        self.unmatched = []
 
     def send(self, data):
         self.sock.sendall(data)
@@ -962,15 +975,11 @@ class TcpClient(StreamSocketClient):
         data, self.buf = self.buf[:end], self.buf[end:]
         return parse_message(data)
 
-    def response_to(self, request, timeout=REPLY_TIMEOUT):
-        """The next message on the stream, which must be a response to request."""
+    def transact(self, request, timeout=REPLY_TIMEOUT):
+        self.send(request.data)
         response = self.read_response(timeout)
         assert response.matches(request), f"response {response} does not match the request sent"
         return response
-
-    def transact(self, request, timeout=REPLY_TIMEOUT):
-        self.send(request.data)
-        return self.response_to(request, timeout)
 
     def wait_closed(self, timeout=REPLY_TIMEOUT):
         """True if the server closes (FIN or RST) within timeout. Data read meanwhile is kept in buf."""
@@ -987,6 +996,270 @@ class TcpClient(StreamSocketClient):
                 return True
             self.buf += chunk
         return False
+
+
+def insecure_client_context():
+    """A TLS client context that takes any server certificate (a self-signed one)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class TlsClient(TcpClient):
+    """A SIP phone over TLS (RFC 3261 §26.2): Content-Length framing inside a TLS stream.
+    cafile: verify the server against it (and check the name server_hostname); without
+    it, any certificate is taken (the self-signed one, say) and its DER kept in
+    self.certificate for the test to check."""
+
+    transport = "TLS"
+    closed_error = EOFError
+
+    def __init__(self, server_port, host="127.0.0.1", cafile=None, server_hostname=None, certfile=None,
+                 keyfile=None):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if cafile:
+            context.load_verify_locations(cafile)
+        else:
+            context = insecure_client_context()
+        if certfile:
+            context.load_cert_chain(certfile, keyfile)
+        raw = socket.create_connection((host, server_port), timeout=REPLY_TIMEOUT)
+        try:
+            self.sock = context.wrap_socket(raw, server_hostname=server_hostname or host)
+        except BaseException:
+            raw.close()
+            raise
+        self.local = self.sock.getsockname()[:2]
+        self.buf = b""
+        self.unmatched = []
+        self.certificate = self.sock.getpeercert(binary_form=True)
+
+    def fingerprint(self):
+        """The server certificate's SHA-256 fingerprint as waypoint logs it ("AB:CD:...")."""
+        return ":".join(f"{b:02X}" for b in hashlib.sha256(self.certificate).digest())
+
+    def wait_closed(self, timeout=REPLY_TIMEOUT):
+        try:
+            return super().wait_closed(timeout)
+        except (ssl.SSLError, EOFError):
+            return True
+
+
+class TlsServer(SocketClient):
+    """A TLS next hop (a gateway) on loopback with a given certificate: accepts one
+    connection at a time in a thread and keeps what it read; handshakes that fail are
+    counted. Answers every INVITE with 486 so the caller's transaction ends."""
+
+    def __init__(self, certfile, keyfile):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(certfile, keyfile)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.received, self.failed_handshakes, self.server_names = [], 0, []
+        self.context.sni_callback = lambda conn, name, ctx: self.server_names.append(name)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        for _ in range(100):  # bounded: a test opens a handful of connections
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            raw.settimeout(REPLY_TIMEOUT)
+            try:
+                conn = self.context.wrap_socket(raw, server_side=True)
+            except OSError:  # ssl.SSLError, or a reset by the client that gave up
+                self.failed_handshakes += 1
+                raw.close()
+                continue
+            with conn:
+                try:
+                    self._read(conn)
+                except (OSError, AssertionError):
+                    pass  # the proxy closed its connection, or sent nothing more
+
+    def wait_failed_handshakes(self, count):
+        """Whether count handshakes have failed within REPLY_TIMEOUT (the server thread
+        sees the client's alert a moment after the client gave up)."""
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while self.failed_handshakes < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.failed_handshakes == count
+
+    def _read(self, conn):
+        client = TcpClient.__new__(TcpClient)
+        client.sock, client.buf, client.unmatched, client.transport = conn, b"", [], "TLS"
+        while True:
+            message = client.read_message()
+            self.received.append(message)
+            if message.is_request and message.method == "INVITE":
+                conn.sendall(make_response(message, 486, "Busy Here", to_tag=token()))
+
+
+def make_test_ca(directory, name="waypoint test CA"):
+    """A CA (key and certificate, PEM) made with the openssl command; returns (crt, key)."""
+    crt, key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def make_certificate(directory, stem, ca, san, chain=True):
+    """A server certificate signed by ca=(crt, key) for the subjectAltName san
+    ("IP:127.0.0.1", "DNS:other.example"); returns (certificate file, key file). With
+    chain the certificate file holds the CA certificate after the server's (a chain)."""
+    crt, key, csr = (os.path.join(directory, stem + ext) for ext in (".crt", ".key", ".csr"))
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", f"/CN={stem}"], check=True, capture_output=True)
+    ext = os.path.join(directory, stem + ".ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+                    "-out", crt, "-days", "2", "-extfile", ext], check=True, capture_output=True)
+    if chain:
+        with open(crt, "a") as out, open(ca[0]) as root:
+            out.write(root.read())
+    return crt, key
+# ---------------------------------------------------------------- a browser phone
+
+
+class BrowserPhone:
+    """A web phone: JsSIP in headless Chromium (tests/browser/phone.mjs under node), told
+    what to do over its stdin and reporting JsSIP's events on its stdout, a JSON object a
+    line. Raises Skip only when node or Chromium cannot start; anything else that goes
+    wrong (no node_modules, a JsSIP error) fails the test.
+
+    node runs in a session of its own and puppeteer starts Chromium in another, so close()
+    can end each by its process group id (the PIDs this harness learnt) if it does not quit.
+    """
+
+    STEP_TIMEOUT = 15.0
+    FAILURES = ("error", "failed", "registration_failed", "exit")
+
+    def __init__(self, node, script, chromium, modules):
+        self.dir = tempfile.mkdtemp(prefix="waypoint-browser-")
+        self.log_path = os.path.join(self.dir, "phone.log")
+        self.events = []  # every event so far, oldest first
+        self.cursor = 0  # expect() looks at events from here on
+        self.changed = threading.Condition()
+        self.browser_pid = None
+        self.proc = None
+        cmd = [node, script, "--build-dir", self.dir, "--chromium", chromium, "--modules", modules]
+        try:
+            with open(self.log_path, "w") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                             text=True, start_new_session=True)
+        except OSError as e:
+            self._remove_dir()
+            raise Skip(f"node cannot start ({node}): {e}") from None
+        self.reader = threading.Thread(target=self._read_events, daemon=True)
+        self.reader.start()
+        try:
+            # Chromium's start (up to two steps, phone.mjs LAUNCH_TIMEOUT_MS) and the page's load.
+            ready = self.expect("ready", timeout=3 * self.STEP_TIMEOUT, failures=("launch_failed", "error", "exit"))
+        except AssertionError:
+            launch = [e for e in self.events if e["event"] == "launch_failed"]
+            self.close()
+            if launch:
+                raise Skip(f"Chromium cannot start ({chromium}): {launch[0]['message']}") from None
+            raise
+        self.browser_pid = ready["browser_pid"]
+        print(f"browser phone: {ready['version']}, pid {self.browser_pid}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _read_events(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "error", "message": f"not JSON: {line!r}"}
+            with self.changed:
+                self.events.append(event)
+                self.changed.notify_all()
+        with self.changed:
+            self.events.append({"event": "exit"})
+            self.changed.notify_all()
+
+    def command(self, cmd, **fields):
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, name, timeout=STEP_TIMEOUT, failures=FAILURES):
+        """The next event called name (those before it are passed over); an event in
+        failures, or none within timeout, fails with everything the phone said."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for i in range(self.cursor, len(self.events)):
+                    event = self.events[i]
+                    if event["event"] == name:
+                        self.cursor = i + 1
+                        return event
+                    if event["event"] in failures:
+                        self.cursor = i + 1
+                        raise AssertionError(f"browser phone: {event} while waiting for {name}\n{self.report()}")
+                self.cursor = len(self.events)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"browser phone: no {name} within {timeout} s\n{self.report()}")
+                self.changed.wait(left)
+
+    def report(self):
+        with open(self.log_path, errors="replace") as f:
+            log = f.read()[-8000:]
+        events = "\n".join(f"  {e}" for e in self.events)
+        return f"--- browser phone events ---\n{events}\n--- browser phone log ---\n{log}"
+
+    def close(self):
+        """Asks the phone to quit; kills node and Chromium by their group ids if they
+        have not gone within a few seconds."""
+        if self.proc is None:
+            return
+        try:
+            self.command("quit")
+            self.proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.reader.join(timeout=5)
+        self.proc.stdout.close()
+        self._kill_browser()
+        self.proc = None
+        self._remove_dir()
+
+    def _kill_browser(self):
+        # Only while the PID is still our Chromium: after it exited, it may be anybody's.
+        if self.browser_pid is None:
+            return
+        try:
+            with open(f"/proc/{self.browser_pid}/cmdline", "rb") as f:
+                if b"chromium" not in f.read():
+                    return
+            os.killpg(self.browser_pid, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+
+    def _remove_dir(self):
+        if os.environ.get("WAYPOINT_E2E_KEEP"):
+            print(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- SIPp
@@ -1117,7 +1390,7 @@ class Sipp:
         return self.start(scenario, server_host, server_port, transport, **kw).wait(timeout)
 
     def start(self, scenario, server_host=None, server_port=None, transport="u1", *, call_id=None,
-              service=None, keys=None, server=False, local="127.0.0.1", call_timeout=20,
+              service=None, keys=None, server=False, local="127.0.0.1", port=None, call_timeout=20,
               recv_timeout=5, extra=()):
         """Starts one call of a scenario in the background and returns its SippProcess.
 
@@ -1129,6 +1402,7 @@ class Sipp:
         incoming messages to calls by Call-ID: give caller and callee the same one.
         service: [service], the user part the UAC scenarios call.
         keys: {name: value} for the scenario's [name] keywords (-key).
+        port: SIPp's own port (default: a free one), e.g. one a phone registered from.
         """
         if server_host is not None:
             local = "::1" if ":" in server_host else "127.0.0.1"
@@ -1136,7 +1410,7 @@ class Sipp:
         kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
         for attempt in range(3):
             work = tempfile.mkdtemp(prefix="waypoint-sipp-")
-            sip_port = free_port(hosts=(local,))
+            sip_port = port or free_port(hosts=(local,))
             # SIPp's control socket (default 8888) and RTP echo ports (mp, mp+2) must
             # not collide with anything else on the machine.
             control_port = free_port(hosts=("127.0.0.1",), kinds=(socket.SOCK_DGRAM,))
@@ -1171,7 +1445,7 @@ class Sipp:
                     break
                 time.sleep(0.01)
             # 254 (-2): SIPp could not bind a socket, i.e. we lost a port race; retry.
-            if proc.poll() == 254 and attempt < 2:
+            if proc.poll() == 254 and attempt < 2 and port is None:
                 run.wait(check=False)
                 continue
             return run

@@ -41,9 +41,13 @@ constexpr const char* kMinimal =
 
 TEST_F(ConfigTest, LoadsTheSampleConfiguration) {
   const Config config = loadConfig(std::string(WAYPOINT_SOURCE_DIR) + "/config/waypoint.yaml");
-  ASSERT_EQ(config.listeners.size(), 2u);
+  ASSERT_EQ(config.listeners.size(), 3u);
   EXPECT_EQ(config.listeners[0].protocol, transport::Protocol::udp);
   EXPECT_EQ(config.listeners[1].protocol, transport::Protocol::tcp);
+  EXPECT_EQ(config.listeners[2].protocol, transport::Protocol::tls);
+  EXPECT_EQ(config.listeners[2].port, 5061);
+  ASSERT_TRUE(config.listeners[2].tls.has_value());
+  EXPECT_TRUE(config.listeners[2].tls->certificateFile.empty());  // the self-signed one
   EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(config.listeners[0].port, 5060);
   EXPECT_EQ(config.domains, std::vector<std::string>{"localhost"});
@@ -98,7 +102,7 @@ TEST_F(ConfigTest, BadYamlSyntaxNamesTheLine) {
 
 TEST_F(ConfigTest, RejectsBadListeners) {
   EXPECT_THAT(errorFor("listen:\n  - { transport: sctp, address: 127.0.0.1 }\n"),
-              HasSubstr("transport must be udp, tcp or ws"));
+              HasSubstr("transport must be udp, tcp, tls, ws or wss"));
   EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: example.com }\n"),
               HasSubstr("numeric IPv4 or IPv6"));
   EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: 127.0.0.1, port: 70000 }\n"),
@@ -136,6 +140,47 @@ TEST_F(ConfigTest, RejectsBadValues) {
               HasSubstr("t2 must not be shorter"));
   EXPECT_THAT(errorFor(std::string(kMinimal) + "domains: localhost\n"),
               HasSubstr("domains must be a list"));
+}
+
+TEST_F(ConfigTest, TlsSectionAppliesToTlsListenersWhichMayOverrideIt) {
+  const Config config = loadConfig(
+      write("listen:\n"
+            "  - { transport: udp, address: 127.0.0.1 }\n"
+            "  - { transport: tls, address: 127.0.0.1 }\n"
+            "  - { transport: wss, address: 127.0.0.1, tls: { require_client_certificate: true,"
+            " ca_file: /etc/clients.pem } }\n"
+            "tls: { certificate: /etc/c.pem, private_key: /etc/k.pem, min_version: \"1.3\","
+            " verify_peer: false }\n"));
+  ASSERT_TRUE(config.tls.has_value());
+  EXPECT_EQ(config.tls->minVersion, "1.3");
+  EXPECT_FALSE(config.tls->verifyPeer);
+  EXPECT_FALSE(config.listeners[0].tls.has_value());
+  ASSERT_TRUE(config.listeners[1].tls.has_value());
+  EXPECT_EQ(config.listeners[1].port, 5061);
+  EXPECT_EQ(config.listeners[1].tls->certificateFile, "/etc/c.pem");
+  EXPECT_FALSE(config.listeners[1].tls->requireClientCertificate);
+  ASSERT_TRUE(config.listeners[2].tls.has_value());
+  EXPECT_EQ(config.listeners[2].port, 443);
+  EXPECT_EQ(config.listeners[2].tls->privateKeyFile, "/etc/k.pem");
+  EXPECT_TRUE(config.listeners[2].tls->requireClientCertificate);
+  EXPECT_EQ(config.listeners[2].tls->caFile, "/etc/clients.pem");
+}
+
+TEST_F(ConfigTest, TlsErrorsNameLineAndColumn) {
+  const std::string listen = "listen: [ { transport: tls, address: 127.0.0.1 } ]\n";
+  std::string error = errorFor(listen + "tls:\n  min_version: \"1.1\"\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":3:16: "));
+  EXPECT_THAT(error, HasSubstr("min_version"));
+  error = errorFor(listen + "tls:\n  certificate: /etc/c.pem\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":3:3: "));
+  EXPECT_THAT(error, HasSubstr("'private_key'"));
+  error = errorFor("listen:\n  - { transport: udp, address: 127.0.0.1, tls: {} }\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":2:48: "));
+  EXPECT_THAT(error, HasSubstr("only to a tls or wss listener"));
+  error = errorFor(listen + "tls: { verify: true }\n");
+  EXPECT_THAT(error, HasSubstr("'verify'"));
+  error = errorFor(listen + "limits: { max_handshakes_per_source: 0 }\n");
+  EXPECT_THAT(error, HasSubstr("max_handshakes_per_source"));
 }
 
 TEST_F(ConfigTest, MissingFileIsAnError) {

@@ -348,7 +348,7 @@ inline transport::Source tcpSource(std::uint64_t connectionId = 7) {
 
 // Bob's phone (198.51.100.20:5060), where the proxy's client transactions go.
 inline transport::Destination downstream(transport::Protocol protocol = transport::Protocol::udp) {
-  return transport::Destination{protocol, endpoint("198.51.100.20", 5060), 0, std::nullopt};
+  return transport::Destination{protocol, endpoint("198.51.100.20", 5060), 0, std::nullopt, {}, {}};
 }
 inline transport::Source downstreamSource(transport::Protocol protocol = transport::Protocol::udp) {
   return transport::Source{protocol, endpoint("203.0.113.1", 5060), endpoint("198.51.100.20", 5060),

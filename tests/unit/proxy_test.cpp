@@ -33,6 +33,7 @@ class ProxyTest : public ::testing::Test {
     identity.addName("biloxi.example.com");
     identity.addListener(Protocol::udp, endpoint(kProxyHost, 5060));
     identity.addListener(Protocol::tcp, endpoint(kProxyHost, 5060));
+    identity.addListener(Protocol::tls, endpoint(kProxyHost, 5061));
     proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity,
                                            registrar, settings);
   }
@@ -552,6 +553,32 @@ TEST_F(ProxyTest, TcpCallerToUdpCalleeGetsTwoRecordRoutes) {
   ASSERT_EQ(byes.size(), 1u);
   EXPECT_EQ(byes[0].destination.protocol, Protocol::udp);
   EXPECT_TRUE(parse(byes[0].bytes).routes().empty());
+}
+
+// RFC 3261 §16.6 step 4 and RFC 5658: a TLS caller's request for a SIPS URI, to a UDP
+// callee, is Record-Routed twice with SIPS URIs, the caller's side naming our TLS listener.
+TEST_F(ProxyTest, SipsRequestFromATlsCallerGetsSipsRecordRoutes) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  RequestSpec s = invite("sips:bob@biloxi.example.com");
+  s.viaTransport = "TLS";
+  const transport::Source tls{Protocol::tls, endpoint("203.0.113.1", 5061),
+                              endpoint("192.0.2.10", 49153), 9};
+  receive(requestText(s), tls);
+  const auto forwarded = sent("INVITE ");
+  ASSERT_EQ(forwarded.size(), 1u);
+  const auto rr = parse(forwarded[0].bytes).recordRoutes();
+  ASSERT_EQ(rr.size(), 2u);
+  EXPECT_EQ(rr[0].uri.rfind("sips:203.0.113.1:5060;", 0), 0u) << rr[0].uri;
+  EXPECT_EQ(rr[1].uri.rfind("sips:203.0.113.1:5061;transport=tls;", 0), 0u) << rr[1].uri;
+  // A sip: request from the same caller keeps sip: entries.
+  RequestSpec plain = invite();
+  plain.viaTransport = "TLS";
+  plain.callId = "plain-call";
+  plain.branch = "z9hG4bKplain";
+  receive(requestText(plain), tls);
+  const auto second = sent("INVITE ");
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(parse(second[1].bytes).recordRoutes().at(0).uri.rfind("sip:", 0), 0u);
 }
 
 TEST_F(ProxyTest, TransportErrorOnABranchTriesTheNextSerialTarget) {

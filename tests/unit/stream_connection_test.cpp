@@ -88,8 +88,8 @@ TEST_F(StreamConnectionTest, CutsTwoMessagesOutOfOneReadAndAnswersAKeepalive) {
 
 TEST_F(StreamConnectionTest, QueuesWhileConnectingAndWritesInOrderOnceUp) {
   auto connection = open(ConnectionState::connecting);
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, "first", {});
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, "second", {});
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, "first", {});
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, "second", {});
   run();
   EXPECT_EQ(peer_.str(), "");
   EXPECT_EQ(connection->queuedBytes(), 11u);
@@ -105,7 +105,7 @@ TEST_F(StreamConnectionTest, OurOwnWritesDoNotKeepAConnectionAlive) {
   auto connection = open();
   connection->start();
   host_.fakeClock.advance(599s);
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, options(1), {});
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, options(1), {});
   run();
   EXPECT_TRUE(host_.table.expired(host_.fakeClock.now(), host_.transportSettings).empty());
   host_.fakeClock.advance(1s);
@@ -147,10 +147,13 @@ TEST_F(StreamConnectionTest, OutputOverTheCapClosesTheConnectionAndFailsEverySen
   auto connection = open(ConnectionState::connecting);  // nothing leaves: the queue grows
   std::vector<std::error_code> reported;
   const auto onError = [&](const Destination&, std::error_code ec) { reported.push_back(ec); };
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, std::string(100, 'a'), onError);
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, std::string(100, 'b'), onError);
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, std::string(100, 'a'),
+                   onError);
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, std::string(100, 'b'),
+                   onError);
   EXPECT_TRUE(reported.empty());
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, std::string(100, 'c'), onError);
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, std::string(100, 'c'),
+                   onError);
   EXPECT_EQ(connection->state(), ConnectionState::closed);
   EXPECT_EQ(host_.transportCounters.tcpConnectionsClosedBackpressure, 1u);
   ASSERT_EQ(reported.size(), 3u);
@@ -165,7 +168,7 @@ TEST_F(StreamConnectionTest, AFailingWriteClosesTheConnectionAndReportsTheSend) 
   auto connection = open(ConnectionState::open, &failOnWrite);
   connection->start();
   std::vector<std::error_code> reported;
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, options(1),
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, options(1),
                    [&](const Destination&, std::error_code ec) { reported.push_back(ec); });
   run();
   EXPECT_EQ(connection->state(), ConnectionState::closed);
@@ -185,7 +188,7 @@ TEST_F(StreamConnectionTest, ThePeerClosingClosesOursAndLeavesTheTable) {
   EXPECT_EQ(host_.closedCount, 1);
   EXPECT_TRUE(host_.table.empty());
   std::vector<std::error_code> reported;
-  connection->send(Destination{Protocol::tcp, kPeer, 0, {}}, "late",
+  connection->send(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}, "late",
                    [&](const Destination&, std::error_code ec) { reported.push_back(ec); });
   EXPECT_EQ(reported.size(), 1u);
 }
@@ -217,14 +220,14 @@ TEST(ConnectionTableTest, ATlsAndATcpConnectionFromOneAddressNeverMix) {
   auto tls = std::make_shared<TableConnection>(table.nextId(), Protocol::tls, tlsListener, kPeer);
   table.add(tcp);
   table.add(tls);
-  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, {}}), tcp);
-  EXPECT_EQ(table.find(Destination{Protocol::tls, kPeer, 0, {}}), tls);
+  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}), tcp);
+  EXPECT_EQ(table.find(Destination{Protocol::tls, kPeer, 0, {}, {}, {}}), tls);
   // A connection id of the other protocol is not followed.
-  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, tls->id(), {}}), tcp);
-  EXPECT_EQ(table.find(Destination{Protocol::ws, kPeer, tcp->id(), {}}), nullptr);
+  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, tls->id(), {}, {}, {}}), tcp);
+  EXPECT_EQ(table.find(Destination{Protocol::ws, kPeer, tcp->id(), {}, {}, {}}), nullptr);
   table.remove(*tcp);
-  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, {}}), nullptr);
-  EXPECT_EQ(table.find(Destination{Protocol::tls, kPeer, 0, {}}), tls);
+  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}), nullptr);
+  EXPECT_EQ(table.find(Destination{Protocol::tls, kPeer, 0, {}, {}, {}}), tls);
 }
 
 TEST(ConnectionTableTest, PrefersTheConnectionFromTheNamedListenerElseTheNewest) {
@@ -235,8 +238,8 @@ TEST(ConnectionTableTest, PrefersTheConnectionFromTheNamedListenerElseTheNewest)
       std::make_shared<TableConnection>(table.nextId(), Protocol::tcp, otherListener, kPeer);
   table.add(first);
   table.add(second);
-  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, kLocal}), first);
-  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, {}}), second);
+  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, kLocal, {}, {}}), first);
+  EXPECT_EQ(table.find(Destination{Protocol::tcp, kPeer, 0, {}, {}, {}}), second);
 }
 
 TEST(ConnectionTableTest, AdmitsUpToThePerSourceAndTheGlobalLimits) {

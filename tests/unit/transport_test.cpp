@@ -4,9 +4,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 
+#include "transport_fakes.hpp"
 #include "waypoint/transport/address.hpp"
+#include "waypoint/transport/self_signed_certificate.hpp"
 #include "waypoint/transport/transports.hpp"
 
 namespace waypoint::transport {
@@ -98,10 +101,12 @@ class TransportsLoopbackTest : public ::testing::Test {
 };
 
 TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
-  server_.listen(ListenerConfig{Protocol::tcp, "127.0.0.1", 0, {}});
+  server_.listen(ListenerConfig{Protocol::tcp, "127.0.0.1", 0, {}, {}});
   const Endpoint serverAt = server_.boundEndpoints().at(0).second;
-  client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt}, std::string(kOptions));
-  client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt}, std::string(kOptions));
+  client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt, {}, {}},
+               std::string(kOptions));
+  client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt, {}, {}},
+               std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 2; }));
   EXPECT_EQ(serverGot_[0].second, kOptions);
   EXPECT_EQ(client_.counters().tcpConnectionsOpened, 1u);
@@ -114,7 +119,8 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
   // The reply names the connection; its remote port is not listening, so only the
   // connection itself can carry it.
   server_.send(
-      Destination{Protocol::tcp, Endpoint{from.remote.address, 1}, from.connectionId, std::nullopt},
+      Destination{
+          Protocol::tcp, Endpoint{from.remote.address, 1}, from.connectionId, std::nullopt, {}, {}},
       std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return clientGot_.size() == 1; }));
   EXPECT_EQ(clientGot_[0].second, kOptions);
@@ -129,7 +135,7 @@ TEST_F(TransportsLoopbackTest, ReportsARefusedConnectionToTheSender) {
   const std::uint16_t freePort = probe.local_endpoint().port();
   probe.close();
   std::error_code reported;
-  client_.send(Destination{Protocol::tcp, at("127.0.0.1", freePort), 0, std::nullopt},
+  client_.send(Destination{Protocol::tcp, at("127.0.0.1", freePort), 0, std::nullopt, {}, {}},
                std::string(kOptions),
                [&](const Destination&, std::error_code ec) { reported = ec; });
   ASSERT_TRUE(runUntil([&] { return static_cast<bool>(reported); }));
@@ -139,12 +145,12 @@ TEST_F(TransportsLoopbackTest, ReportsARefusedConnectionToTheSender) {
 }
 
 TEST_F(TransportsLoopbackTest, UdpDatagramsArriveWithTheirSourceAndKeepalivesAreCounted) {
-  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
-  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
+  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}, {}});
+  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}, {}});
   const Endpoint serverAt = server_.boundEndpoints().at(0).second;
   const Endpoint clientAt = client_.boundEndpoints().at(0).second;
-  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt}, "\r\n\r\n");
-  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt},
+  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt, {}, {}}, "\r\n\r\n");
+  client_.send(Destination{Protocol::udp, serverAt, 0, std::nullopt, {}, {}},
                "\r\n" + std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 1; }));
   EXPECT_EQ(serverGot_[0].second, kOptions);  // leading CRLF stripped before the parser
@@ -153,7 +159,7 @@ TEST_F(TransportsLoopbackTest, UdpDatagramsArriveWithTheirSourceAndKeepalivesAre
 }
 
 TEST_F(TransportsLoopbackTest, IcmpPortUnreachableIsReportedWithTheDestination) {
-  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
+  client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}, {}});
   asio::ip::udp::socket probe(io_, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const Endpoint closed{probe.local_endpoint().address(), probe.local_endpoint().port()};
   probe.close();
@@ -162,7 +168,7 @@ TEST_F(TransportsLoopbackTest, IcmpPortUnreachableIsReportedWithTheDestination) 
     EXPECT_TRUE(ec == std::errc::connection_refused) << ec.message();
     unreachable.push_back(d);
   });
-  client_.send(Destination{Protocol::udp, closed, 0, std::nullopt}, std::string(kOptions));
+  client_.send(Destination{Protocol::udp, closed, 0, std::nullopt, {}, {}}, std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return !unreachable.empty(); }));
   EXPECT_EQ(unreachable[0].protocol, Protocol::udp);
   EXPECT_EQ(unreachable[0].remote, closed);
@@ -170,14 +176,128 @@ TEST_F(TransportsLoopbackTest, IcmpPortUnreachableIsReportedWithTheDestination) 
 }
 
 TEST_F(TransportsLoopbackTest, ListenFailureNamesTheAddress) {
-  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}});
+  server_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", 0, {}, {}});
   const Endpoint taken = server_.boundEndpoints().at(0).second;
   try {
-    client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", taken.port, {}});
+    client_.listen(ListenerConfig{Protocol::udp, "127.0.0.1", taken.port, {}, {}});
     FAIL() << "a second bind to the same UDP port succeeded";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("UDP " + toString(taken)), std::string::npos) << e.what();
   }
+}
+
+// TLS between two transport stacks: the server with a self-signed certificate for
+// 127.0.0.1, the client trusting exactly that certificate (it is its own root).
+class TlsLoopbackTest : public TransportsLoopbackTest {
+ protected:
+  TlsLoopbackTest() {
+    const auto certificate = ensureSelfSignedCertificate(dir_.string(), {"127.0.0.1"});
+    tls_.certificateFile = certificate.certificateFile;
+    tls_.privateKeyFile = certificate.privateKeyFile;
+    tls_.caFile = certificate.certificateFile;
+  }
+  ~TlsLoopbackTest() override { std::filesystem::remove_all(dir_); }
+
+  Endpoint listenTls(Transports& transports) {
+    transports.listen(ListenerConfig{Protocol::tls, "127.0.0.1", 0, {}, tls_});
+    return transports.boundEndpoints().back().second;
+  }
+
+  std::filesystem::path dir_ =
+      std::filesystem::temp_directory_path() / ("waypoint-tls-test-" + std::to_string(::getpid()));
+  TlsSettings tls_;
+};
+
+TEST_F(TlsLoopbackTest, ConnectsVerifiesTheServerAndRepliesOverTheSameConnection) {
+  const Endpoint serverAt = listenTls(server_);
+  client_.useClientTls(tls_);
+  client_.send(Destination{Protocol::tls, serverAt, 0, std::nullopt, {}, {}},
+               std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 1; }));
+  const Source& from = serverGot_[0].first;
+  EXPECT_EQ(from.protocol, Protocol::tls);
+  EXPECT_EQ(serverGot_[0].second, kOptions);
+  server_.send(Destination{Protocol::tls, from.remote, from.connectionId, std::nullopt, {}, {}},
+               std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return clientGot_.size() == 1; }));
+  EXPECT_EQ(clientGot_[0].first.protocol, Protocol::tls);
+  EXPECT_EQ(client_.counters().tlsHandshakesCompleted, 1u);
+  EXPECT_EQ(server_.counters().tlsHandshakesCompleted, 1u);
+  EXPECT_EQ(server_.counters().tcpConnectionsOpened, 0u);
+  EXPECT_EQ(client_.counters().tcpConnectionsOpened, 1u);
+}
+
+TEST_F(TlsLoopbackTest, AServerWhoseCertificateNamesAnotherHostIsRefused) {
+  const Endpoint serverAt = listenTls(server_);
+  client_.useClientTls(tls_);
+  std::error_code reported;
+  client_.send(Destination{Protocol::tls, serverAt, 0, std::nullopt, "sip.example.com", {}},
+               std::string(kOptions),
+               [&](const Destination&, std::error_code ec) { reported = ec; });
+  ASSERT_TRUE(runUntil([&] { return static_cast<bool>(reported); }));
+  EXPECT_EQ(client_.counters().tlsHandshakesFailed, 1u);
+  EXPECT_TRUE(serverGot_.empty());
+  // The same server without the check (a rule's verify_peer: false) is reached.
+  client_.send(Destination{Protocol::tls, serverAt, 0, std::nullopt, "sip.example.com", false},
+               std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 1; }));
+}
+
+TEST_F(TlsLoopbackTest, WithoutClientTlsSendingOverTlsFailsAtOnce) {
+  const Endpoint serverAt = listenTls(server_);
+  std::error_code reported;
+  client_.send(Destination{Protocol::tls, serverAt, 0, std::nullopt, {}, {}}, std::string(kOptions),
+               [&](const Destination&, std::error_code ec) { reported = ec; });
+  EXPECT_TRUE(reported == std::errc::protocol_not_supported) << reported.message();
+}
+
+TEST_F(TlsLoopbackTest, AListenerWithABadCertificateIsRefusedNamingItAndTheFile) {
+  tls_.certificateFile = (dir_ / "missing.crt").string();
+  try {
+    listenTls(server_);
+    FAIL() << "a TLS listener started without its certificate";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("TLS 127.0.0.1:0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("missing.crt: does not exist"), std::string::npos)
+        << e.what();
+  }
+}
+
+// A client that connects and never starts its handshake is closed once the handshake
+// timeout has passed on the transports' clock, and not before.
+TEST_F(TlsLoopbackTest, AHandshakeThatNeverStartsIsClosedAfterTheHandshakeTimeout) {
+  testing_fakes::FakeClock clock;
+  TransportSettings settings;
+  settings.handshakeTimeout = std::chrono::seconds(10);
+  Transports guarded(
+      io_, settings, [](const Source&, std::string_view) {}, clock);
+  const Endpoint serverAt = listenTls(guarded);
+  asio::ip::tcp::socket silent(io_);
+  silent.connect(asio::ip::tcp::endpoint(serverAt.address, serverAt.port));
+  ASSERT_TRUE(runUntil([&] { return guarded.counters().tcpConnectionsAccepted == 1; }));
+  clock.advance(std::chrono::seconds(9));
+  guarded.sweepNow();
+  EXPECT_EQ(guarded.counters().tcpOpenConnections, 1u);
+  clock.advance(std::chrono::seconds(1));
+  guarded.sweepNow();
+  EXPECT_EQ(guarded.counters().tcpOpenConnections, 0u);
+  char byte = 0;
+  boost::system::error_code ec;
+  silent.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+}
+
+TEST_F(TlsLoopbackTest, HandshakesFromOneSourceAreCapped) {
+  TransportSettings settings;
+  settings.maxHandshakesPerSource = 2;
+  Transports capped(io_, settings, [](const Source&, std::string_view) {});
+  const Endpoint serverAt = listenTls(capped);
+  std::vector<asio::ip::tcp::socket> silent;
+  for (int i = 0; i < 3; ++i) {
+    silent.emplace_back(io_).connect(asio::ip::tcp::endpoint(serverAt.address, serverAt.port));
+  }
+  ASSERT_TRUE(runUntil([&] { return capped.counters().tlsHandshakesRefusedLimit == 1; }));
+  EXPECT_EQ(capped.counters().tcpOpenConnections, 2u);
 }
 
 }  // namespace

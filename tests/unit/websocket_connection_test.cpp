@@ -249,8 +249,8 @@ TEST_F(WebSocketConnectionTest, APingIsAnsweredAndCountsAsPeerActivity) {
 
 TEST_F(WebSocketConnectionTest, SendsEachSipMessageAsOneTextMessage) {
   auto connection = openAccepted();
-  connection->send(Destination{Protocol::ws, kPeer, connection->id(), {}}, options(1), {});
-  connection->send(Destination{Protocol::ws, kPeer, connection->id(), {}}, options(2), {});
+  connection->send(Destination{Protocol::ws, kPeer, connection->id(), {}, {}, {}}, options(1), {});
+  connection->send(Destination{Protocol::ws, kPeer, connection->id(), {}, {}, {}}, options(2), {});
   const auto frames = serverFrames(exchange(""));
   ASSERT_EQ(frames.size(), 2u);
   EXPECT_EQ(frames[0].opcode, 1u);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct Config {
   std::string stateDir;                          // kept across restarts: the route secret
   std::vector<transport::AddressBlock> trusted;  // sources whose preloaded Routes are followed
   SecurityConfig security;
+  // The `tls:` section: every TLS and WSS listener's settings (each may override them) and
+  // those of outgoing TLS connections. Without a certificate, the self-signed one in
+  // <state_dir>/tls is used.
+  std::optional<transport::TlsSettings> tls;
   TimerConfig timers;
   TransactionConfig transactions;
   RegistrarConfig registrar;

@@ -49,9 +49,10 @@ struct Interface {
 
 // "<sip:127.0.0.1:5060;transport=tcp;lr;wpa=...;wpb=...;wpm=...>" values to push, top
 // first: one when both sides share the interface, else the callee side's on top of the
-// caller side's. tokenParams is RouteTokenSigner::uriParams() of the two flows.
+// caller side's. tokenParams is RouteTokenSigner::uriParams() of the two flows. sips: the
+// request is for a SIPS URI, so the entries are SIPS URIs too (RFC 3261 §16.6 step 4).
 std::vector<std::string> recordRouteValues(const Interface& callerSide, const Interface& calleeSide,
-                                           std::string_view tokenParams);
+                                           std::string_view tokenParams, bool sips = false);
 
 // "SIP/2.0/TCP 127.0.0.1:5060;branch=..." for a request leaving by that interface.
 std::string viaValue(const Interface& out, std::string_view branch);

@@ -45,6 +45,11 @@ struct Decision {
   // forward: next hops as written (sip:/sips: URIs with a numeric IP host), tried in order
   // on 408, 5xx or transport failure unless forking is parallel.
   std::vector<std::string> nextHops;
+  // forward over TLS: the name the next hop's certificate must show and its ClientHello
+  // names (empty: the next hop's address), and whether the certificate is checked
+  // (nullopt: the tls section's verify_peer).
+  std::string tlsServerName;
+  std::optional<bool> tlsVerifyPeer;
   // location: parallel by default; forward: serial by default.
   Forking forking = Forking::parallel;
 

@@ -73,6 +73,11 @@ struct Destination {
   Endpoint remote;
   std::uint64_t connectionId = 0;
   std::optional<Endpoint> local;
+  // A new TLS connection: the name the server's certificate must show (RFC 5922) and that
+  // the ClientHello names (SNI); empty: the remote address. verifyPeer overrides the TLS
+  // settings' verify_peer for this destination (a forward rule's choice).
+  std::string serverName;
+  std::optional<bool> verifyPeer;
 };
 std::string toString(const Destination& destination);
 

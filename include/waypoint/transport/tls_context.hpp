@@ -46,7 +46,7 @@ class TlsContexts {
   const TlsSettings& settings() const { return settings_; }
 
   // Reads the certificate and key (and CA file) again into new contexts. On any failure
-  // the current contexts stay, and the reason is logged (warning) and returned.
+  // the current contexts stay, and the reason is returned (the caller logs it).
   TlsReloadResult reload();
   // The same with changed settings, which are kept only if the new contexts are made.
   TlsReloadResult reload(TlsSettings settings);

@@ -18,6 +18,7 @@
 
 #include "waypoint/transport/address.hpp"
 #include "waypoint/transport/clock.hpp"
+#include "waypoint/transport/tls_context.hpp"
 
 namespace waypoint::transport {
 
@@ -28,6 +29,8 @@ struct ListenerConfig {
   // WebSocket listeners: the Origin header values a handshake may carry (exact match,
   // case-insensitive). Empty: any Origin, or none.
   std::vector<std::string> origins;
+  // TLS and WSS listeners: the certificate and what is asked of clients (required there).
+  std::optional<TlsSettings> tls;
   // The name Via and Record-Route give this listener instead of its address (a server
   // behind 1:1 NAT); the transports bind the address and leave the name to the proxy.
   std::optional<HostPort> advertise = std::nullopt;
@@ -44,6 +47,9 @@ struct TransportSettings {
   // not read). 0: no cap.
   std::size_t maxQueuedBytes = 256 * 1024;
   std::size_t maxConnectionsPerSource = 64;
+  // TLS handshakes in progress from one address: a slow or half-open client holds one for
+  // up to handshakeTimeout, so this bounds what one source can keep the daemon doing.
+  std::size_t maxHandshakesPerSource = 8;
   std::size_t maxConnections = 16384;
 };
 
@@ -71,6 +77,17 @@ struct TransportCounters {
   std::uint64_t wsHandshakesRefusedSubprotocol = 0;  // no "sip" in Sec-WebSocket-Protocol
   std::uint64_t wsHandshakesRefusedOrigin = 0;       // Origin not in the listener's list
   std::uint64_t wsSendsWithoutConnection = 0;        // a WS flow we may not open ourselves
+  // TLS handshakes, incoming and outgoing (TLS and WSS).
+  std::uint64_t tlsHandshakesCompleted = 0;
+  std::uint64_t tlsHandshakesFailed = 0;        // bad certificate, not TLS at all, peer gave up
+  std::uint64_t tlsHandshakesRefusedLimit = 0;  // over maxHandshakesPerSource
+};
+
+// What one TLS context set (a listener's, or the one outgoing connections use) did on a
+// reload.
+struct TlsReloadReport {
+  std::string what;  // "TLS 127.0.0.1:5061", "outgoing TLS"
+  TlsReloadResult result;
 };
 
 using MessageHandler = std::function<void(const Source& source, std::string_view bytes)>;
@@ -88,6 +105,14 @@ class Transports {
 
   // Binds a listener. Throws std::runtime_error naming the address on failure.
   void listen(const ListenerConfig& config);
+  // Outgoing TLS connections (sips:, transport=tls) are made with these settings (client
+  // certificate, CA bundle, verification). Throws std::runtime_error as TlsContexts does.
+  // Without it, sending over TLS fails with protocol_not_supported.
+  void useClientTls(const TlsSettings& settings);
+  // Reads every TLS certificate and key again (SIGHUP). Established connections keep the
+  // context they were made with; a context whose files are now bad stays as it was.
+  std::vector<TlsReloadReport> reloadTls();
+
   // The endpoints actually bound (port 0 resolved), in listen() order.
   std::vector<std::pair<Protocol, Endpoint>> boundEndpoints() const;
 
