@@ -18,6 +18,22 @@ namespace {
 
 using config::Reader;
 
+// A listener's `advertise: HOST[:PORT]`: a name or an address others reach us by.
+transport::HostPort advertisedName(const Reader& r, const YAML::Node& node) {
+  const std::string text = r.string(node, "advertise");
+  const auto parsed = transport::parseHostPort(text);
+  if (!parsed) {
+    r.fail(node.Mark(),
+           "advertise must be HOST or HOST:PORT, an IPv6 address in brackets when a port "
+           "follows (got '" +
+               text + "')");
+  }
+  const auto address = transport::parseIpAddress(parsed->host);
+  if (address && address->is_unspecified())
+    r.fail(node.Mark(), "advertise must name a reachable host, not a wildcard address");
+  return *parsed;
+}
+
 using transport::Protocol;
 
 bool isSecure(Protocol protocol) { return protocol == Protocol::tls || protocol == Protocol::wss; }
@@ -64,7 +80,7 @@ void tlsSettings(const Reader& r, const YAML::Node& node, transport::TlsSettings
 transport::ListenerConfig listener(const Reader& r, const YAML::Node& node,
                                    const transport::TlsSettings& tls) {
   r.expectMap(node, "a listener");
-  r.onlyKeys(node, "listener", {"transport", "address", "port", "origins", "tls"});
+  r.onlyKeys(node, "listener", {"transport", "address", "port", "advertise", "origins", "tls"});
   transport::ListenerConfig result;
   if (!node["transport"])
     r.fail(node.Mark(), "listener needs 'transport' (udp, tcp, tls, ws or wss)");
@@ -92,6 +108,7 @@ transport::ListenerConfig listener(const Reader& r, const YAML::Node& node,
            "address must be a numeric IPv4 or IPv6 address (got '" + result.address + "')");
   if (node["port"])
     result.port = static_cast<std::uint16_t>(r.unsignedValue(node["port"], "port", 0, 65535));
+  if (const auto advertise = node["advertise"]) result.advertise = advertisedName(r, advertise);
   if (node["origins"]) {
     if (result.protocol != Protocol::ws && result.protocol != Protocol::wss)
       r.fail(node["origins"].Mark(), "'origins' applies only to a ws or wss listener");

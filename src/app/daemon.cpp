@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "waypoint/app/dispatcher.hpp"
+#include "waypoint/app/local_addresses.hpp"
 #include "waypoint/app/metrics.hpp"
 #include "waypoint/app/route_secret.hpp"
 #include "waypoint/proxy/local_identity.hpp"
@@ -36,12 +37,28 @@ void configureLogging(const LogConfig& log) {
 
 namespace {
 
+// boundEndpoints() lists one endpoint per listen() call, in config order, so the i-th
+// bound endpoint is the i-th configured listener (whose advertised name it takes).
 proxy::LocalIdentity identityFrom(const Config& config, const transport::Transports& transports) {
   proxy::LocalIdentity identity;
   for (const auto& name : config.names) identity.addName(name);
   for (const auto& domain : config.domains) identity.addName(domain);
-  for (const auto& [protocol, endpoint] : transports.boundEndpoints())
-    identity.addListener(protocol, endpoint);
+  const auto bound = transports.boundEndpoints();
+  bool v4Wildcard = false;
+  bool v6Wildcard = false;
+  for (std::size_t i = 0; i < bound.size(); ++i) {
+    const auto& [protocol, endpoint] = bound[i];
+    const auto advertise =
+        i < config.listeners.size() ? config.listeners[i].advertise : std::nullopt;
+    identity.addListener(protocol, endpoint, advertise);
+    if (endpoint.address.is_unspecified()) {
+      (endpoint.address.is_v6() ? v6Wildcard : v4Wildcard) = true;
+    }
+  }
+  if (v4Wildcard || v6Wildcard) {
+    addMachineAddresses(identity, v4Wildcard, v6Wildcard);
+    identity.setSourceResolver(sourceAddressToward);
+  }
   return identity;
 }
 
@@ -257,6 +274,7 @@ int runDaemon(const Config& config) {
     spdlog::info("listening on {} {}", transport::toString(protocol),
                  transport::toString(endpoint));
   }
+  for (const auto& listener : config.listeners) spdlog::info("{}", describeAddressing(listener));
   spdlog::info("waypointd ready (version {})", WAYPOINT_VERSION);
   sd_notify(0, "READY=1");
   io.run();

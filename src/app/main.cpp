@@ -8,6 +8,7 @@
 
 #include "waypoint/app/config.hpp"
 #include "waypoint/app/daemon.hpp"
+#include "waypoint/app/local_addresses.hpp"
 
 namespace {
 
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
       const std::size_t rules = config.routing->size();
       std::printf("%s: configuration OK, %zu routing rule%s\n", configPath.c_str(), rules,
                   rules == 1 ? "" : "s");
+      for (const auto& listener : config.listeners)
+        std::printf("%s\n", waypoint::app::describeAddressing(listener).c_str());
       return EXIT_SUCCESS;
     }
     waypoint::app::configureLogging(config.log);

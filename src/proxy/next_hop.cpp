@@ -58,11 +58,15 @@ std::optional<Flow> decodeFlow(std::string_view token) {
   return Flow{*protocol, transport::Endpoint{*address, port}};
 }
 
+std::string Interface::hostPortOf() const {
+  return advertised.empty() ? transport::toString(local) : advertised;
+}
+
 std::vector<std::string> recordRouteValues(const Interface& callerSide, const Interface& calleeSide,
                                            std::string_view tokenParams, bool sips) {
   auto value = [tokenParams, sips](const Interface& side) {
     std::string v = sips ? "<sips:" : "<sip:";
-    v.append(transport::toString(side.local))
+    v.append(side.hostPortOf())
         .append(uriTransportParam(side.protocol))
         .append(";lr")
         .append(tokenParams);
@@ -75,7 +79,7 @@ std::vector<std::string> recordRouteValues(const Interface& callerSide, const In
 
 std::string viaValue(const Interface& out, std::string_view branch) {
   std::string via = "SIP/2.0/";
-  via.append(transport::toString(out.protocol)).append(" ").append(transport::toString(out.local));
+  via.append(transport::toString(out.protocol)).append(" ").append(out.hostPortOf());
   via.append(";branch=").append(branch);
   return via;
 }

@@ -67,11 +67,11 @@ std::optional<transport::Destination> viaDestination(const sip::Via& via) {
   return destination;
 }
 
-// A UDP request leaves from the listener of its interface (the source a NATed phone
-// expects); a stream picks its connection itself.
+// A UDP request leaves from the local address of its interface, which its Via names (the
+// source a NATed phone expects); a stream picks its connection itself.
 transport::Destination leavingBy(const transport::Destination& destination, const Interface& out) {
   transport::Destination leaving = destination;
-  if (!leaving.local && destination.protocol == transport::Protocol::udp) leaving.local = out.local;
+  if (destination.protocol == transport::Protocol::udp) leaving.local = out.local;
   return leaving;
 }
 
@@ -240,8 +240,7 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
   context.invite = context.method == "INVITE";
   context.loopKey = loopKey;
   context.caller = Flow{source.protocol, source.remote};
-  const auto inboundListener = identity_.listener(source.protocol, source.local.address);
-  context.inbound = Interface{source.protocol, inboundListener.value_or(source.local)};
+  context.inbound = identity_.arrivalInterface(source.protocol, source.local);
   context.recordRoute = routed.recordRoute;
   context.failoverOnAnyFailure = routed.failoverOnAnyFailure;
   context.groups = std::move(routed.groups);
@@ -282,10 +281,13 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request,
 Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& source) {
   std::vector<DialogFlows> dialogs;
   bool forged = false;
+  // The last of our URIs popped: the Record-Route entry of the side the request goes to.
+  std::optional<sip::Uri> ownUri;
   auto checkToken = [&](const sip::Uri& uri) {
     const auto verdict = tokens_.verify(uri.params);
     if (verdict.check == RouteTokenSigner::Check::valid) dialogs.push_back(verdict.flows);
     forged = forged || verdict.check == RouteTokenSigner::Check::invalid;
+    ownUri = uri;
   };
   // A strict router upstream put our Record-Route URI into the Request-URI.
   if (const auto uri = request.requestUriParts();
@@ -334,10 +336,11 @@ Proxy::Routed Proxy::route(sip::Message& request, const transport::Source& sourc
       return refusal(403, "Route Token Not For This Request");
     }
     if (!routes.empty()) followStrictRouter(request);
-    routed.groups.push_back(
-        {Target{request.requestUri(),
-                transport::Destination{flow->protocol, flow->remote, 0, std::nullopt, {}, {}},
-                {}}});
+    // Leave by the address of ours that side knows (on a wildcard listener, the one it
+    // sent to when the dialog was set up), as its Route entry names it.
+    transport::Destination destination{flow->protocol, flow->remote, 0, std::nullopt, {}, {}};
+    if (ownUri) destination.local = identity_.localEndpointOf(flow->protocol, *ownUri);
+    routed.groups.push_back({Target{request.requestUri(), destination, {}}});
     return routed;
   }
   if (!routes.empty()) return routePreloaded(request, source, routed.recordRoute);
@@ -534,7 +537,8 @@ Proxy::Routed Proxy::routeToLocation(const std::optional<sip::Uri>& requestUri,
     } else if (contact && !binding.behindNat) {
       destination = *contact;
     }
-    if (destination.protocol == transport::Protocol::udp) destination.local = binding.flow.local;
+    // The phone's flow ends at one local address of ours (the one it sent to): leave by it.
+    if (destination.protocol == binding.flow.protocol) destination.local = binding.flow.local;
     Target target{std::move(binding.contact), destination, std::move(binding.path)};
     if (forking == routing::Forking::serial || binding.qMilli != groupQ || routed.groups.empty()) {
       routed.groups.emplace_back();
@@ -610,13 +614,12 @@ bool Proxy::startBranch(Context& context, const Target& target) {
   return true;
 }
 
+// A flow whose local end is known (a phone's registration) leaves by that end; anything
+// else by the listener of its transport and family, from the address routed towards it.
 std::optional<Interface> Proxy::interfaceFor(const transport::Destination& destination) const {
-  if (destination.protocol == transport::Protocol::udp && destination.local) {
-    return Interface{destination.protocol, *destination.local};
-  }
-  const auto listener = identity_.listener(destination.protocol, destination.remote.address);
-  if (!listener) return std::nullopt;
-  return Interface{destination.protocol, *listener};
+  if (destination.local)
+    return identity_.arrivalInterface(destination.protocol, *destination.local);
+  return identity_.departureInterface(destination.protocol, destination.remote);
 }
 
 void Proxy::cancelPending(Context& context) {

@@ -43,6 +43,65 @@ std::optional<boost::asio::ip::address> parseIpAddress(std::string_view host) {
   return address;
 }
 
+namespace {
+
+bool isHostNameCharacter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.';
+}
+
+std::optional<std::uint16_t> parsePort(std::string_view text) {
+  std::uint16_t port = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (ec != std::errc() || end != text.data() + text.size() || port == 0) return std::nullopt;
+  return port;
+}
+
+}  // namespace
+
+std::optional<HostPort> parseHostPort(std::string_view text) {
+  HostPort result;
+  std::string_view host = text;
+  std::string_view port;
+  if (host.starts_with('[')) {
+    const std::size_t close = host.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && !rest.starts_with(':')) return std::nullopt;
+    port = rest.empty() ? rest : rest.substr(1);
+    if (!rest.empty() && port.empty()) return std::nullopt;
+    host = host.substr(1, close - 1);
+    const auto address = parseIpAddress(host);
+    if (!address || !address->is_v6()) return std::nullopt;
+  } else if (host.find(':') != host.rfind(':')) {
+    // More than one colon: a bare IPv6 address, which cannot carry a port.
+    const auto address = parseIpAddress(host);
+    if (!address || !address->is_v6()) return std::nullopt;
+  } else {
+    if (const std::size_t colon = host.find(':'); colon != std::string_view::npos) {
+      port = host.substr(colon + 1);
+      if (port.empty()) return std::nullopt;
+      host = host.substr(0, colon);
+    }
+    if (host.empty() || !std::all_of(host.begin(), host.end(), isHostNameCharacter))
+      return std::nullopt;
+  }
+  if (host.empty()) return std::nullopt;
+  if (!port.empty()) {
+    result.port = parsePort(port);
+    if (!result.port) return std::nullopt;
+  }
+  result.host = std::string(host);
+  return result;
+}
+
+std::string toString(const HostPort& hostPort, std::uint16_t defaultPort) {
+  const bool v6 = hostPort.host.find(':') != std::string::npos;
+  std::string text = v6 ? "[" + hostPort.host + "]" : hostPort.host;
+  text.append(":").append(std::to_string(hostPort.port.value_or(defaultPort)));
+  return text;
+}
+
 bool AddressBlock::contains(const boost::asio::ip::address& address) const {
   std::array<unsigned char, 16> candidate{};
   if (v6) {

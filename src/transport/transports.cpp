@@ -319,7 +319,7 @@ void Transports::Impl::sendUdp(const Destination& destination, std::string bytes
                                const SendErrorHandler& onError) {
   UdpListener* chosen = nullptr;
   for (auto& listener : udpListeners) {
-    if (destination.local && listener->local() == *destination.local) {
+    if (destination.local && listener->owns(*destination.local)) {
       chosen = listener.get();
       break;
     }

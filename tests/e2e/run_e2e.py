@@ -1840,6 +1840,102 @@ def baresip_call(args, d, tls_port, cafile):
         assert m["send_errors"] == 0 and m["transactions_transport_errors"] == 0, m
 
 
+# ---------------------------------------------------------------- wildcard listeners (issue 9)
+
+# 127.0.0.0/8 is all loopback on Linux: a client on 127.0.0.1 reaches a 0.0.0.0 listener at
+# 127.0.0.2, an address the kernel would never pick as a source towards the client.
+WILDCARD_ADDRESS = "127.0.0.2"
+
+
+def assert_names(value, host, port, where):
+    """A Via or Record-Route value names host:port (the host after the Via's protocol)."""
+    sent_by = value.split(" ", 1)[1] if value.upper().startswith("SIP/2.0/") else parse_uri(value)["uri"]
+    assert hostport(host, port) in sent_by.split(";")[0], f"{where}: {value!r} does not name {hostport(host, port)}"
+
+
+def final_of(client, request):
+    """request's final response, from a UdpClient (final, provisionals) or a stream client."""
+    final = client.final_response(request)
+    return final[0] if isinstance(final, tuple) else final
+
+
+def wildcard_call(d, caller, phone, user, name):
+    """caller calls the registered UDP phone; the INVITE's Via and Record-Route name
+    `name` (host:port); the phone answers, and an in-dialog BYE from the caller reaches
+    it from the address it registered to."""
+    invite = make_invite(f"sip:{user}@localhost", caller.local, caller.transport)
+    caller.send(invite.data)
+    got = phone.next_request("INVITE")  # UdpClient.recv: from the address phone talks to
+    vias, rr = got.header_values("via"), got.header_values("record-route")
+    assert_names(vias[0], *name, "top Via at the phone")
+    assert rr and all(name[0] in v for v in rr), f"Record-Route {rr} does not name {name[0]}"
+    assert all("0.0.0.0" not in v and "[::]" not in v for v in vias + rr), (vias, rr)
+    phone.reply(got, 200, "OK", headers=tuple(("Record-Route", v) for v in rr) +
+                (("Contact", f"<sip:{user}@{hostport(*phone.local)}>"),))
+    ok = final_of(caller, invite)
+    assert ok.code == 200, ok
+    dialog = Dialog(invite, ok)
+    caller.send(dialog.request("ACK").data)
+    phone.next_request("ACK")
+    bye = dialog.request("BYE")
+    caller.send(bye.data)
+    got_bye = phone.next_request("BYE")
+    assert_names(got_bye.header_values("via")[0], *name, "top Via of the BYE at the phone")
+    phone.reply(got_bye, 200, "OK")
+    final = final_of(caller, bye)
+    assert final.code == 200, final
+    return rr
+
+
+def test_wildcard_listener(args):
+    """Issue 9: on 0.0.0.0, Via and Record-Route name the address a request arrived on
+    (IP_PKTINFO for UDP, the connection's local address for TCP), never 0.0.0.0, and UDP
+    answers leave from it; --check-config says so."""
+    listen = (("udp", "0.0.0.0"), ("tcp", "0.0.0.0"))
+    with Daemon(args.daemon, listen=listen) as d, UdpClient(d.port) as phone, UdpClient(d.port) as caller:
+        for client in (phone, caller):
+            client.talk_to(d.port, WILDCARD_ADDRESS)  # recv() asserts replies come from there
+        register_phone(phone, "bob")
+        rr = wildcard_call(d, caller, phone, "bob", (WILDCARD_ADDRESS, d.port))
+        assert len(rr) == 1, f"UDP in and out by one address: one Record-Route, got {rr}"
+        with TcpClient(d.port, host=WILDCARD_ADDRESS) as tcp_caller:
+            rr = wildcard_call(d, tcp_caller, phone, "bob", (WILDCARD_ADDRESS, d.port))
+            assert len(rr) == 2 and "transport=tcp" in rr[1], f"TCP caller, UDP phone: {rr}"
+        assert d.metrics()["send_errors"] == 0
+        p = run([args.daemon, "--check-config", "-c", d.config_path])
+        assert p.returncode == 0, p.stderr
+        assert f"UDP 0.0.0.0:{d.port}: wildcard" in p.stdout, p.stdout
+
+
+def test_wildcard_listener_ipv6(args):
+    """Issue 9: on "::", Via and Record-Route name [::1], the address the request came to
+    (IPV6_RECVPKTINFO), and answers leave from it (IPV6_PKTINFO)."""
+    if not ipv6_loopback_usable():
+        raise Skip("::1 is not usable on this machine")
+    with Daemon(args.daemon, listen=(("udp", "::"),)) as d, \
+            UdpClient(d.port, host="::1") as phone, UdpClient(d.port, host="::1") as caller:
+        register_phone(phone, "bob")
+        rr = wildcard_call(d, caller, phone, "bob", ("::1", d.port))
+        assert len(rr) == 1, rr
+
+
+def test_wildcard_advertise(args):
+    """Issue 9: a listener with `advertise:` (a server behind 1:1 NAT) writes that name and
+    port into Via and Record-Route, recognises it in Routes and Vias coming back, and
+    still answers from the address the request came to. (An in-dialog request names no
+    address of ours, only the advertised name: it leaves from the routed source address,
+    127.0.0.1 here, which is where the phone talks to.)"""
+    public = ("sip.example.test", 5999)
+    listen = (("udp", "0.0.0.0", 0, {"advertise": hostport(*public)}),)
+    with Daemon(args.daemon, listen=listen) as d, UdpClient(d.port) as phone, UdpClient(d.port) as caller:
+        caller.talk_to(d.port, WILDCARD_ADDRESS)
+        register_phone(phone, "bob")
+        wildcard_call(d, caller, phone, "bob", public)
+        p = run([args.daemon, "--check-config", "-c", d.config_path])
+        assert p.returncode == 0, p.stderr
+        assert f"advertised as {hostport(*public)}" in p.stdout, p.stdout
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 

@@ -177,9 +177,11 @@ class Daemon:
         A routing text that starts with "routing:" is written as it is, even if broken."""
         routing = self.routing if routing is None else routing
         lines = ["listen:"]
-        for transport, addr, *offset in self.listen:
-            port = self.port + (offset[0] if offset else 0)
-            lines.append(f"  - {{ transport: {transport}, address: {_yaml_str(addr)}, port: {port} }}")
+        for transport, addr, *rest in self.listen:
+            port = self.port + (rest[0] if rest else 0)
+            # A fourth element: more keys of that listener, e.g. {"advertise": "sip.example"}.
+            more = "".join(f", {k}: {_yaml_str(v)}" for k, v in (rest[1] if len(rest) > 1 else {}).items())
+            lines.append(f"  - {{ transport: {transport}, address: {_yaml_str(addr)}, port: {port}{more} }}")
         limits = ", ".join(f"{k}: {v}" for k, v in self.limits.items())
         lines += [
             "domains: [" + ", ".join(_yaml_str(d) for d in self.domains) + "]",

@@ -111,6 +111,26 @@ TEST_F(ConfigTest, RejectsBadListeners) {
   EXPECT_THAT(errorFor("domains: [a]\n"), HasSubstr("'listen' is required"));
 }
 
+TEST_F(ConfigTest, ListenerAdvertisesANameAndPort) {
+  const Config config = loadConfig(
+      write("listen:\n"
+            "  - { transport: udp, address: 0.0.0.0, advertise: sip.example.com }\n"
+            "  - { transport: tcp, address: 10.0.0.5, advertise: \"[2001:db8::1]:5070\" }\n"));
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[0].advertise, (transport::HostPort{"sip.example.com", {}}));
+  EXPECT_EQ(config.listeners[1].advertise, (transport::HostPort{"2001:db8::1", 5070}));
+  EXPECT_FALSE(loadConfig(write(kMinimal)).listeners[0].advertise);
+}
+
+TEST_F(ConfigTest, BadAdvertiseNamesLineAndColumn) {
+  const std::string error = errorFor(
+      "listen:\n  - { transport: udp, address: 0.0.0.0, advertise: \"sip.example.com:\" }\n");
+  EXPECT_THAT(error, StartsWith(path_ + ":2:"));
+  EXPECT_THAT(error, HasSubstr("advertise must be HOST or HOST:PORT"));
+  EXPECT_THAT(errorFor("listen:\n  - { transport: udp, address: 0.0.0.0, advertise: 0.0.0.0 }\n"),
+              HasSubstr("not a wildcard address"));
+}
+
 TEST_F(ConfigTest, RejectsBadValues) {
   EXPECT_THAT(errorFor(std::string(kMinimal) + "log: { level: loud }\n"),
               HasSubstr("log level must be one of"));

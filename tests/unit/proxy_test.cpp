@@ -75,6 +75,11 @@ class ProxyTest : public ::testing::Test {
   void useRules(const std::string& yaml) {
     proxy->setRules(routing::RuleSet::compile(YAML::Load(yaml), "rules.yaml"));
   }
+  // Users starting with 9 go to these next hops ("'sip:...', 'sip:...'"), in order.
+  void forwardNinesTo(const std::string& targets) {
+    useRules("rules:\n  - match: { user: { prefix: '9' } }\n    forward: { to: [" + targets +
+             "] }\n");
+  }
 
   // Every message sent so far whose first line starts with prefix, in order.
   std::vector<SentMessage> sent(std::string_view prefix) const {
@@ -587,9 +592,7 @@ TEST_F(ProxyTest, TransportErrorOnABranchTriesTheNextSerialTarget) {
 }
 
 TEST_F(ProxyTest, ForwardRuleFailsOverOn5xxButNotOn486) {
-  useRules(
-      "rules:\n  - match: { user: { prefix: '9' } }\n"
-      "    forward: { to: ['sip:198.51.100.50:5060', 'sip:198.51.100.51:5070'] }\n");
+  forwardNinesTo("'sip:198.51.100.50:5060', 'sip:198.51.100.51:5070'");
   receive(requestText(invite("sip:9123@gw.example.org")), udpSource());
   const auto first = sent("INVITE ");
   ASSERT_EQ(first.size(), 1u);
@@ -609,6 +612,54 @@ TEST_F(ProxyTest, ForwardRuleFailsOverOn5xxButNotOn486) {
   answer(sent("INVITE ").back(), 486, "Busy Here", phoneFlow("198.51.100.50", 5060));
   EXPECT_EQ(sent("INVITE ").size(), 3u);  // no failover on a 486
   EXPECT_EQ(upstream().back(), "SIP/2.0 486 Busy Here");
+}
+
+// The proxy listening on 0.0.0.0 (issue 9): requests reach it at 203.0.113.1, and the
+// kernel would send from 203.0.113.2 towards anything it was not contacted from.
+class WildcardProxyTest : public ProxyTest {
+ protected:
+  WildcardProxyTest() {
+    identity = proxy::LocalIdentity();
+    identity.addName("biloxi.example.com");
+    identity.addName(kProxyHost);
+    identity.addName("203.0.113.2");
+    identity.addListener(Protocol::udp, endpoint("0.0.0.0", 5060));
+    identity.addListener(Protocol::tcp, endpoint("0.0.0.0", 5060));
+    identity.setSourceResolver([](const transport::Endpoint&) {
+      return std::optional(boost::asio::ip::make_address("203.0.113.2"));
+    });
+    restartWith(settings);
+  }
+};
+
+TEST_F(WildcardProxyTest, RegisteredPhoneIsReachedFromTheAddressItRegisteredTo) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+  const auto forwarded = sent("INVITE ");
+  ASSERT_EQ(forwarded.size(), 1u);
+  EXPECT_EQ(forwarded[0].destination.local, endpoint(kProxyHost, 5060));
+  sip::Message out = parse(forwarded[0].bytes);
+  EXPECT_EQ(out.vias().at(0).host, kProxyHost);
+  const auto rr = out.recordRoutes();
+  ASSERT_EQ(rr.size(), 1u);
+  EXPECT_EQ(sip::parseUri(rr[0].uri)->host, kProxyHost);
+}
+
+TEST_F(WildcardProxyTest, ForwardedElsewhereNamesTheRoutedAddressAndRecordRoutesBoth) {
+  forwardNinesTo("'sip:198.51.100.50:5060'");
+  receive(requestText(invite("sip:9123@gw.example.org")), udpSource());
+  const auto forwarded = sent("INVITE ");
+  ASSERT_EQ(forwarded.size(), 1u);
+  EXPECT_EQ(forwarded[0].destination.local, endpoint("203.0.113.2", 5060));
+  sip::Message out = parse(forwarded[0].bytes);
+  EXPECT_EQ(out.vias().at(0).host, "203.0.113.2");
+  const auto rr = out.recordRoutes();
+  ASSERT_EQ(rr.size(), 2u);  // in by one address, out by another: one entry for each side
+  EXPECT_EQ(sip::parseUri(rr[0].uri)->host, "203.0.113.2");
+  EXPECT_EQ(sip::parseUri(rr[1].uri)->host, kProxyHost);
+  // The answer comes back to the Via we wrote and goes on to Alice.
+  answer(forwarded[0], 200, "OK", phoneFlow("198.51.100.50", 5060));
+  EXPECT_EQ(upstream().back(), "SIP/2.0 200 OK");
 }
 
 TEST_F(ProxyTest, RejectRuleAnswersItsStatus) {

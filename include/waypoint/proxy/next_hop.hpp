@@ -35,10 +35,15 @@ std::optional<Flow> decodeFlow(std::string_view token);
 inline constexpr std::string_view kCallerFlowParam = "wpa";
 inline constexpr std::string_view kCalleeFlowParam = "wpb";
 
-// The proxy's side of one hop: the transport and the listener it uses there.
+// The proxy's side of one hop: the transport, the local address:port it uses there (a
+// concrete address even on a wildcard listener), and the name it writes into Via and
+// Record-Route when that is not the address (a listener's `advertise`).
 struct Interface {
   transport::Protocol protocol = transport::Protocol::udp;
   transport::Endpoint local;
+  std::string advertised;  // "sip.example.com:5060"; empty: local is written
+  // What Via and Record-Route name: the advertised host:port, else the local address.
+  std::string hostPortOf() const;
   friend bool operator==(const Interface&, const Interface&) = default;
 };
 

@@ -31,6 +31,20 @@ std::string toString(const boost::asio::ip::address& address);
 // a host name or anything else.
 std::optional<boost::asio::ip::address> parseIpAddress(std::string_view host);
 
+// "HOST[:PORT]" as an operator writes it for a listener's advertised name: a host name,
+// an IPv4 address, or an IPv6 address (in brackets when a port follows). The host is kept
+// without brackets.
+struct HostPort {
+  std::string host;
+  std::optional<std::uint16_t> port;
+  friend bool operator==(const HostPort&, const HostPort&) = default;
+};
+// nullopt for an empty host, a bad character, a port out of 1..65535, or a bare IPv6
+// address followed by a port.
+std::optional<HostPort> parseHostPort(std::string_view text);
+// "host:port" as Via and URIs want it ("[2001:db8::1]:5060"); defaultPort when it has none.
+std::string toString(const HostPort& hostPort, std::uint16_t defaultPort);
+
 // An address block ("10.0.0.0/8", "fd00::/8", or one address); host bits are cleared.
 // A v4 block also holds v4-mapped v6 addresses (a v4 client on a dual-stack socket).
 struct AddressBlock {

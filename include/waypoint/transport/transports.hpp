@@ -31,6 +31,9 @@ struct ListenerConfig {
   std::vector<std::string> origins;
   // TLS and WSS listeners: the certificate and what is asked of clients (required there).
   std::optional<TlsSettings> tls;
+  // The name Via and Record-Route give this listener instead of its address (a server
+  // behind 1:1 NAT); the transports bind the address and leave the name to the proxy.
+  std::optional<HostPort> advertise = std::nullopt;
 };
 
 struct TransportSettings {
