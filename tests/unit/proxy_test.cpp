@@ -82,6 +82,13 @@ class ProxyTest : public ::testing::Test {
   }
 
   // Every message sent so far whose first line starts with prefix, in order.
+  // Alice calls bob over TCP; what the proxy forwarded.
+  std::vector<SentMessage> inviteFromTcpCaller() {
+    RequestSpec s = invite();
+    s.viaTransport = "TCP";
+    receive(requestText(s), tcpSource());
+    return sent("INVITE ");
+  }
   std::vector<SentMessage> sent(std::string_view prefix) const {
     std::vector<SentMessage> matching;
     for (const auto& m : sender.sent()) {
@@ -532,10 +539,7 @@ TEST_F(ProxyTest, AckFor2xxIsForwardedStatelessly) {
 
 TEST_F(ProxyTest, TcpCallerToUdpCalleeGetsTwoRecordRoutes) {
   registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
-  RequestSpec s = invite();
-  s.viaTransport = "TCP";
-  receive(requestText(s), tcpSource());
-  const auto forwarded = sent("INVITE ");
+  const auto forwarded = inviteFromTcpCaller();
   ASSERT_EQ(forwarded.size(), 1u);
   const auto rr = parse(forwarded[0].bytes).recordRoutes();
   ASSERT_EQ(rr.size(), 2u);
@@ -579,6 +583,38 @@ TEST_F(ProxyTest, SipsRequestFromATlsCallerGetsSipsRecordRoutes) {
   const auto second = sent("INVITE ");
   ASSERT_EQ(second.size(), 2u);
   EXPECT_EQ(parse(second[1].bytes).recordRoutes().at(0).uri.rfind("sip:", 0), 0u);
+}
+
+// RFC 5658 across TCP and TLS: a TCP caller's INVITE for a phone registered over TLS goes
+// over the phone's own TLS connection with a tls Record-Route above the tcp one; the
+// callee's BYE, routed by them, comes back to the caller over TCP.
+TEST_F(ProxyTest, TcpCallerToTlsCalleeGetsTwoRecordRoutesAndTheByeCrossesBack) {
+  const Source bobTls{Protocol::tls, endpoint("203.0.113.1", 5061),
+                      endpoint("198.51.100.20", 40001), 12};
+  registerContact("bob", "sip:bob@192.168.1.20:5061;transport=tls", bobTls);
+  const auto forwarded = inviteFromTcpCaller();
+  ASSERT_EQ(forwarded.size(), 1u);
+  EXPECT_EQ(forwarded[0].destination.protocol, Protocol::tls);
+  EXPECT_EQ(forwarded[0].destination.connectionId, 12u);
+  EXPECT_EQ(parse(forwarded[0].bytes).topVia()->protocol, "TLS");
+  const auto rr = parse(forwarded[0].bytes).recordRoutes();
+  ASSERT_EQ(rr.size(), 2u);
+  EXPECT_EQ(sip::parseUri(rr[0].uri)->transport, "tls");  // Bob's side
+  EXPECT_EQ(sip::parseUri(rr[0].uri)->port, 5061);
+  EXPECT_EQ(sip::parseUri(rr[1].uri)->transport, "tcp");  // Alice's side
+
+  // Bob's BYE (over TLS), with the Record-Route as his route set, reaches Alice over TCP.
+  RequestSpec bye = inDialog("BYE", "sip:alice@192.0.2.10:49152;transport=tcp", "z9hG4bKbye4",
+                             {"<" + rr[0].uri + ">", "<" + rr[1].uri + ">"});
+  bye.viaTransport = "TLS";
+  bye.sentBy = "192.168.1.20:5061";
+  receive(requestText(bye), bobTls);
+  const auto byes = sent("BYE ");
+  ASSERT_EQ(byes.size(), 1u);
+  EXPECT_EQ(byes[0].destination.protocol, Protocol::tcp);
+  // The flow token names Alice's flow; the transports find her connection by it.
+  EXPECT_EQ(byes[0].destination.remote, tcpSource().remote);
+  EXPECT_TRUE(parse(byes[0].bytes).routes().empty());
 }
 
 TEST_F(ProxyTest, TransportErrorOnABranchTriesTheNextSerialTarget) {
