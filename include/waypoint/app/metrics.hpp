@@ -4,6 +4,7 @@
 #include <string>
 
 #include "waypoint/app/dispatcher.hpp"
+#include "waypoint/auth/source_guard.hpp"
 #include "waypoint/transport/transports.hpp"
 
 namespace waypoint::app {
@@ -12,6 +13,9 @@ std::string renderMetrics(const transport::TransportCounters& transport,
                           const DispatcherCounters& dispatcher,
                           const transaction::TransactionCounters& transactions,
                           registrar::Registrar& registrar, const proxy::ProxyCounters& proxy);
+
+// The flood guard's counters (waypoint_flood_*), appended to renderMetrics()'s text.
+std::string renderFloodMetrics(const auth::SourceGuardCounters& flood);
 
 // Writes through a temporary file and a rename, so a reader never sees half a file.
 // Returns false (and logs) on failure.
