@@ -2019,6 +2019,27 @@ def test_flood_trusted_exempt(args):
         assert not d.log_lines(r"flood: "), d.log_lines(r"flood: ")
 
 
+def test_flood_ban_ends(args):
+    """A ban ends after flood.ban_time: its end is logged once with what it dropped and the
+    source is answered again. SIGHUP applies a new flood: section (a higher rate)."""
+    with Daemon(args.daemon, extra="flood: { rate: 50, burst: 100, ban_time: 2s }") as d:
+        flood_options(d.port, count=1000, pause=0.01)
+        assert d.wait_log(r"flood: 127\.0\.0\.2 banned for 2s \(more than 50 requests/s\)")
+        ended = d.wait_log(r"flood: ban of 127\.0\.0\.2 ended \(\d+ messages dropped\)", timeout=10)
+        assert ended and len(ended.splitlines()) == 1, ended
+        with flood_client(d.port) as late:
+            assert_options_ok(late.transact(options_to_server(d.port, late.local)))
+        m = d.metrics()
+        assert m["flood_active_bans"] == 0 and m["flood_bans"] == 1, m
+
+        d.extra = "flood: { rate: 100000, burst: 100000 }"
+        assert "reloaded" in d.reload(routing=d.routing)
+        flood_options(d.port, count=1000, pause=0.01)
+        with flood_client(d.port) as late:
+            assert_options_ok(late.transact(options_to_server(d.port, late.local)))
+        assert d.metrics()["flood_bans"] == 1
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 
