@@ -254,6 +254,21 @@ void authSection(const Reader& r, const YAML::Node& node, AuthConfig& a) {
   if (const auto failures = node["failures"]) failureLimits(r, failures, a.settings.failures);
 }
 
+// The `flood:` section: the per-source token bucket in front of the parser.
+void flood(const Reader& r, const YAML::Node& node, auth::FloodSettings& f) {
+  r.expectMap(node, "flood");
+  r.onlyKeys(node, "flood", {"enabled", "rate", "burst", "ban_time", "max_sources"});
+  if (node["enabled"]) f.enabled = r.boolean(node["enabled"], "enabled");
+  if (node["rate"]) f.rate = static_cast<double>(r.unsignedValue(node["rate"], "rate", 1, 1e9));
+  if (node["burst"]) f.burst = static_cast<double>(r.unsignedValue(node["burst"], "burst", 1, 1e9));
+  if (node["ban_time"]) {
+    f.banTime = std::chrono::duration_cast<std::chrono::seconds>(
+        r.duration(node["ban_time"], "ban_time", std::chrono::seconds(1)));
+  }
+  if (node["max_sources"])
+    f.maxSources = r.unsignedValue(node["max_sources"], "max_sources", 1, 1 << 24);
+}
+
 // systemd's StateDirectory= hands the directory over in $STATE_DIRECTORY.
 std::string defaultStateDir() {
   const char* fromSystemd = std::getenv("STATE_DIRECTORY");
@@ -278,10 +293,10 @@ Config loadConfig(const std::string& path) {
   }
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
-  r.onlyKeys(
-      root, "the configuration",
-      {"listen", "domains", "names", "default_domain", "state_dir", "trusted", "security", "timers",
-       "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy", "tls", "auth"});
+  r.onlyKeys(root, "the configuration",
+             {"listen", "domains", "names", "default_domain", "state_dir", "trusted", "security",
+              "timers", "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy",
+              "tls", "auth", "flood"});
 
   Config config;
   config.path = path;
@@ -374,6 +389,7 @@ Config loadConfig(const std::string& path) {
     }
   }
   if (const auto node = root["limits"]) limits(r, node, config.transport);
+  if (const auto node = root["flood"]) flood(r, node, config.flood);
   if (const auto proxy = root["proxy"]) {
     r.expectMap(proxy, "proxy");
     r.onlyKeys(proxy, "proxy", {"timer_c", "max_forwards"});

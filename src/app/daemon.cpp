@@ -62,20 +62,27 @@ proxy::LocalIdentity identityFrom(const Config& config, const transport::Transpo
   return identity;
 }
 
+// Logs the flood bans that are over, once each.
+void sweepBans(auth::SourceGuard& guard, transaction::TimePoint now) {
+  for (const auto& ended : guard.sweep(now)) {
+    spdlog::warn("flood: ban of {} ended ({} messages dropped)", transport::toString(ended.source),
+                 ended.dropped);
+  }
+}
+
 // Keeps one Asio timer on the earliest deadline of the proxy (Timer C and its transaction
-// layer) and of the location store. It is re-armed only when an earlier deadline appears, so most
-// transactions and registrations cost no timer syscall.
+// layer), of the location store and of the flood bans. It is re-armed only when an earlier deadline
+// appears, so most transactions and registrations cost no timer syscall.
 class TimerDriver {
  public:
   TimerDriver(asio::io_context& io, const transaction::Clock& clock, proxy::Proxy& proxy,
-              registrar::Registrar& registrar)
-      : timer_(io), clock_(clock), proxy_(proxy), registrar_(registrar) {}
+              registrar::Registrar& registrar, auth::SourceGuard& guard)
+      : timer_(io), clock_(clock), proxy_(proxy), registrar_(registrar), guard_(guard) {}
 
   void rearm() {
     auto next = proxy_.nextExpiry();
-    if (const auto bindings = registrar_.store().nextExpiry();
-        bindings && (!next || *bindings < *next)) {
-      next = bindings;
+    for (const auto other : {registrar_.store().nextExpiry(), guard_.nextExpiry()}) {
+      if (other && (!next || *other < *next)) next = other;
     }
     if (!next || (armed_ && *next >= armedFor_)) return;
     armed_ = true;
@@ -86,6 +93,7 @@ class TimerDriver {
       armed_ = false;
       proxy_.fireDueTimers();
       registrar_.expire(clock_.now());
+      sweepBans(guard_, clock_.now());
       rearm();
     });
   }
@@ -96,6 +104,7 @@ class TimerDriver {
   const transaction::Clock& clock_;
   proxy::Proxy& proxy_;
   registrar::Registrar& registrar_;
+  auth::SourceGuard& guard_;
   bool armed_ = false;
   transaction::TimePoint armedFor_{};
 };
@@ -177,13 +186,14 @@ void reloadTls(transport::Transports& transports) {
 }
 
 // SIGHUP: the routing rules are read again from the file and swapped in one step; bindings
-// and live transactions stay; TLS certificates and keys are read again from their files.
-// Other sections need a restart (they are checked, not applied). A bad file is refused and
-// the running rules stay.
-void reloadRules(const std::string& path, proxy::Proxy& proxyCore) {
+// and live transactions stay; TLS certificates and keys are read again from their files;
+// the flood limits apply at once (running bans stay). Other sections need a restart (they
+// are checked, not applied). A bad file is refused and the running rules stay.
+void reloadRules(const std::string& path, proxy::Proxy& proxyCore, auth::SourceGuard& guard) {
   try {
     const Config fresh = loadConfig(path);
     proxyCore.setRules(fresh.routing);
+    guard.setSettings(fresh.flood);
     spdlog::info("SIGHUP: reloaded {}: {} routing rules in effect", path, fresh.routing->size());
   } catch (const ConfigError& error) {
     spdlog::error("SIGHUP: reload of {} refused, the running rules stay: {}", path, error.what());
@@ -240,6 +250,7 @@ int runDaemon(const Config& config) {
           config.registrar.maxContacts, config.defaultDomain,
           [&identity](const sip::Uri& uri) { return identity.isThisServer(uri); }});
   TransportSender sender(transports);
+  auth::SourceGuard guard(config.flood);  // the dispatcher's flood check; the proxy may ban
   const auth::SystemWallClock wallClock;
   std::unique_ptr<auth::FileUserStore> users;
   std::unique_ptr<auth::Authenticator> authenticator;
@@ -247,7 +258,7 @@ int runDaemon(const Config& config) {
     users = std::make_unique<auth::FileUserStore>(config.auth.usersFile);
     authenticator =
         std::make_unique<auth::Authenticator>(*users, std::vector<std::string>{authSecret(config)},
-                                              wallClock, nullptr, config.auth.settings);
+                                              wallClock, &guard, config.auth.settings);
     spdlog::info("digest authentication on: {} users from {}", users->size(), users->path());
   } else {
     spdlog::warn("no auth.users_file: nobody is challenged, any phone may register and call");
@@ -260,8 +271,9 @@ int runDaemon(const Config& config) {
       authenticator.get());
   proxyCore->setRules(config.routing);
   dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
-                                            sip::ParseLimits{config.transport.maxMessageSize});
-  timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar);
+                                            sip::ParseLimits{config.transport.maxMessageSize},
+                                            SourceFilter{guard, clock, config.trusted});
+  timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar, guard);
   transports.onUnreachable([&](const transport::Destination& destination, std::error_code) {
     proxyCore->transactions().destinationUnreachable(destination);
     timerDriver->rearm();
@@ -270,19 +282,32 @@ int runDaemon(const Config& config) {
   auto writeMetrics = [&] {
     std::string text =
         renderMetrics(transports.counters(), dispatcher->counters(),
-                      proxyCore->transactions().counters(), registrar, proxyCore->counters());
+                      proxyCore->transactions().counters(), registrar, proxyCore->counters()) +
+        renderFloodMetrics(guard.counters());
     if (authenticator) text += renderAuthMetrics(authenticator->counters(), users->size());
     if (!config.metrics.file.empty()) writeMetricsFile(config.metrics.file, text);
     return text;
   };
 
   Watchdog watchdog(io);
+  // Logs the end of failed-login bans of users (a source's ban ends in the flood guard).
+  asio::steady_timer authSweep(io);
+  std::function<void()> sweepAuth = [&] {
+    authSweep.expires_after(std::chrono::seconds(10));
+    authSweep.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      authenticator->sweep(clock.now());
+      sweepAuth();
+    });
+  };
+  if (authenticator) sweepAuth();
   asio::signal_set stopSignals(io, SIGTERM, SIGINT);
   stopSignals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", signal);
     sd_notify(0, "STOPPING=1");
     watchdog.stop();
+    authSweep.cancel();
     timerDriver->stop();
     transports.close();
     io.stop();
@@ -297,7 +322,7 @@ int runDaemon(const Config& config) {
                      config.metrics.file);
         spdlog::debug("metrics:\n{}", text);
       } else {
-        reloadRules(config.path, *proxyCore);
+        reloadRules(config.path, *proxyCore, guard);
         if (users) reloadUsers(*users);
         reloadTls(transports);
       }

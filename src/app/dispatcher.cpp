@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "waypoint/sip/text.hpp"
 #include "waypoint/sip/validation.hpp"
 
@@ -29,10 +31,36 @@ void TransportSender::send(const transport::Destination& destination, const std:
       });
 }
 
-Dispatcher::Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits)
-    : sender_(sender), proxy_(proxy), limits_(limits) {}
+Dispatcher::Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits,
+                       std::optional<SourceFilter> filter)
+    : sender_(sender), proxy_(proxy), limits_(limits), filter_(std::move(filter)) {}
+
+// Before any parsing, so that a flood costs a table lookup per message and no more. The
+// guard counts what it drops.
+bool Dispatcher::admitted(const transport::Source& source) {
+  if (!filter_) return true;
+  const auto& address = source.remote.address;
+  const auto& trusted = filter_->trusted;
+  if (std::any_of(trusted.begin(), trusted.end(),
+                  [&](const transport::AddressBlock& block) { return block.contains(address); })) {
+    return true;
+  }
+  switch (filter_->guard.admit(address, filter_->clock.now())) {
+    case auth::SourceGuard::Verdict::pass:
+      return true;
+    case auth::SourceGuard::Verdict::banStarted:
+      spdlog::warn("flood: {} banned for {}s (more than {} requests/s)",
+                   transport::toString(address), filter_->guard.settings().banTime.count(),
+                   filter_->guard.settings().rate);
+      break;
+    case auth::SourceGuard::Verdict::drop:
+      break;
+  }
+  return false;
+}
 
 void Dispatcher::onMessage(const transport::Source& source, std::string_view bytes) {
+  if (!admitted(source)) return;
   sip::ParseResult parsed = sip::Message::parse(bytes, limits_);
   if (!parsed.message) {
     ++counters_.messagesUnparseable;

@@ -111,6 +111,17 @@ std::string renderAuthMetrics(const auth::AuthCounters& a, std::size_t users) {
   return out;
 }
 
+std::string renderFloodMetrics(const auth::SourceGuardCounters& f) {
+  std::string out;
+  counter(out, "flood_dropped", f.dropped);
+  counter(out, "flood_bans", f.floodBans);
+  counter(out, "flood_other_bans", f.otherBans);
+  counter(out, "flood_evictions", f.evictions);
+  counter(out, "flood_tracked_sources", f.trackedSources, "gauge");
+  counter(out, "flood_active_bans", f.activeBans, "gauge");
+  return out;
+}
+
 bool writeMetricsFile(const std::string& path, const std::string& text) {
   const std::string temporary = path + ".tmp";
   {

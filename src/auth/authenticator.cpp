@@ -71,7 +71,9 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
   const FailureLimiter::State sourceState = failures_.state(sourceKey, now);
   const FailureLimiter::State userState = failures_.state(userKey, now);
   const auto wait = std::max(sourceState.wait, userState.wait);
-  if (!userState.banned && wait.count() > 0) {
+  // Banned: nothing more is verified (attempts that were already waiting included).
+  const bool banned = sourceState.banned || userState.banned;
+  if (!banned && wait.count() > 0) {
     ++counters_.held;
     AuthVerdict verdict;
     verdict.kind = AuthVerdict::Kind::wait;
@@ -92,7 +94,7 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
     return;
   }
   if (!offered || !count || credentials->qop != "auth" || credentials->cnonce.empty() ||
-      nonce.check != NonceCodec::Check::valid || userState.banned) {
+      nonce.check != NonceCodec::Check::valid || banned) {
     done(failure(attempt, userKey, now));
     return;
   }
@@ -162,7 +164,12 @@ AuthVerdict Authenticator::failure(const AuthAttempt& attempt, std::string_view 
 }
 
 void Authenticator::sweep(SteadyTime now) {
-  for (const auto& key : failures_.sweep(now)) spdlog::warn("auth: ban of {} ended", key);
+  for (const auto& key : failures_.sweep(now)) {
+    // A source's ban runs in the guard, which logs its end; users are "user@realm".
+    if (key.find('@') != std::string::npos || guard_ == nullptr) {
+      spdlog::warn("auth: lock of {} ended", key);
+    }
+  }
 }
 
 }  // namespace waypoint::auth

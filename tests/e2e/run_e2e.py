@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -1952,6 +1953,109 @@ def test_wildcard_advertise(args):
         p = run([args.daemon, "--check-config", "-c", d.config_path])
         assert p.returncode == 0, p.stderr
         assert f"advertised as {hostport(*public)}" in p.stdout, p.stdout
+
+
+# ---------------------------------------------------------------- flood protection
+
+FLOOD_SOURCE = "127.0.0.2"  # loopback too, but another source address than SIPp's
+
+
+def flood_client(port, host=FLOOD_SOURCE):
+    """A UdpClient on host that talks to the daemon on 127.0.0.1."""
+    c = UdpClient(port, host=host)
+    c.talk_to(port, "127.0.0.1")
+    return c
+
+
+def flood_options(port, host=FLOOD_SOURCE, count=20000, seconds=10.0, pause=0.0):
+    """Sends one valid OPTIONS from host as fast as it can, at most count times and for at
+    most seconds; returns how many it sent. The answers are never read. pause: seconds to
+    wait after every 100, so that the daemon's socket buffer does not overflow."""
+    with flood_client(port, host) as c:
+        data = options_to_server(port, c.local).data
+        deadline = time.monotonic() + seconds
+        sent = 0
+        while sent < count and time.monotonic() < deadline:
+            try:
+                c.send(data)
+            except BlockingIOError:
+                continue
+            sent += 1
+            if pause and sent % 100 == 0:
+                time.sleep(pause)
+        return sent
+
+
+def start_flood(port, **kw):
+    """flood_options in a thread; join() it, then read .sent."""
+    thread = threading.Thread(target=lambda: setattr(thread, "sent", flood_options(port, **kw)))
+    thread.sent = 0
+    thread.start()
+    return thread
+
+
+def test_flood_one_source(args):
+    """One source floods OPTIONS: it is banned (logged once, its messages dropped unparsed
+    and unanswered), while 50 calls from another loopback address all complete."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone:
+        callee = args.sipp.start("uas_answer.xml", server=True, recv_timeout=20,
+                                 extra=["-m", "50"])
+        register_phone(phone, "bob", contacts=[f"<sip:bob@127.0.0.1:{callee.port}>"])
+        flood = start_flood(d.port)
+        caller = args.sipp.start("uac_call.xml", "127.0.0.1", d.port, "u1", service="bob",
+                                 call_timeout=60, extra=["-m", "50", "-r", "10", "-l", "10"])
+        flood.join(timeout=20)
+        caller.wait(timeout=50)
+        callee.wait(timeout=10)
+        assert flood.sent > 400, f"the flooder sent only {flood.sent} messages"
+        assert d.wait_log(r"flood: 127\.0\.0\.2 banned for 60s \(more than 200 requests/s\)"), \
+            d.log_lines(r"flood: ")
+        assert len(d.log_lines(r"flood: .* banned for")) == 1, d.log_lines(r"flood: ")
+
+        with flood_client(d.port) as late:
+            late.send(options_to_server(d.port, late.local).data)
+            assert late.recv(1.0) is None, "a banned source got an answer"
+        m = d.metrics()
+        assert m["flood_bans"] >= 1 and m["flood_dropped"] > 0, m
+        assert m["flood_active_bans"] == 1, m
+        # SIPp's own source was never limited: every call completed (exit 0 above).
+        assert m["proxy_requests_forwarded"] >= 100 and m["proxy_stateless_forwarded"] >= 50, m
+
+
+def test_flood_trusted_exempt(args):
+    """The same flood from a source listed in trusted: is never limited."""
+    with Daemon(args.daemon, extra=f"trusted: [{FLOOD_SOURCE}]") as d:
+        started = time.monotonic()
+        flood_options(d.port, count=2000, pause=0.01)
+        with flood_client(d.port) as late:
+            assert_options_ok(late.transact(options_to_server(d.port, late.local)))
+        elapsed = time.monotonic() - started
+        m = d.metrics()
+        assert m["flood_bans"] == 0 and m["flood_dropped"] == 0, m
+        # More than an untrusted source's bucket could have taken in that time.
+        assert m["requests_received"] > 400 + 200 * elapsed, (elapsed, m)
+        assert not d.log_lines(r"flood: "), d.log_lines(r"flood: ")
+
+
+def test_flood_ban_ends(args):
+    """A ban ends after flood.ban_time: its end is logged once with what it dropped and the
+    source is answered again. SIGHUP applies a new flood: section (a higher rate)."""
+    with Daemon(args.daemon, extra="flood: { rate: 50, burst: 100, ban_time: 2s }") as d:
+        flood_options(d.port, count=1000, pause=0.01)
+        assert d.wait_log(r"flood: 127\.0\.0\.2 banned for 2s \(more than 50 requests/s\)")
+        ended = d.wait_log(r"flood: ban of 127\.0\.0\.2 ended \(\d+ messages dropped\)", timeout=10)
+        assert ended and len(ended.splitlines()) == 1, ended
+        with flood_client(d.port) as late:
+            assert_options_ok(late.transact(options_to_server(d.port, late.local)))
+        m = d.metrics()
+        assert m["flood_active_bans"] == 0 and m["flood_bans"] == 1, m
+
+        d.extra = "flood: { rate: 100000, burst: 100000 }"
+        assert "reloaded" in d.reload(routing=d.routing)
+        flood_options(d.port, count=1000, pause=0.01)
+        with flood_client(d.port) as late:
+            assert_options_ok(late.transact(options_to_server(d.port, late.local)))
+        assert d.metrics()["flood_bans"] == 1
 
 
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}

@@ -348,5 +348,30 @@ TEST_F(AuthConfigTest, MistakesNameLineAndColumn) {
               StartsWith(usersPath_ + ":1:"));
 }
 
+TEST_F(ConfigTest, FloodDefaultsAndSettings) {
+  Config config = loadConfig(write(kMinimal));
+  EXPECT_TRUE(config.flood.enabled);
+  EXPECT_EQ(config.flood.rate, 200.0);
+  EXPECT_EQ(config.flood.burst, 400.0);
+  EXPECT_EQ(config.flood.banTime, std::chrono::seconds(60));
+  EXPECT_EQ(config.flood.maxSources, 65536u);
+
+  config =
+      loadConfig(write(std::string(kMinimal) + "flood:\n  enabled: false\n  rate: 50\n  burst: 80\n"
+                                               "  ban_time: 5m\n  max_sources: 1000\n"));
+  EXPECT_FALSE(config.flood.enabled);
+  EXPECT_EQ(config.flood.rate, 50.0);
+  EXPECT_EQ(config.flood.burst, 80.0);
+  EXPECT_EQ(config.flood.banTime, std::chrono::seconds(300));
+  EXPECT_EQ(config.flood.maxSources, 1000u);
+}
+
+TEST_F(ConfigTest, FloodErrorsNameLineAndColumn) {
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "flood:\n  rate: 0\n"), HasSubstr(":4:9: rate"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "flood:\n  ban_time: 60\n"), HasSubstr(":4:13: "));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "flood:\n  max_source: 10\n"),
+              HasSubstr("unknown key 'max_source'"));
+}
+
 }  // namespace
 }  // namespace waypoint::app

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "waypoint/auth/authenticator.hpp"
+#include "waypoint/auth/source_guard.hpp"
 #include "waypoint/config/yaml_reader.hpp"
 #include "waypoint/routing/rules.hpp"
 #include "waypoint/transport/transports.hpp"
@@ -92,6 +93,7 @@ struct Config {
   LogConfig log;
   MetricsConfig metrics;
   ProxyConfig proxy;
+  auth::FloodSettings flood;  // the `flood:` section: per-source rate limit and bans
   // The compiled `routing:` section; never null (the built-in default when absent).
   // Shared and immutable, so a reload can swap it while requests hold the old one.
   std::shared_ptr<const routing::RuleSet> routing = std::make_shared<const routing::RuleSet>();

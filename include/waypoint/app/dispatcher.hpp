@@ -1,11 +1,14 @@
 #pragma once
-// Where every message from the transports goes first: parse and validate, answer a
-// malformed request with its 400 statelessly, then hand the message to the transaction
-// layer, whose user is the proxy.
+// Where every message from the transports goes first: drop it unparsed when its source
+// floods (the SourceGuard), parse and validate, answer a malformed request with its 400
+// statelessly, then hand the message to the transaction layer, whose user is the proxy.
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
+#include <vector>
 
+#include "waypoint/auth/source_guard.hpp"
 #include "waypoint/proxy/proxy.hpp"
 #include "waypoint/sip/message.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
@@ -33,9 +36,19 @@ class TransportSender final : public transaction::Sender {
   transport::Transports& transports_;
 };
 
+// The flood check before parsing. The daemon owns the guard (the proxy bans through it
+// too); trusted sources are never limited.
+struct SourceFilter {
+  auth::SourceGuard& guard;
+  const transaction::Clock& clock;
+  std::vector<transport::AddressBlock> trusted;
+};
+
 class Dispatcher {
  public:
-  Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits);
+  // Without a filter nothing is rate-limited (the unit tests, the fuzzer, the benchmarks).
+  Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits,
+             std::optional<SourceFilter> filter = std::nullopt);
 
   void onMessage(const transport::Source& source, std::string_view bytes);
   const DispatcherCounters& counters() const { return counters_; }
@@ -43,10 +56,12 @@ class Dispatcher {
  private:
   void respondStateless(const transport::Source& source, const sip::Message& request, int status,
                         std::string_view reason);
+  bool admitted(const transport::Source& source);
 
   transaction::Sender& sender_;
   proxy::Proxy& proxy_;
   sip::ParseLimits limits_;
+  std::optional<SourceFilter> filter_;
   DispatcherCounters counters_;
 };
 

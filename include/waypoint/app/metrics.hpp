@@ -5,6 +5,7 @@
 
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/auth/authenticator.hpp"
+#include "waypoint/auth/source_guard.hpp"
 #include "waypoint/transport/transports.hpp"
 
 namespace waypoint::app {
@@ -16,6 +17,8 @@ std::string renderMetrics(const transport::TransportCounters& transport,
 
 // The authenticator's counters and the number of users it knows.
 std::string renderAuthMetrics(const auth::AuthCounters& auth, std::size_t users);
+// The flood guard's counters (waypoint_flood_*), appended to renderMetrics()'s text.
+std::string renderFloodMetrics(const auth::SourceGuardCounters& flood);
 
 // Writes through a temporary file and a rename, so a reader never sees half a file.
 // Returns false (and logs) on failure.

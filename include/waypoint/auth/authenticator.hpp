@@ -91,7 +91,8 @@ class Authenticator {
   void setStore(UserStore& store) { store_ = &store; }
   void setSettings(AuthSettings settings);
   const AuthSettings& settings() const { return settings_; }
-  // Logs the end of user and source bans that are over (the daemon's periodic tick).
+  // Logs the end of the user locks that are over (the daemon's periodic tick); a source's
+  // ban ends in the guard, which logs it.
   void sweep(SteadyTime now);
   const AuthCounters& counters() const { return counters_; }
 

@@ -6,9 +6,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <list>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace waypoint::auth {
@@ -50,7 +55,35 @@ class FailureLimiter {
   std::size_t size() const;
 
  private:
-  // (helper: choose the members)
+  struct Entry {
+    unsigned failures = 0;
+    SteadyTime lastFailure{};
+    SteadyTime backoffUntil{};
+    std::list<std::string>::iterator lru;  // its place in lru_ while not banned
+    bool banned = false;
+    SteadyTime banUntil{};
+  };
+  // Lookups by string_view without making a std::string.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept {
+      return std::hash<std::string_view>{}(key);
+    }
+  };
+  using Table = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
+
+  bool forgotten(const Entry& entry, SteadyTime now) const;
+  Table::iterator track(std::string_view key);  // finds or adds (evicting when full)
+  void evictOne();
+  void erase(Table::iterator entry);
+  void endBan(const std::string& key, Entry& entry);  // reported by the next sweep()
+  std::chrono::milliseconds delayAfter(unsigned failures) const;
+
+  FailureSettings settings_;
+  Table table_;
+  std::list<std::string> lru_;  // keys not banned, most recently failed first
+  std::set<std::pair<SteadyTime, std::string>> bans_;  // running bans, soonest ending first
+  std::vector<std::string> ended_;                     // ended bans not yet swept
 };
 
 }  // namespace waypoint::auth

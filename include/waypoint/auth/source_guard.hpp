@@ -5,11 +5,16 @@
 // limiter) ban sources here too. Memory is bounded: a spoofed-source flood evicts the
 // least recently seen sources instead of growing the table. Sans-I/O: time is passed in.
 
+#include <array>
 #include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace waypoint::auth {
@@ -58,10 +63,44 @@ class SourceGuard {
   std::optional<SteadyTime> nextExpiry() const;
 
   void setSettings(FloodSettings settings);  // a reload; running bans stay
+  const FloodSettings& settings() const { return settings_; }
   const SourceGuardCounters& counters() const;
 
  private:
-  // (helper: choose the members)
+  // An address as 16 bytes, IPv4 in its IPv4-mapped IPv6 form: ::ffff:192.0.2.1 and
+  // 192.0.2.1 are one source.
+  using Key = std::array<unsigned char, 16>;
+  struct KeyHash {
+    std::uint64_t seed = 0;
+    std::size_t operator()(const Key& key) const noexcept;
+  };
+  struct Entry {
+    double tokens = 0;
+    SteadyTime refilled{};         // when tokens was last brought up to date
+    std::list<Key>::iterator lru;  // its place in lru_ while not banned
+    bool isBanned = false;
+    SteadyTime banUntil{};
+    std::uint64_t dropped = 0;  // during the current ban
+  };
+  using Table = std::unordered_map<Key, Entry, KeyHash>;
+
+  static Key keyOf(const boost::asio::ip::address& source);
+  static boost::asio::ip::address addressOf(const Key& key);
+  Entry& track(const Key& key, SteadyTime now);  // finds or adds (evicting when full)
+  void evictOne();
+  void startBan(const Key& key, Entry& entry, SteadyTime until);
+  // Back to a full bucket; reported by the next sweep().
+  void endBan(const Key& key, Entry& entry, SteadyTime now);
+  bool refillAndTake(Entry& entry, SteadyTime now) const;
+  void updateGauges();
+
+  FloodSettings settings_;
+  Table table_;
+  std::list<Key> lru_;                         // sources not banned, most recently seen first
+  std::set<std::pair<SteadyTime, Key>> bans_;  // running bans, soonest ending first
+  std::vector<EndedBan> ended_;                // ended (or evicted) bans not yet swept
+  SteadyTime firstEnded_{};                    // when the first of ended_ ended
+  SourceGuardCounters counters_;
 };
 
 }  // namespace waypoint::auth
