@@ -161,7 +161,8 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
 
 void security(const Reader& r, const YAML::Node& node, SecurityConfig& s) {
   r.expectMap(node, "security");
-  r.onlyKeys(node, "security", {"route_secret", "previous_route_secrets", "server_header"});
+  r.onlyKeys(node, "security",
+             {"route_secret", "previous_route_secrets", "server_header", "auth_secret"});
   auto secret = [&r](const YAML::Node& item, const std::string& what) {
     std::string value = r.string(item, what);
     if (value.size() < proxy::RouteTokenSigner::kMinSecretLength) {
@@ -172,6 +173,7 @@ void security(const Reader& r, const YAML::Node& node, SecurityConfig& s) {
     return value;
   };
   if (node["route_secret"]) s.routeSecret = secret(node["route_secret"], "route_secret");
+  if (node["auth_secret"]) s.authSecret = secret(node["auth_secret"], "auth_secret");
   if (const auto previous = node["previous_route_secrets"]) {
     for (const auto& item : r.oneOrMany(previous, "previous_route_secrets")) {
       s.previousRouteSecrets.push_back(secret(item, "previous_route_secrets"));
@@ -183,6 +185,73 @@ void security(const Reader& r, const YAML::Node& node, SecurityConfig& s) {
       r.fail(server.Mark(), "server_header must be one line");
     }
   }
+}
+
+void failureLimits(const Reader& r, const YAML::Node& node, auth::FailureSettings& f) {
+  r.expectMap(node, "failures");
+  r.onlyKeys(node, "failures", {"free", "backoff", "max_backoff", "ban_after", "ban_time"});
+  using std::chrono::seconds;
+  if (node["free"])
+    f.freeFailures = static_cast<unsigned>(r.unsignedValue(node["free"], "free", 0, 1000));
+  if (node["backoff"])
+    f.backoff = r.duration(node["backoff"], "backoff", std::chrono::milliseconds(1));
+  if (node["max_backoff"]) {
+    f.maxBackoff = r.duration(node["max_backoff"], "max_backoff", std::chrono::milliseconds(1));
+  }
+  if (f.maxBackoff < f.backoff) r.fail(node.Mark(), "max_backoff must not be shorter than backoff");
+  if (node["ban_after"]) {
+    f.banAfter = static_cast<unsigned>(r.unsignedValue(node["ban_after"], "ban_after", 0, 100000));
+  }
+  if (node["ban_time"]) {
+    f.banTime =
+        std::chrono::duration_cast<seconds>(r.duration(node["ban_time"], "ban_time", seconds(1)));
+  }
+}
+
+// A path in the config is relative to the config file's folder.
+std::string besideConfig(const std::string& configPath, const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  const auto slash = configPath.rfind('/');
+  return slash == std::string::npos ? path : configPath.substr(0, slash + 1) + path;
+}
+
+void authSection(const Reader& r, const YAML::Node& node, AuthConfig& a) {
+  r.expectMap(node, "auth");
+  r.onlyKeys(node, "auth",
+             {"users_file", "algorithms", "nonce_lifetime", "register", "calls", "exempt_trusted",
+              "identity", "failures"});
+  if (const auto users = node["users_file"]) {
+    a.usersFile = besideConfig(r.path(), r.string(users, "users_file"));
+    if (a.usersFile.empty()) r.fail(users.Mark(), "users_file must not be empty");
+    auth::UserFile::load(a.usersFile);  // its own errors name its lines
+  }
+  if (const auto list = node["algorithms"]) {
+    a.settings.algorithms.clear();
+    for (const auto& item : r.oneOrMany(list, "algorithms")) {
+      const std::string name = r.string(item, "algorithms");
+      const auto algorithm = name.empty() ? std::nullopt : auth::algorithmFromName(name);
+      if (!algorithm) r.fail(item.Mark(), "algorithms are SHA-256 and MD5 (got '" + name + "')");
+      if (std::find(a.settings.algorithms.begin(), a.settings.algorithms.end(), *algorithm) !=
+          a.settings.algorithms.end()) {
+        r.fail(item.Mark(), "algorithm '" + name + "' is listed twice");
+      }
+      a.settings.algorithms.push_back(*algorithm);
+    }
+  }
+  if (const auto lifetime = node["nonce_lifetime"]) {
+    a.settings.nonceLifetime = std::chrono::duration_cast<std::chrono::seconds>(
+        r.duration(lifetime, "nonce_lifetime", std::chrono::seconds(1)));
+  }
+  if (node["register"]) a.challengeRegister = r.boolean(node["register"], "register");
+  if (node["calls"]) a.challengeCalls = r.boolean(node["calls"], "calls");
+  if (node["exempt_trusted"]) a.exemptTrusted = r.boolean(node["exempt_trusted"], "exempt_trusted");
+  if (const auto identity = node["identity"]) {
+    const std::string value = r.string(identity, "identity");
+    if (value != "strict" && value != "off")
+      r.fail(identity.Mark(), "identity must be strict or off");
+    a.strictIdentity = value == "strict";
+  }
+  if (const auto failures = node["failures"]) failureLimits(r, failures, a.settings.failures);
 }
 
 // systemd's StateDirectory= hands the directory over in $STATE_DIRECTORY.
@@ -212,7 +281,7 @@ Config loadConfig(const std::string& path) {
   r.onlyKeys(
       root, "the configuration",
       {"listen", "domains", "names", "default_domain", "state_dir", "trusted", "security", "timers",
-       "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy", "tls"});
+       "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy", "tls", "auth"});
 
   Config config;
   config.path = path;
@@ -259,6 +328,7 @@ Config loadConfig(const std::string& path) {
     }
   }
   if (const auto node = root["security"]) security(r, node, config.security);
+  if (const auto node = root["auth"]) authSection(r, node, config.auth);
 
   if (const auto timers = root["timers"]) {
     r.expectMap(timers, "timers");

@@ -190,6 +190,26 @@ void reloadRules(const std::string& path, proxy::Proxy& proxyCore) {
   }
 }
 
+proxy::AdmissionSettings admissionFrom(const AuthConfig& auth) {
+  proxy::AdmissionSettings admission;
+  admission.challengeRegister = auth.challengeRegister;
+  admission.challengeCalls = auth.challengeCalls;
+  admission.exemptTrusted = auth.exemptTrusted;
+  admission.strictIdentity = auth.strictIdentity;
+  return admission;
+}
+
+// The users file is read again on SIGHUP; a bad one keeps the users in effect.
+void reloadUsers(auth::FileUserStore& users) {
+  std::string why;
+  if (users.reload(why)) {
+    spdlog::info("SIGHUP: users file {} reloaded: {} users", users.path(), users.size());
+  } else {
+    spdlog::error("SIGHUP: users file {} refused, the {} users in effect stay: {}", users.path(),
+                  users.size(), why);
+  }
+}
+
 }  // namespace
 
 int runDaemon(const Config& config) {
@@ -220,10 +240,24 @@ int runDaemon(const Config& config) {
           config.registrar.maxContacts, config.defaultDomain,
           [&identity](const sip::Uri& uri) { return identity.isThisServer(uri); }});
   TransportSender sender(transports);
+  const auth::SystemWallClock wallClock;
+  std::unique_ptr<auth::FileUserStore> users;
+  std::unique_ptr<auth::Authenticator> authenticator;
+  if (!config.auth.usersFile.empty()) {
+    users = std::make_unique<auth::FileUserStore>(config.auth.usersFile);
+    authenticator =
+        std::make_unique<auth::Authenticator>(*users, std::vector<std::string>{authSecret(config)},
+                                              wallClock, nullptr, config.auth.settings);
+    spdlog::info("digest authentication on: {} users from {}", users->size(), users->path());
+  } else {
+    spdlog::warn("no auth.users_file: nobody is challenged, any phone may register and call");
+  }
   proxyCore = std::make_unique<proxy::Proxy>(
       clock, sender, layerSettings, identity, registrar,
       proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards, routeSecrets(config),
-                           config.trusted, config.security.serverHeader, std::nullopt});
+                           config.trusted, config.security.serverHeader, std::nullopt,
+                           admissionFrom(config.auth)},
+      authenticator.get());
   proxyCore->setRules(config.routing);
   dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
                                             sip::ParseLimits{config.transport.maxMessageSize});
@@ -234,9 +268,10 @@ int runDaemon(const Config& config) {
   });
 
   auto writeMetrics = [&] {
-    const std::string text =
+    std::string text =
         renderMetrics(transports.counters(), dispatcher->counters(),
                       proxyCore->transactions().counters(), registrar, proxyCore->counters());
+    if (authenticator) text += renderAuthMetrics(authenticator->counters(), users->size());
     if (!config.metrics.file.empty()) writeMetricsFile(config.metrics.file, text);
     return text;
   };
@@ -263,6 +298,7 @@ int runDaemon(const Config& config) {
         spdlog::debug("metrics:\n{}", text);
       } else {
         reloadRules(config.path, *proxyCore);
+        if (users) reloadUsers(*users);
         reloadTls(transports);
       }
       waitControl();

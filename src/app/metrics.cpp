@@ -92,7 +92,22 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "proxy_branches_cancelled", p.branchesCancelled);
   counter(out, "proxy_timer_c_fired", p.timerCFired);
   counter(out, "proxy_registers_handled", p.registersHandled);
+  counter(out, "proxy_identity_refused", p.identityRefused);
   counter(out, "proxy_live_contexts", p.liveContexts, "gauge");
+  counter(out, "proxy_waiting_requests", p.waitingRequests, "gauge");
+  return out;
+}
+
+std::string renderAuthMetrics(const auth::AuthCounters& a, std::size_t users) {
+  std::string out;
+  counter(out, "auth_challenges", a.challenges);
+  counter(out, "auth_successes", a.successes);
+  counter(out, "auth_failures", a.failures);
+  counter(out, "auth_stale", a.stale);
+  counter(out, "auth_replays", a.replays);
+  counter(out, "auth_held", a.held);
+  counter(out, "auth_bans", a.bans);
+  counter(out, "auth_users", users, "gauge");
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <stdexcept>
 
+#include "waypoint/sip/base64url.hpp"
 #include "waypoint/sip/message.hpp"
 
 namespace waypoint::proxy {
@@ -16,25 +17,6 @@ namespace {
 
 constexpr std::size_t kMacBytes = 12;  // 96 bits, as RFC 2104 §5 allows for a truncated MAC
 constexpr std::size_t kMacChars = 16;  // kMacBytes in base64url
-
-std::string base64url(const unsigned char* data, std::size_t size) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((size * 4 + 2) / 3);
-  std::size_t i = 0;
-  for (; i + 3 <= size; i += 3) {
-    const unsigned v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
-    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kAlphabet[(v >> shift) & 63]);
-  }
-  if (const std::size_t left = size - i; left > 0) {
-    const unsigned v = (data[i] << 16) | (left == 2 ? data[i + 1] << 8 : 0);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    if (left == 2) out.push_back(kAlphabet[(v >> 6) & 63]);
-  }
-  return out;
-}
 
 // What the MAC covers: both flow tokens, in their places.
 std::string signedData(std::string_view caller, std::string_view callee) {
@@ -91,7 +73,7 @@ std::string RouteTokenSigner::mac(const Key& key, std::string_view data) const {
       length < kMacBytes) {
     return {};  // matches no token: a request cannot be signed or verified without it
   }
-  return base64url(digest.data(), kMacBytes);
+  return sip::base64url(digest.data(), kMacBytes);
 }
 
 std::string RouteTokenSigner::uriParams(const DialogFlows& flows) const {

@@ -180,7 +180,7 @@ class Compiler {
     r_.expectMap(node, label);
     r_.onlyKeys(node, label,
                 {"name", "match", "location", "forward", "reject", "record_route",
-                 "allow_preloaded_route"});
+                 "allow_preloaded_route", "authenticate"});
     std::string name = label;
     if (const auto given = node["name"]) {
       name = r_.string(given, "rule name");
@@ -203,6 +203,9 @@ class Compiler {
         r_.fail(recordRoute.Mark(), "record_route has no meaning in a reject rule");
       }
       result->decision.recordRoute = r_.boolean(recordRoute, "record_route");
+    }
+    if (const auto authenticate = node["authenticate"]) {
+      result->decision.authenticate = r_.boolean(authenticate, "authenticate");
     }
     if (const auto preloaded = node["allow_preloaded_route"]) {
       if (result->decision.kind == Decision::Kind::reject) {

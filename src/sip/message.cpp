@@ -662,6 +662,19 @@ bool Message::removeHeader(std::string_view name) {
   return removed;
 }
 
+std::size_t Message::removeHeaderValues(std::string_view name,
+                                        const std::function<bool(std::string_view)>& matches) {
+  const std::vector<std::string> values = headerValues(name);
+  const auto removed = static_cast<std::size_t>(std::count_if(
+      values.begin(), values.end(), [&](const std::string& value) { return matches(value); }));
+  if (removed == 0) return 0;
+  removeHeader(name);
+  for (const auto& value : values) {
+    if (!matches(value)) addHeader(name, value);
+  }
+  return removed;
+}
+
 bool Message::setHeader(std::string_view name, std::string_view value) {
   if (name.empty() || value.find_first_of("\r\n") != std::string_view::npos) return false;
   removeHeader(name);

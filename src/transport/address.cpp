@@ -219,13 +219,18 @@ Protocol chooseRequestProtocol(Protocol wanted, std::size_t messageSize, std::si
 
 }  // namespace waypoint::transport
 
+std::size_t std::hash<boost::asio::ip::address>::operator()(
+    const boost::asio::ip::address& a) const noexcept {
+  std::size_t h = 0;
+  if (a.is_v4()) {
+    h = a.to_v4().to_uint();
+  } else {
+    for (unsigned char b : a.to_v6().to_bytes()) h = h * 131 + b;
+  }
+  return h;
+}
+
 std::size_t std::hash<waypoint::transport::Endpoint>::operator()(
     const waypoint::transport::Endpoint& e) const noexcept {
-  std::size_t h = 0;
-  if (e.address.is_v4()) {
-    h = e.address.to_v4().to_uint();
-  } else {
-    for (unsigned char b : e.address.to_v6().to_bytes()) h = h * 131 + b;
-  }
-  return h * 65599 + e.port;
+  return std::hash<boost::asio::ip::address>()(e.address) * 65599 + e.port;
 }

@@ -6,6 +6,7 @@ Set WAYPOINT_E2E_KEEP=1 to keep the daemon's temp directory (config, stderr, met
 """
 
 import argparse
+import hashlib
 import os
 import random
 import re
@@ -298,6 +299,23 @@ def test_cli(args):
     assert p.returncode == 0 and re.search("usage", p.stdout, re.I), f"--help: {p.returncode} {p.stdout!r}"
     p = run([args.daemon, "--no-such-option"])
     assert p.returncode != 0, "an unknown option was accepted"
+
+
+def test_hash_password(args):
+    """--hash-password prints the users file line: HA1 = H(user:realm:password) for MD5 and
+    SHA-256, from a password read on stdin; an empty password is refused with exit 2."""
+    password = "correct horse battery staple"
+    p = subprocess.run([args.daemon, "--hash-password", "alice", "example.com"], input=password + "\n",
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, f"--hash-password: {p.returncode} {p.stderr!r}"
+    fields = p.stdout.strip().split(" ")
+    secret = f"alice:example.com:{password}".encode()
+    assert fields == ["alice", "example.com", "md5=" + hashlib.md5(secret).hexdigest(),
+                      "sha-256=" + hashlib.sha256(secret).hexdigest()], p.stdout
+    for empty in ("", "\n"):
+        p = subprocess.run([args.daemon, "--hash-password", "alice", "example.com"], input=empty,
+                           capture_output=True, text=True, timeout=20)
+        assert p.returncode == 2 and p.stdout == "", f"empty password: {p.returncode} {p.stdout!r}"
 
 
 def test_ipv6(args):

@@ -280,5 +280,73 @@ TEST_F(ConfigTest, SecurityErrorsNameLineAndColumn) {
               HasSubstr("route_key"));
 }
 
+// ---- auth (issue 10) ----
+
+class AuthConfigTest : public ConfigTest {
+ protected:
+  void TearDown() override {
+    std::filesystem::remove(usersPath_);
+    ConfigTest::TearDown();
+  }
+  std::string usersPath_ = path_ + ".users";
+  std::string withUsers(const std::string& authBody) {
+    std::ofstream(usersPath_) << "alice localhost md5=" << std::string(32, 'a')
+                              << " sha-256=" << std::string(64, 'b') << "\n";
+    return std::string(kMinimal) + "auth:\n  users_file: " + usersPath_ + "\n" + authBody;
+  }
+};
+
+TEST_F(AuthConfigTest, SampleConfigurationTurnsAuthenticationOnWithItsUsersFile) {
+  const Config config = loadConfig(std::string(WAYPOINT_SOURCE_DIR) + "/config/waypoint.yaml");
+  EXPECT_EQ(config.auth.usersFile, std::string(WAYPOINT_SOURCE_DIR) + "/config/users.txt");
+  EXPECT_TRUE(config.auth.strictIdentity);
+}
+
+TEST_F(AuthConfigTest, DefaultsAreSafe) {
+  const Config config = loadConfig(write(withUsers("")));
+  EXPECT_EQ(config.auth.usersFile, usersPath_);
+  EXPECT_EQ(config.auth.settings.algorithms,
+            (std::vector<auth::Algorithm>{auth::Algorithm::sha256, auth::Algorithm::md5}));
+  EXPECT_EQ(config.auth.settings.nonceLifetime, std::chrono::seconds(300));
+  EXPECT_TRUE(config.auth.challengeRegister);
+  EXPECT_TRUE(config.auth.challengeCalls);
+  EXPECT_TRUE(config.auth.exemptTrusted);
+  EXPECT_TRUE(config.auth.strictIdentity);
+  EXPECT_EQ(config.auth.settings.failures.freeFailures, 5u);
+  EXPECT_EQ(config.auth.settings.failures.banAfter, 20u);
+  EXPECT_EQ(config.auth.settings.failures.banTime, std::chrono::seconds(900));
+  EXPECT_TRUE(loadConfig(write(kMinimal)).auth.usersFile.empty());  // no users: no auth
+}
+
+TEST_F(AuthConfigTest, ReadsEveryKey) {
+  const Config config = loadConfig(write(withUsers(
+      "  algorithms: [MD5]\n  nonce_lifetime: 60s\n  register: false\n  calls: false\n"
+      "  exempt_trusted: false\n  identity: off\n"
+      "  failures: { free: 2, backoff: 500ms, max_backoff: 4s, ban_after: 7, ban_time: 2m }\n")));
+  EXPECT_EQ(config.auth.settings.algorithms, std::vector<auth::Algorithm>{auth::Algorithm::md5});
+  EXPECT_EQ(config.auth.settings.nonceLifetime, std::chrono::seconds(60));
+  EXPECT_FALSE(config.auth.challengeRegister);
+  EXPECT_FALSE(config.auth.challengeCalls);
+  EXPECT_FALSE(config.auth.exemptTrusted);
+  EXPECT_FALSE(config.auth.strictIdentity);
+  EXPECT_EQ(config.auth.settings.failures.freeFailures, 2u);
+  EXPECT_EQ(config.auth.settings.failures.backoff, std::chrono::milliseconds(500));
+  EXPECT_EQ(config.auth.settings.failures.maxBackoff, std::chrono::milliseconds(4000));
+  EXPECT_EQ(config.auth.settings.failures.banAfter, 7u);
+  EXPECT_EQ(config.auth.settings.failures.banTime, std::chrono::seconds(120));
+}
+
+TEST_F(AuthConfigTest, MistakesNameLineAndColumn) {
+  EXPECT_THAT(errorFor(withUsers("  algorithms: [SHA-512]\n")),
+              ::testing::AllOf(StartsWith(path_ + ":5:16:"), HasSubstr("SHA-512")));
+  EXPECT_THAT(errorFor(withUsers("  identity: loose\n")),
+              ::testing::AllOf(StartsWith(path_ + ":5:13:"), HasSubstr("strict or off")));
+  EXPECT_THAT(errorFor(withUsers("  algorithm: [MD5]\n")), HasSubstr("algorithm"));
+  // A bad users file is named with its own line and column.
+  std::ofstream(usersPath_) << "alice localhost md5=xyz\n";
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "auth:\n  users_file: " + usersPath_ + "\n"),
+              StartsWith(usersPath_ + ":1:"));
+}
+
 }  // namespace
 }  // namespace waypoint::app

@@ -149,6 +149,22 @@ std::vector<std::string> sources(const RuleSet& rules, Values values) {
   return result;
 }
 
+TEST_F(RoutingRulesTest, AuthenticateExemptsOrRequiresPerRule) {
+  const auto rules = load(
+      "routing:\n  rules:\n"
+      "    - { name: gateway, match: { source: 192.0.2.0/24 }, location: {}, authenticate: false "
+      "}\n"
+      "    - { name: strict, match: { method: MESSAGE }, location: {}, authenticate: true }\n");
+  EXPECT_EQ(rules->decide(request()).authenticate, false);
+  RequestFacts message = request("MESSAGE");
+  message.sourceAddress = boost::asio::ip::make_address("198.51.100.1");
+  EXPECT_EQ(rules->decide(message).authenticate, true);
+  message.method = "INVITE";
+  EXPECT_EQ(rules->decide(message).authenticate, std::nullopt);  // the default rule
+  EXPECT_THAT(errorFor("routing:\n  rules:\n    - { location: {}, authenticate: maybe }\n"),
+              ::testing::AllOf(StartsWith(path_ + ":5:"), HasSubstr("authenticate")));
+}
+
 TEST_F(RoutingRulesTest, MethodIsOneNameOrAListAndCaseSensitive) {
   EXPECT_THAT(methods(*load(oneRule("method: INVITE")), {"INVITE", "invite", "MESSAGE"}),
               ElementsAre("INVITE"));

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "waypoint/auth/authenticator.hpp"
 #include "waypoint/config/yaml_reader.hpp"
 #include "waypoint/routing/rules.hpp"
 #include "waypoint/transport/transports.hpp"
@@ -54,6 +55,19 @@ struct SecurityConfig {
   std::string routeSecret;
   std::vector<std::string> previousRouteSecrets;  // still accepted during a rotation
   std::string serverHeader;                       // empty: no Server header
+  // Signs digest nonces; empty: the one kept in <state_dir>/auth-secret. Share it among
+  // instances behind one name so each accepts the others' nonces.
+  std::string authSecret;
+};
+
+// The `auth:` section: digest authentication, on when a users file is given.
+struct AuthConfig {
+  std::string usersFile;  // resolved against the config file's folder; empty: no auth
+  auth::AuthSettings settings;
+  bool challengeRegister = true;  // REGISTER for a served domain: 401
+  bool challengeCalls = true;     // requests from local users leaving the proxy: 407
+  bool exemptTrusted = true;      // `trusted:` sources are not challenged
+  bool strictIdentity = true;     // `identity: strict`
 };
 
 struct Config {
@@ -66,6 +80,7 @@ struct Config {
   std::string stateDir;                          // kept across restarts: the route secret
   std::vector<transport::AddressBlock> trusted;  // sources whose preloaded Routes are followed
   SecurityConfig security;
+  AuthConfig auth;
   // The `tls:` section: every TLS and WSS listener's settings (each may override them) and
   // those of outgoing TLS connections. Without a certificate, the self-signed one in
   // <state_dir>/tls is used.

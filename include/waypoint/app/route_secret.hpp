@@ -14,4 +14,8 @@ namespace waypoint::app {
 // the directory or the file cannot be made or read.
 std::vector<std::string> routeSecrets(const Config& config);
 
+// The secret that signs digest nonces (RFC 7616 §3.3): security.auth_secret, else
+// <stateDir>/auth-secret, made the same way. Nonces given out before a restart stay good.
+std::string authSecret(const Config& config);
+
 }  // namespace waypoint::app

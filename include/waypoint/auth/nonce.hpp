@@ -7,9 +7,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace waypoint::auth {
@@ -56,7 +59,35 @@ class NonceCounts {
   std::size_t size() const;
 
  private:
-  // (helper: choose the members; O(1) per use, bounded by capacity)
+  // The highest count seen and, bit i, whether highest - i was seen (i < kWindowBits).
+  struct Entry {
+    std::uint32_t highest = 0;
+    std::uint64_t window = 0;
+    WallTime issued;
+    WallTime expires;
+  };
+  // Looked up by string_view, without making a string per request.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const {
+      return std::hash<std::string_view>{}(text);
+    }
+  };
+  using Entries = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
+  static constexpr std::uint32_t kWindowBits = 64;
+
+  void dropExpired(WallTime now);
+  void evictOldest();
+  static Use record(Entry& entry, std::uint32_t count);
+
+  std::size_t capacity_;
+  Entries entries_;
+  // The entries by issue time, oldest first: the eviction order, and the expiry order as
+  // long as every nonce has the same lifetime. O(log n) per new nonce, O(1) per known one.
+  // Each names its entry by the entry's own key (stable until the entry is erased).
+  std::multimap<WallTime, const std::string*> byIssue_;
+  // Unknown nonces issued at or before this may have been forgotten: they are stale.
+  std::optional<WallTime> watermark_;
 };
 
 }  // namespace waypoint::auth

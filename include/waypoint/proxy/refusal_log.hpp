@@ -33,12 +33,7 @@ class RefusalLog {
       it = it->second < cutoff ? last_.erase(it) : std::next(it);
     }
   }
-  struct AddressHash {
-    std::size_t operator()(const boost::asio::ip::address& a) const {
-      return std::hash<std::string>()(a.to_string());
-    }
-  };
-  std::unordered_map<boost::asio::ip::address, transaction::TimePoint, AddressHash> last_;
+  std::unordered_map<boost::asio::ip::address, transaction::TimePoint> last_;
 };
 
 }  // namespace waypoint::proxy

@@ -63,6 +63,11 @@ struct Decision {
   // An initial request whose Route set names another host (a preloaded Route) may follow
   // it; otherwise it is refused with 403 unless its source is trusted.
   bool allowPreloadedRoute = false;
+
+  // Whether matching requests must authenticate (digest, when a users file is set):
+  // nullopt = the auth section's default (REGISTER for served domains, requests from
+  // local users); false exempts them (a gateway's calls), true requires it for others.
+  std::optional<bool> authenticate;
 };
 
 class RuleSet {

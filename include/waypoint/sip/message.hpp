@@ -6,6 +6,7 @@
 // proxy did not edit exactly as it arrived; edited headers are re-encoded.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -141,6 +142,10 @@ class Message {
   // Removes every instance of the header and adds one with the value.
   bool setHeader(std::string_view name, std::string_view value);
   bool removeHeader(std::string_view name);
+  // Removes the values of a header that `matches` picks (each field as headerValues()
+  // gives it); the others stay, in their order. Returns how many were removed.
+  std::size_t removeHeaderValues(std::string_view name,
+                                 const std::function<bool(std::string_view)>& matches);
 
   // The message as it goes on the wire.
   std::string serialize() const;

@@ -100,3 +100,8 @@ template <>
 struct std::hash<waypoint::transport::Endpoint> {
   std::size_t operator()(const waypoint::transport::Endpoint& e) const noexcept;
 };
+
+template <>
+struct std::hash<boost::asio::ip::address> {
+  std::size_t operator()(const boost::asio::ip::address& a) const noexcept;
+};
