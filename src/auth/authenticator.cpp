@@ -97,8 +97,9 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
     return;
   }
   std::weak_ptr<bool> alive = alive_;
+  const std::string username = credentials->username;  // the lambda below takes the rest
   store_->lookup(
-      attempt.realm, credentials->username,
+      attempt.realm, username,
       [this, alive, attempt, credentials = std::move(*credentials), algorithm = *algorithm,
        count = *count, issued = nonce.issued, userKey, now,
        done = std::move(done)](std::optional<UserRecord> user) {

@@ -46,16 +46,20 @@ msg_hclass_t* knownHeaderClass(std::string_view name) {
 
 // Encoded into a buffer of our own, grown until the value fits: sip_header_as_string()
 // returned bytes it never wrote for a long Via (0xbe fill under ASan).
+// sofia's parameter encoders (Authorization's auth-params among them) stop at the last
+// parameter that fits and report the shorter length, as if nothing were missing. Only a
+// result that fills less than half the buffer is known whole: the room left is larger
+// than any one parameter could be.
 std::string headerValueText(msg_t*, const msg_header_t* header) {
-  std::string text(256, '\0');
+  std::string text(512, '\0');
   for (;;) {
     const issize_t length = msg_header_field_e(text.data(), text.size(), header, 0);
     if (length < 0) return {};
-    if (static_cast<std::size_t>(length) < text.size()) {
+    if (static_cast<std::size_t>(length) * 2 < text.size()) {
       text.resize(static_cast<std::size_t>(length));
       return text;
     }
-    text.assign(static_cast<std::size_t>(length) + 1, '\0');
+    text.assign(text.size() * 2, '\0');
   }
 }
 

@@ -173,10 +173,17 @@ class ProxyAuthTest : public ::testing::Test {
   std::string registerAs(const std::string& user, const std::string& password,
                          const std::string& branch, const Source& from) {
     receive(request("REGISTER", user, user, branch + "a"), from);
-    const std::string challenge = headerOf(lastResponse(), "WWW-Authenticate");
-    receive(request("REGISTER", user, user, branch + "b",
+    return answerChallenge(headerOf(lastResponse(), "WWW-Authenticate"), user, password,
+                           branch + "b", from);
+  }
+  // A REGISTER answering `challenge` as `user` with `password`; the store answers.
+  std::string answerChallenge(const std::string& challenge, const std::string& user,
+                              const std::string& password, const std::string& branch,
+                              const Source& from,
+                              auth::Algorithm algorithm = auth::Algorithm::sha256) {
+    receive(request("REGISTER", user, user, branch,
                     credentialsFor(challenge, "Authorization", "REGISTER", "sip:biloxi.example.com",
-                                   user, password, auth::Algorithm::sha256)),
+                                   user, password, algorithm)),
             from);
     users.answerAll();
     return lastResponse();

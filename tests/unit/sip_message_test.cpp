@@ -144,6 +144,23 @@ TEST(SipMessageTest, LongHeaderValuesAreComplete) {
   EXPECT_THAT(response.headerValues("Via"), ElementsAre(longVia));
 }
 
+// sofia's auth-param encoder silently leaves out the parameters that do not fit its
+// buffer (issue 10: SHA-256 credentials are longer than 256 bytes).
+TEST(SipMessageTest, LongCredentialsKeepEveryParameter) {
+  const std::string credentials =
+      "Digest username=\"alice\", realm=\"biloxi.example.com\", nonce=\"" + std::string(44, 'n') +
+      "\", uri=\"sip:biloxi.example.com\", response=\"" + std::string(64, 'a') +
+      "\", algorithm=SHA-256, cnonce=\"0a4f113b\", qop=auth, nc=00000001";
+  for (const char* name : {"Authorization", "Proxy-Authorization"}) {
+    const Message m =
+        parsed(std::string("REGISTER sip:biloxi.example.com SIP/2.0\r\n") +
+               "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa\r\n" + name + ": " + credentials +
+               "\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\n"
+               "CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_THAT(m.headerValues(name), ElementsAre(credentials)) << name;
+  }
+}
+
 TEST(SipMessageTest, FindsHeadersByAnyCaseAndCompactName) {
   const Message m = parsed(kInvite);
   EXPECT_THAT(m.headerValues("Content-Type"), ElementsAre("application/sdp"));
