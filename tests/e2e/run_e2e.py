@@ -2246,11 +2246,12 @@ def scanner(binary, what):
     return binary
 
 
-def run_sipvicious(binary, target_port, *options, source="127.0.0.1", timeout=60):
-    """Runs svwar or svcrack against the daemon on 127.0.0.1 only, from source (a loopback
-    address), its own free port; returns its output (stdout and stderr)."""
-    local = free_port(hosts=(source,), kinds=(socket.SOCK_DGRAM,))
-    cmd = [binary, *options, "-b", source, "-x", source, "-P", str(local), f"udp://127.0.0.1:{target_port}"]
+def run_sipvicious(binary, target_port, *options, timeout=60):
+    """Runs svwar or svcrack against the daemon on 127.0.0.1 only, from a free port of its
+    own; returns its output (stdout and stderr). SIPVicious 0.3.3 ignores -b (it binds
+    every address), so its requests come from 127.0.0.1, the address it sends to."""
+    local = free_port(kinds=(socket.SOCK_DGRAM,))
+    cmd = [binary, *options, "-x", "127.0.0.1", "-P", str(local), f"udp://127.0.0.1:{target_port}"]
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     output = p.stdout + p.stderr
     assert "Traceback" not in output, f"{' '.join(cmd)} crashed:\n{output[-3000:]}"
@@ -2282,36 +2283,37 @@ def test_auth_svwar(args):
 
 def test_auth_svcrack(args):
     """svcrack (SIPVicious) guesses user 100's password from a dictionary with the right
-    one at line 40, from 127.0.0.2: after ban_after failures the source is banned (logged
-    with its address) and dropped unanswered, so the password is never found; a phone
-    on 127.0.0.1 still registers. svcrack 0.3.3 takes the first challenge and knows MD5
-    only (SHA-256 makes it crash): the daemon offers MD5 first."""
+    one at line 40: after ban_after failures its source is banned (logged with the
+    address) and dropped unanswered, and the user locked, so the password is never found;
+    a phone on 127.0.0.2 still registers. svcrack 0.3.3 takes the first challenge and
+    knows MD5 only (SHA-256 makes it crash): the daemon offers MD5 first."""
     svcrack = scanner(args.svcrack, "svcrack")
     victim, bystander = DigestUser("100", "right-password-40", algorithm="MD5"), DigestUser("200", "other-secret")
     failures = {"free": 5, "backoff": "100ms", "max_backoff": "400ms", "ban_after": 20, "ban_time": "15m"}
     with auth_daemon(args, victim, bystander, auth={"algorithms": ["MD5", "SHA-256"], "failures": failures}) as d:
-        # More words than the ban lets through, however many of them the hold-back skips.
-        words = [f"guess-{i:03d}" for i in range(1, 201)]
+        words = [f"guess-{i:02d}" for i in range(1, 61)]
         words[39] = victim.password
         dictionary = os.path.join(d.dir, "passwords.txt")
         with open(dictionary, "w") as f:
             f.write("\n".join(words) + "\n")
-        # -t 0.05: svcrack sends a new request whenever none is answered within -t; at its
-        # default (5 ms) the flood limit, not the login limit, would ban it first.
+        # -t 0.5, longer than max_backoff: svcrack sends its next guess when the last one
+        # is answered, so the guesses are checked in dictionary order. (Faster, it has
+        # many guesses waiting at once, answered 503 past 32, and which of them are
+        # checked before the ban is a matter of luck: at -t 0.05 it once found line 40.)
         output = run_sipvicious(svcrack, d.port, "-u", victim.user, "-d", dictionary, "--domain", "localhost",
-                                "-t", "0.05", "--maximumtime", "3", source="127.0.0.2", timeout=90)
+                                "-t", "0.5", "--maximumtime", "3", timeout=120)
         assert victim.password not in output, f"svcrack found the password:\n{output[-3000:]}"
         m = d.wait_metric("auth_bans", lambda v: v >= 1)
         # The source is banned, and user 100 locked as well (bans counts both).
         assert m["auth_bans"] >= 1 and m["auth_failures"] >= 20, m
-        banned = d.log_lines(r"auth: 127\.0\.0\.2(:\d+)? banned for 900s after 20 failed attempts")
+        banned = d.log_lines(r"auth: 127\.0\.0\.1 banned for 900s after 20 failed attempts")
         assert banned and "[warning]" in banned[0], f"no ban line at warning:\n{d.stderr()[-3000:]}"
 
-        with UdpClient(d.port, host="127.0.0.2") as attacker:
-            attacker.talk_to(d.port, "127.0.0.1")
+        with UdpClient(d.port) as attacker:  # 127.0.0.1, the banned source
             attacker.send(options_to_server(d.port, attacker.local).data)
             assert not attacker.drain(1.0), "the banned source was answered"
-        with UdpClient(d.port) as phone:
+        with UdpClient(d.port, host="127.0.0.2") as phone:
+            phone.talk_to(d.port, "127.0.0.1")
             register_with_auth(phone, bystander)
 
 
