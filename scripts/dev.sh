@@ -33,7 +33,7 @@ readonly PACKAGES=(
   sip-tester python3 iproute2 procps ca-certificates util-linux git
   clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
   chromium nodejs npm
-  baresip-core
+  baresip-core sipvicious
 )
 readonly BUILD_JOBS="${BUILD_JOBS:-2}"
 readonly CTEST_PARALLEL="${CTEST_PARALLEL:-2}"

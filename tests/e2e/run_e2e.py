@@ -10,6 +10,7 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -21,11 +22,12 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from waypoint_e2e import (REPLY_TIMEOUT, Baresip, BrowserPhone, Daemon, Dialog, Skip, Sipp, TcpClient,  # noqa: E402
-                          TlsClient, TlsServer, UdpClient, WsClient, assert_options_ok, hostport,
+from waypoint_e2e import (REPLY_TIMEOUT, Baresip, BrowserPhone, Daemon, Dialog, DigestUser, Skip, Sipp,  # noqa: E402
+                          TcpClient, TlsClient, TlsServer, UdpClient, WsClient, assert_options_ok, authenticated,
+                          challenged, challenges, digest_response, free_port, ha1_hex, hostport,
                           ipv6_loopback_usable, make_ack, make_certificate, make_invite, make_register, make_request,
-                          make_response, make_test_ca, parse_message, parse_uri, remove_temp_dir,
-                          token)
+                          make_response, make_test_ca, parse_auth_params, parse_message, parse_uri, remove_temp_dir,
+                          token, udp_final)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -1826,10 +1828,13 @@ def test_baresip_tls_call(args):
         remove_temp_dir(work)
 
 
-def baresip_call(args, d, tls_port, cafile):
-    """alice calls bob, both baresip phones registered over TLS on tls_port; alice hangs up."""
-    with Baresip(args.baresip, "alice", tls_port, cafile) as alice, \
-            Baresip(args.baresip, "bob", tls_port, cafile) as bob:
+def baresip_call(args, d, tls_port, cafile, passwords=None):
+    """alice calls bob, both baresip phones registered over TLS on tls_port; alice hangs up.
+    passwords: {user: password} for a daemon that challenges them. Returns the INVITE and
+    the BYE bob got."""
+    passwords = passwords or {}
+    with Baresip(args.baresip, "alice", tls_port, cafile, password=passwords.get("alice")) as alice, \
+            Baresip(args.baresip, "bob", tls_port, cafile, password=passwords.get("bob")) as bob:
         for phone in (alice, bob):
             phone.expect(r"\{0/TLS/v4\} 200 OK \(\) \[1 binding\]")
         m = d.wait_metric("registrar_bindings", lambda v: v == 2)
@@ -1857,6 +1862,7 @@ def baresip_call(args, d, tls_port, cafile):
         assert m["tls_handshakes_completed"] == 2 and m["tls_handshakes_failed"] == 0, m
         assert m["tcp_connections_accepted"] == 2 and m["tcp_connections_opened"] == 0, m
         assert m["send_errors"] == 0 and m["transactions_transport_errors"] == 0, m
+        return invite, byes[0]
 
 
 # ---------------------------------------------------------------- wildcard listeners (issue 9)
@@ -1878,18 +1884,14 @@ def final_of(client, request):
     return final[0] if isinstance(final, tuple) else final
 
 
-def wildcard_call(d, caller, phone, user, name):
-    """caller calls the registered UDP phone; the INVITE's Via and Record-Route name
-    `name` (host:port); the phone answers, and an in-dialog BYE from the caller reaches
-    it from the address it registered to."""
-    invite = make_invite(f"sip:{user}@localhost", caller.local, caller.transport)
+def complete_call(caller, phone, user, invite):
+    """caller sends invite for the registered UDP phone, which answers 200 (its
+    Record-Route copied); the caller ACKs and hangs up within the dialog, and the phone
+    answers the BYE. Returns the INVITE and the BYE as the phone got them (UdpClient.recv:
+    from the address the phone talks to)."""
     caller.send(invite.data)
-    got = phone.next_request("INVITE")  # UdpClient.recv: from the address phone talks to
-    vias, rr = got.header_values("via"), got.header_values("record-route")
-    assert_names(vias[0], *name, "top Via at the phone")
-    assert rr and all(name[0] in v for v in rr), f"Record-Route {rr} does not name {name[0]}"
-    assert all("0.0.0.0" not in v and "[::]" not in v for v in vias + rr), (vias, rr)
-    phone.reply(got, 200, "OK", headers=tuple(("Record-Route", v) for v in rr) +
+    got = phone.next_request("INVITE")
+    phone.reply(got, 200, "OK", headers=tuple(("Record-Route", v) for v in got.header_values("record-route")) +
                 (("Contact", f"<sip:{user}@{hostport(*phone.local)}>"),))
     ok = final_of(caller, invite)
     assert ok.code == 200, ok
@@ -1899,10 +1901,23 @@ def wildcard_call(d, caller, phone, user, name):
     bye = dialog.request("BYE")
     caller.send(bye.data)
     got_bye = phone.next_request("BYE")
-    assert_names(got_bye.header_values("via")[0], *name, "top Via of the BYE at the phone")
     phone.reply(got_bye, 200, "OK")
     final = final_of(caller, bye)
     assert final.code == 200, final
+    return got, got_bye
+
+
+def wildcard_call(d, caller, phone, user, name):
+    """caller calls the registered UDP phone; the INVITE's Via and Record-Route name
+    `name` (host:port); the phone answers, and an in-dialog BYE from the caller reaches
+    it from the address it registered to."""
+    invite = make_invite(f"sip:{user}@localhost", caller.local, caller.transport)
+    got, got_bye = complete_call(caller, phone, user, invite)
+    vias, rr = got.header_values("via"), got.header_values("record-route")
+    assert_names(vias[0], *name, "top Via at the phone")
+    assert rr and all(name[0] in v for v in rr), f"Record-Route {rr} does not name {name[0]}"
+    assert all("0.0.0.0" not in v and "[::]" not in v for v in vias + rr), (vias, rr)
+    assert_names(got_bye.header_values("via")[0], *name, "top Via of the BYE at the phone")
     return rr
 
 
@@ -2058,6 +2073,377 @@ def test_flood_ban_ends(args):
         assert d.metrics()["flood_bans"] == 1
 
 
+# ---------------------------------------------------------------- digest authentication
+#
+# The users are DigestUsers (waypoint_e2e): a name, a password, the algorithm the phone
+# picks from the challenges, and the challenge it last took. The daemon's users file is
+# made from them; realm is the served domain, localhost.
+
+# Failed attempts in these tests are few and deliberate: no back-off should slow them.
+RELAXED_FAILURES = {"free": 10, "backoff": "100ms", "max_backoff": "200ms", "ban_after": 50, "ban_time": "15m"}
+
+
+def auth_daemon(args, *users, auth=None, **kw):
+    """A daemon that challenges (auth: its defaults, with the keys of auth over them, and
+    relaxed failure limits), whose users file holds users (DigestUsers or lines)."""
+    section = {"failures": RELAXED_FAILURES, **(auth or {})}
+    lines = [u.line() if isinstance(u, DigestUser) else u for u in users]
+    return Daemon(args.daemon, auth=section, users=lines, **kw)
+
+
+def register_builder(client, user, registrant=None, expires=None):
+    """build(headers, cseq) for authenticated(): REGISTERs of sip:user@localhost from
+    client, one Call-ID and From tag."""
+    call_id, tag = new_call_id(), token()
+    return lambda headers, cseq: make_register(user, client.local, call_id=call_id, cseq=cseq, headers=headers,
+                                               registrant=registrant, from_tag=tag, expires=expires)
+
+
+def invite_builder(client, caller, uri, headers=()):
+    """build(headers, cseq) for challenged(): INVITEs of uri From sip:caller@localhost
+    (one tag, one Call-ID), with headers before the credentials."""
+    call_id, from_ = new_call_id(), f"<sip:{caller}@localhost>;tag={token()}"
+    return lambda more, cseq: make_invite(uri, client.local, user=caller, call_id=call_id, cseq=cseq, from_=from_,
+                                          headers=tuple(headers) + tuple(more))
+
+
+def register_with_auth(client, who, **kw):
+    """who registers sip:who.user@localhost from client, answering the 401; returns (401, 200)."""
+    challenge, final, _ = authenticated(client, register_builder(client, who.user, **kw), who, expect=(401,))
+    assert final.code == 200, f"authenticated REGISTER of {who.user} got {final.code} {final.reason}"
+    return challenge, final
+
+
+def assert_challenge_set(response, header, algorithms, stale=False):
+    """response challenges with one header per algorithm, in that order, each exactly
+    `Digest realm="localhost", nonce="...", algorithm=A, qop="auth"` (opaque allowed), with
+    stale=true on each when stale."""
+    found = challenges(response)
+    assert [c["header"] for c in found] == [header] * len(algorithms), f"{response}: {found}"
+    assert [c.get("algorithm") for c in found] == list(algorithms), f"algorithms {[c['value'] for c in found]}"
+    for c in found:
+        assert c["realm"] == "localhost" and c["qop"] == "auth" and c["nonce"], c["value"]
+        assert (c.get("stale", "").lower() == "true") == stale, f"stale expected {stale}: {c['value']}"
+        assert re.match(r'Digest realm="localhost", nonce="[^"]+", (opaque="[^"]*", )?algorithm=[-\w]+, qop="auth"'
+                        r'(, stale=true)?$', c["value"]), c["value"]
+    return found
+
+
+def test_auth_digest_vectors(args):
+    """The harness's digest maths against RFC 7616 §3.9.1 (its HTTP example), MD5 and
+    SHA-256, and a challenge with a quoted comma and escape parsed as one."""
+    for algorithm, expected in (("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+                                ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1")):
+        ha1 = ha1_hex(algorithm, "Mufasa", "http-auth@example.org", "Circle of Life")
+        got = digest_response(algorithm, ha1, "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", "00000001",
+                              "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", "auth", "GET", "/dir/index.html")
+        assert got == expected, (algorithm, got)
+    scheme, params = parse_auth_params('Digest realm="a, b", nonce="x\\"y", algorithm=SHA-256, stale=true')
+    assert scheme == "Digest" and params == {"realm": "a, b", "nonce": 'x"y', "algorithm": "SHA-256",
+                                             "stale": "true"}, params
+
+
+def test_auth_sha256_client(args):
+    """Our phones register with SHA-256, the first of the challenges (SHA-256, then MD5),
+    and alice calls bob: INVITE challenged 407, answered, forwarded without her
+    credentials; the ACK and the BYE within the dialog are not challenged."""
+    alice, bob = DigestUser("alice", "alice-secret-1"), DigestUser("bob", "bob-secret-2")
+    with auth_daemon(args, alice, bob) as d, UdpClient(d.port) as phone, UdpClient(d.port) as caller:
+        challenge, ok = register_with_auth(phone, bob)
+        assert (challenge.code, challenge.reason) == (401, "Unauthorized"), challenge
+        assert_challenge_set(challenge, "www-authenticate", ["SHA-256", "MD5"])
+        assert not ok.header("www-authenticate"), ok.header("www-authenticate")
+
+        challenge, invite = challenged(caller, invite_builder(caller, "alice", "sip:bob@localhost"), alice, (407,))
+        assert (challenge.code, challenge.reason) == (407, "Proxy Authentication Required"), challenge
+        assert_challenge_set(challenge, "proxy-authenticate", ["SHA-256", "MD5"])
+        got, bye = complete_call(caller, phone, "bob", invite)
+        assert not got.header("proxy-authorization"), got.header("proxy-authorization")
+        m = d.metrics()
+        assert m["auth_challenges"] == 2 and m["auth_successes"] == 2 and m["auth_failures"] == 0, m
+
+
+def sipp_credentials(who, auth_uri):
+    """SIPp's [authentication] credentials: SIPp 3.6 writes the server's address as the
+    digest uri unless told the Request-URI (-auth_uri, without "sip:")."""
+    return ("-au", who.user, "-ap", who.password, "-auth_uri", auth_uri)
+
+
+def test_auth_sipp_md5(args):
+    """SIPp registers bob and calls him as alice, each answering the challenge with MD5.
+    SIPp 3.6.1 answers only the first challenge, and only MD5: the daemon offers MD5 alone."""
+    alice, bob = DigestUser("alice", "alice-secret-1", algorithm="MD5"), DigestUser("bob", "bob-secret-2",
+                                                                                     algorithm="MD5")
+    with auth_daemon(args, alice, bob, auth={"algorithms": ["MD5"]}) as d:
+        call_id = new_call_id()
+        callee = start_callee(args, d, "uas_register_auth_answer.xml", call_id,
+                              extra=sipp_credentials(bob, "localhost"))
+        caller = args.sipp.start("uac_call_auth.xml", "127.0.0.1", d.port, "u1", call_id=call_id, service="bob",
+                                 extra=sipp_credentials(alice, "bob@localhost"))
+        caller.wait()
+        callee.wait()
+        unauthorized = distinct(callee.received(code=401))
+        assert len(unauthorized) == 1, unauthorized
+        assert_challenge_set(unauthorized[0], "www-authenticate", ["MD5"])
+        required = distinct(caller.received(code=407))
+        assert len(required) == 1, required
+        assert_challenge_set(required[0], "proxy-authenticate", ["MD5"])
+        invite = received_once(callee, "INVITE", "callee")
+        assert not invite.header("proxy-authorization"), invite.header("proxy-authorization")
+        assert invite.cseq() == (2, "INVITE"), invite.cseq()
+        m = d.metrics()
+        assert m["auth_successes"] == 2 and m["auth_failures"] == 0, m
+        assert m["registrar_bindings"] == 1, m
+
+
+def test_auth_baresip_call(args):
+    """Two baresip phones register over TLS with passwords, and alice calls bob. baresip
+    1.0 (libre 1.1) gives up on a challenge set that holds any algorithm but MD5
+    ("Function not implemented"), even after an MD5 one: the daemon offers MD5 alone."""
+    Baresip.require(args.baresip)
+    alice, bob = DigestUser("alice", "alice-secret-1", algorithm="MD5"), DigestUser("bob", "bob-secret-2",
+                                                                                     algorithm="MD5")
+    work = tempfile.mkdtemp(prefix="waypoint-tls-")
+    try:
+        ca = make_test_ca(work)
+        crt, key = make_certificate(work, "server", ca, "IP:127.0.0.1")
+        with auth_daemon(args, alice, bob, auth={"algorithms": ["MD5"]}, listen=TLS_LISTEN,
+                         extra=f"tls: {{ certificate: {crt}, private_key: {key} }}") as d:
+            invite, bye = baresip_call(args, d, d.port + 1, ca[0], {"alice": alice.password, "bob": bob.password})
+            assert not invite.header("proxy-authorization"), invite.header("proxy-authorization")
+            m = d.metrics()
+            assert m["auth_successes"] >= 3 and m["auth_failures"] == 0, m  # two REGISTERs, the INVITE
+    finally:
+        remove_temp_dir(work)
+
+
+def answer_shape(response):
+    """What an answer gives away: status, reason, the set of header names, and each
+    challenge's parameters but the nonce (and opaque, random as well)."""
+    found = [{k: v for k, v in c.items() if k not in ("nonce", "opaque", "value")} for c in challenges(response)]
+    return response.code, response.reason, sorted({name for name, _ in response.headers}), found
+
+
+def test_auth_unknown_equals_wrong(args):
+    """An unknown user and a known one with a wrong password get the same answers, to
+    REGISTER and to INVITE, with and without credentials; and an INVITE from outside
+    (From in a domain not served) for a known and for an unknown local user as well.
+    Nothing tells a scanner which users exist."""
+    alice, bob = DigestUser("alice", "alice-secret-1"), DigestUser("bob", "bob-secret-2")
+    with auth_daemon(args, alice, bob) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_with_auth(phone, bob)  # the calls below go to a phone that is there
+
+        def shapes(user, password, build, expect):
+            who = DigestUser(user, password)
+            first, final, _ = authenticated(c, build, who, expect)
+            return answer_shape(first), answer_shape(final)
+
+        register = {name: shapes(name, "wrong-password", register_builder(c, name), (401,))
+                    for name in ("alice", "mallory")}
+        assert register["alice"] == register["mallory"], register
+        assert register["alice"][1][0] == 401, register
+        invite = {name: shapes(name, "wrong-password", invite_builder(c, name, "sip:bob@localhost"), (407,))
+                  for name in ("alice", "mallory")}
+        assert invite["alice"] == invite["mallory"], invite
+        assert invite["alice"][1][0] == 407, invite
+
+        outside = {}
+        for user in ("alice", "nobody"):
+            invite_out = make_invite(f"sip:{user}@localhost", c.local, from_=f"<sip:eve@example.invalid>;tag={token()}")
+            outside[user] = answer_shape(udp_final(c, invite_out))
+        assert outside["alice"] == outside["nobody"], outside
+        assert not phone.drain(0.2), "a call with wrong credentials reached bob"
+        m = d.metrics()
+        assert m["auth_failures"] == 4 and m["auth_successes"] == 1, m
+
+
+def test_auth_replayed_nonce(args):
+    """A nonce count used once is not taken again (a fresh challenge, not stale); a UDP
+    retransmission of the same request is absorbed by its transaction, not taken for a
+    replay; the next count on the same nonce is fine."""
+    alice = DigestUser("alice", "alice-secret-1")
+    with auth_daemon(args, alice) as d, UdpClient(d.port) as phone:
+        build = register_builder(phone, "alice")
+        _, ok, request = authenticated(phone, build, alice, expect=(401,))
+        assert ok.code == 200, ok
+        phone.send(request.data)  # a retransmission: the same bytes, the same branch
+        again, _ = phone.final_response(request)
+        assert again.code == 200, again
+        assert d.metrics()["auth_replays"] == 0, "a retransmission was taken for a replay"
+
+        replay = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost", nc=1),), 3))
+        assert (replay.code, replay.reason) == (401, "Unauthorized"), replay
+        fresh = assert_challenge_set(replay, "www-authenticate", ["SHA-256", "MD5"], stale=False)
+        assert alice.challenge["nonce"] not in [c["nonce"] for c in fresh], "the replayed nonce was offered again"
+
+        ok = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost", nc=2),), 4))
+        assert ok.code == 200, f"the next nonce count got {ok}"
+        m = d.metrics()
+        assert m["auth_replays"] == 1 and m["auth_successes"] == 2, m
+
+
+def test_auth_stale_nonce(args):
+    """A nonce past nonce_lifetime gets the challenge again with stale=true (the phone
+    retries without asking its user), and the retry with the new nonce succeeds."""
+    alice = DigestUser("alice", "alice-secret-1")
+    with auth_daemon(args, alice, auth={"nonce_lifetime": "2s"}) as d, UdpClient(d.port) as phone:
+        build = register_builder(phone, "alice")
+        _, ok, _ = authenticated(phone, build, alice, expect=(401,))
+        assert ok.code == 200, ok
+        time.sleep(3.2)  # bounded: the lifetime, and a second for a nonce made at a whole second
+        stale = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost"),), 3))
+        assert (stale.code, stale.reason) == (401, "Unauthorized"), stale
+        assert_challenge_set(stale, "www-authenticate", ["SHA-256", "MD5"], stale=True)
+        alice.take(stale)
+        ok = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost"),), 4))
+        assert ok.code == 200, f"the retry after stale=true got {ok}"
+        m = d.metrics()
+        assert m["auth_stale"] == 1 and m["auth_failures"] == 0, m
+
+
+def test_auth_from_spoofing(args):
+    """identity: strict. Authenticated as alice, a call From bob and a REGISTER of bob's
+    address are refused 403 (not forwarded, not bound); carol, whose users line has
+    register_for=sip:bob@localhost, may register bob's address."""
+    alice, bob, carol = (DigestUser("alice", "alice-secret-1"), DigestUser("bob", "bob-secret-2"),
+                         DigestUser("carol", "carol-secret-3"))
+    with auth_daemon(args, alice, bob, carol.line(register_for=["sip:bob@localhost"])) as d, \
+            UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_with_auth(phone, carol)
+
+        spoofed = invite_builder(c, "bob", "sip:carol@localhost")  # From bob ...
+        _, forbidden, _ = authenticated(c, spoofed, alice, expect=(407,))  # ... as alice
+        assert (forbidden.code, forbidden.reason) == (403, "Forbidden"), forbidden
+        assert not challenges(forbidden), forbidden.header("proxy-authenticate")
+        assert not phone.drain(0.3), "the INVITE with a spoofed From reached carol"
+
+        _, forbidden, _ = authenticated(c, register_builder(c, "bob", registrant="alice"), alice, expect=(401,))
+        assert (forbidden.code, forbidden.reason) == (403, "Forbidden"), forbidden
+        assert d.metrics()["registrar_bindings"] == 1, "alice registered bob's address"
+
+        _, ok, _ = authenticated(c, register_builder(c, "bob", registrant="carol"), carol, expect=(401,))
+        assert ok.code == 200, f"carol (register_for bob) got {ok}"
+        m = d.metrics()
+        assert m["registrar_bindings"] == 2 and m["proxy_identity_refused"] == 2, m
+
+
+def test_auth_credentials_removed(args):
+    """The Proxy-Authorization for our realm is taken out of the INVITE before it is
+    forwarded; one for another realm (a proxy further on) is passed on as it came."""
+    alice, bob = DigestUser("alice", "alice-secret-1"), DigestUser("bob", "bob-secret-2")
+    theirs = ('Digest username="alice", realm="other.example", nonce="b3RoZXI", uri="sip:bob@localhost", '
+              'response="' + "0" * 32 + '", algorithm=MD5')
+    with auth_daemon(args, alice, bob) as d, UdpClient(d.port) as phone, UdpClient(d.port) as caller:
+        register_with_auth(phone, bob)
+        build = invite_builder(caller, "alice", "sip:bob@localhost", headers=(("Proxy-Authorization", theirs),))
+        _, invite = challenged(caller, build, alice, (407,))
+        got, _ = complete_call(caller, phone, "bob", invite)
+        assert got.header("proxy-authorization") == [theirs], got.header("proxy-authorization")
+        assert not got.header("authorization"), got.header("authorization")
+        assert d.metrics()["auth_successes"] == 2
+
+
+def scanner(binary, what):
+    """The path of a SIPVicious tool (Debian package sipvicious); Skip without it."""
+    if shutil.which(binary) is None:
+        raise Skip(f"no {what} ({binary}; Debian package sipvicious)")
+    return binary
+
+
+def run_sipvicious(binary, target_port, *options, timeout=60):
+    """Runs svwar or svcrack against the daemon on 127.0.0.1 only, from a free port of its
+    own; returns its output (stdout and stderr). SIPVicious 0.3.3 ignores -b (it binds
+    every address), so its requests come from 127.0.0.1, the address it sends to."""
+    local = free_port(kinds=(socket.SOCK_DGRAM,))
+    cmd = [binary, *options, "-x", "127.0.0.1", "-P", str(local), f"udp://127.0.0.1:{target_port}"]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    output = p.stdout + p.stderr
+    assert "Traceback" not in output, f"{' '.join(cmd)} crashed:\n{output[-3000:]}"
+    return output
+
+
+def test_auth_svwar(args):
+    """svwar (SIPVicious) scans extensions 100-120 with REGISTER, INVITE and OPTIONS, with
+    and without --force, while 100, 105, 110 and 115 exist and 105 and 110 are
+    registered: it finds none, and no request reaches a registered phone."""
+    svwar = scanner(args.svwar, "svwar")
+    users = [DigestUser(str(n), f"secret-{n}") for n in (100, 105, 110, 115)]
+    # t1 100ms: the 407s svwar never ACKs (its ACK has a branch of its own) end within 6.4 s.
+    with auth_daemon(args, *users, timers={"t1": "100ms"}) as d, \
+            UdpClient(d.port) as phone105, UdpClient(d.port) as phone110:
+        register_with_auth(phone105, users[1])
+        register_with_auth(phone110, users[2])
+        for method in ("REGISTER", "INVITE", "OPTIONS"):
+            for force in ((), ("--force",)):
+                output = run_sipvicious(svwar, d.port, "-m", method, "-e", "100-120", "--domain", "localhost",
+                                        "--maximumtime", "5", *force)
+                assert "found nothing" in output and "exists" not in output, \
+                    f"svwar -m {method} {' '.join(force)} found something:\n{output[-3000:]}"
+        for phone in (phone105, phone110):
+            assert not phone.drain(0.2), "a scanner's request reached a registered phone"
+        m = d.metrics()
+        assert m["auth_successes"] == 2 and m["registrar_bindings"] == 2, m
+
+
+def test_auth_svcrack(args):
+    """svcrack (SIPVicious) guesses user 100's password from a dictionary with the right
+    one at line 40: after ban_after failures its source is banned (logged with the
+    address) and dropped unanswered, and the user locked, so the password is never found;
+    a phone on 127.0.0.2 still registers. svcrack 0.3.3 takes the first challenge and
+    knows MD5 only (SHA-256 makes it crash): the daemon offers MD5 first."""
+    svcrack = scanner(args.svcrack, "svcrack")
+    victim, bystander = DigestUser("100", "right-password-40", algorithm="MD5"), DigestUser("200", "other-secret")
+    failures = {"free": 5, "backoff": "100ms", "max_backoff": "400ms", "ban_after": 20, "ban_time": "15m"}
+    with auth_daemon(args, victim, bystander, auth={"algorithms": ["MD5", "SHA-256"], "failures": failures}) as d:
+        words = [f"guess-{i:02d}" for i in range(1, 61)]
+        words[39] = victim.password
+        dictionary = os.path.join(d.dir, "passwords.txt")
+        with open(dictionary, "w") as f:
+            f.write("\n".join(words) + "\n")
+        # -t 0.5, longer than max_backoff: svcrack sends its next guess when the last one
+        # is answered, so the guesses are checked in dictionary order. (Faster, it has
+        # many guesses waiting at once, answered 503 past 32, and which of them are
+        # checked before the ban is a matter of luck: at -t 0.05 it once found line 40.)
+        output = run_sipvicious(svcrack, d.port, "-u", victim.user, "-d", dictionary, "--domain", "localhost",
+                                "-t", "0.5", "--maximumtime", "3", timeout=120)
+        assert victim.password not in output, f"svcrack found the password:\n{output[-3000:]}"
+        m = d.wait_metric("auth_bans", lambda v: v >= 1)
+        # The source is banned, and user 100 locked as well (bans counts both).
+        assert m["auth_bans"] >= 1 and m["auth_failures"] >= 20, m
+        banned = d.log_lines(r"auth: 127\.0\.0\.1 banned for 900s after 20 failed attempts")
+        assert banned and "[warning]" in banned[0], f"no ban line at warning:\n{d.stderr()[-3000:]}"
+
+        with UdpClient(d.port) as attacker:  # 127.0.0.1, the banned source
+            attacker.send(options_to_server(d.port, attacker.local).data)
+            assert not attacker.drain(1.0), "the banned source was answered"
+        with UdpClient(d.port, host="127.0.0.2") as phone:
+            phone.talk_to(d.port, "127.0.0.1")
+            register_with_auth(phone, bystander)
+
+
+def test_auth_users_reload(args):
+    """SIGHUP re-reads the users file: a bad one is refused with the place and the reason
+    logged, and the users before it stay; a good one adds bob."""
+    alice, bob = DigestUser("alice", "alice-secret-1"), DigestUser("bob", "bob-secret-2")
+    with auth_daemon(args, alice) as d, UdpClient(d.port) as phone:
+        _, refused, _ = authenticated(phone, register_builder(phone, "bob"), bob, expect=(401,))
+        assert refused.code == 401, f"bob, not in the users file, got {refused}"
+
+        d.write_users([alice.line(), "bob localhost md5=not-hex"])
+        mark = d.log_mark()
+        d.reload(None)
+        why = d.wait_log(r"users\.txt:2", since=mark)
+        assert re.search(r"\[(warning|error)\]", why), f"no warning naming users.txt:2:\n{d.stderr(mark)[-2000:]}"
+        register_with_auth(phone, alice)
+        _, refused, _ = authenticated(phone, register_builder(phone, "bob"), bob, expect=(401,))
+        assert refused.code == 401, f"a bad users file was taken: bob got {refused}"
+
+        d.write_users([alice.line(), bob.line()])
+        d.reload(None)
+        register_with_auth(phone, bob)
+        register_with_auth(phone, alice)
+
+
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}
 
 
@@ -2069,6 +2455,8 @@ def main():
     parser.add_argument("--node", default="node", help="path to node (browser tests)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="path to Chromium (browser tests)")
     parser.add_argument("--baresip", default="baresip", help="path to baresip (softphone tests)")
+    parser.add_argument("--svwar", default="svwar", help="path to SIPVicious svwar (scanner tests)")
+    parser.add_argument("--svcrack", default="svcrack", help="path to SIPVicious svcrack (scanner tests)")
     parser.add_argument("--node-modules", help="tests/browser's npm ci (default: in the source tree)")
     parser.add_argument("--test", required=True, choices=sorted(TESTS))
     args = parser.parse_args()

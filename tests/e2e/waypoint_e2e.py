@@ -120,11 +120,16 @@ class Daemon:
     section starting with "routing:") or as a dict (written as JSON, which YAML reads).
     The text "${port}" anywhere in it becomes the daemon's port, so a rule can name the
     daemon itself as a next hop.
+
+    auth: the `auth:` section, as YAML text (its body) or a dict (written as JSON); None:
+    no section (no authentication). users: the lines of the users file, written to
+    users.txt beside the config, which the section names as users_file unless it names
+    another one.
     """
 
     def __init__(self, binary, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")), limits=None, timers=None,
                  domains=("localhost",), names=("localhost",), routing=None, registrar=None, log_level="debug",
-                 extra=None):
+                 extra=None, auth=None, users=None):
         self.binary = binary
         self.timers = {"t1": "500ms", "t2": "4s", "t4": "5s"}
         self.timers.update(timers or {})
@@ -138,12 +143,15 @@ class Daemon:
         self.registrar = dict(registrar or {})
         self.log_level = log_level
         self.extra = extra  # more top-level YAML (trusted:, security:, default_domain: ...)
+        self.auth = auth
+        self.users = users
         # mkdtemp, not TemporaryDirectory, whose finalizer would delete a kept directory.
         self.dir = tempfile.mkdtemp(prefix="waypoint-e2e-")
         self.config_path = os.path.join(self.dir, "waypoint.yaml")
         self.state_dir = os.path.join(self.dir, "state")  # kept across restart()
         self.metrics_path = os.path.join(self.dir, "metrics.prom")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.users_path = os.path.join(self.dir, "users.txt")
         self.proc = None
         self.port = None
         self.stopped = False
@@ -194,6 +202,8 @@ class Daemon:
         ]
         if self.extra:
             lines.append(self.extra.rstrip("\n"))
+        if self.auth is not None:
+            lines.append(_auth_yaml(self.auth, self.users is not None))
         if self.registrar:
             lines.append("registrar: { " + ", ".join(f"{k}: {v}" for k, v in self.registrar.items()) + " }")
         if routing is not None:
@@ -207,11 +217,15 @@ class Daemon:
             # A listen entry (transport, address, offset) binds port + offset.
             span = 1 + max((entry[2] for entry in self.listen if len(entry) > 2), default=0)
             self.port = free_port(hosts=tuple(hosts), span=span)
-        # Replace, not rewrite in place: the daemon never reads a half-written file.
-        tmp = self.config_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(self.config_text() if text is None else text)
-        os.replace(tmp, self.config_path)
+        if self.users is not None and not os.path.exists(self.users_path):
+            self.write_users(self.users)
+        _replace_file(self.config_path, self.config_text() if text is None else text)
+
+    def write_users(self, lines):
+        """Replaces the users file (lines, or a text written as it is); the daemon reads
+        it at start and on SIGHUP."""
+        self.users = lines
+        _replace_file(self.users_path, lines if isinstance(lines, str) else "".join(l + "\n" for l in lines))
 
     def start(self):
         # Another process may grab our "free" port before the daemon binds it; then the
@@ -389,6 +403,28 @@ class Daemon:
             time.sleep(0.05)
 
 
+def _replace_file(path, text):
+    # Replace, not rewrite in place: the daemon never reads a half-written file.
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _auth_yaml(auth, with_users):
+    """The auth: section; users_file: users.txt (beside the config) added when the test
+    gave users and the section names no file."""
+    if isinstance(auth, dict):
+        section = dict(auth)
+        if with_users:
+            section.setdefault("users_file", "users.txt")
+        return "auth: " + json.dumps(section)
+    body = auth.strip("\n")
+    if with_users and "users_file" not in body:
+        body = "users_file: users.txt\n" + body
+    return "auth:\n" + "\n".join("  " + line for line in body.splitlines())
+
+
 def _routing_yaml(routing):
     if isinstance(routing, dict):
         return "routing: " + json.dumps(routing)
@@ -468,9 +504,11 @@ def make_invite(uri, local, transport="UDP", *, user="alice", **kw):
 
 
 def make_register(user, local, transport="UDP", *, domain="localhost", contacts=None, expires=None,
-                  call_id=None, cseq=1, headers=()):
+                  call_id=None, cseq=1, headers=(), registrant=None, from_tag=None):
     """REGISTER for sip:user@domain. contacts: Contact values (e.g. "*" or "<sip:..>;q=0.5");
-    by default one contact naming our own socket. expires: the Expires header, if any."""
+    by default one contact naming our own socket. expires: the Expires header, if any.
+    registrant: the user in From, when another one registers user's address (third-party
+    registration); from_tag: its tag (default a new one)."""
     if contacts is None:
         contacts = [f"<sip:{user}@{hostport(*local)}" + (";transport=tcp" if transport == "TCP" else "") + ">"]
     aor = f"<sip:{user}@{domain}>"
@@ -478,8 +516,8 @@ def make_register(user, local, transport="UDP", *, domain="localhost", contacts=
     if expires is not None:
         fields += (("Expires", str(expires)),)
     return make_request("REGISTER", f"sip:{domain}", local, transport, to=aor,
-                        from_=f"{aor};tag={token()}", call_id=call_id, cseq=cseq,
-                        headers=fields + tuple(headers))
+                        from_=f"<sip:{registrant or user}@{domain}>;tag={from_tag or token()}", call_id=call_id,
+                        cseq=cseq, headers=fields + tuple(headers))
 
 
 def make_ack(invite, final):
@@ -638,6 +676,147 @@ def assert_options_ok(response):
     for name in ("allow", "accept", "supported"):
         assert response.header(name), f"200 to OPTIONS lacks {name}:\n{response.raw.decode(errors='replace')}"
     assert "OPTIONS" in ",".join(response.header("allow")), f"Allow does not list OPTIONS: {response.header('allow')}"
+
+
+# ---------------------------------------------------------------- digest authentication
+#
+# HTTP Digest as SIP uses it (RFC 3261 §22.4, RFC 7616, RFC 8760), computed here with
+# hashlib so the tests check the daemon against an implementation of their own.
+
+DIGEST_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+
+
+def digest_hex(algorithm, text):
+    """Lower-case hex of H(text) for "MD5" or "SHA-256" (any case)."""
+    return DIGEST_HASHES[algorithm.upper()](text.encode()).hexdigest()
+
+
+def ha1_hex(algorithm, user, realm, password):
+    """HA1 = H(user:realm:password) (RFC 7616 §3.4.2)."""
+    return digest_hex(algorithm, f"{user}:{realm}:{password}")
+
+
+def users_line(user, realm, password, register_for=()):
+    """A line of the users file, as `waypointd --hash-password USER REALM` prints it."""
+    line = f"{user} {realm} md5={ha1_hex('MD5', user, realm, password)} " \
+           f"sha-256={ha1_hex('SHA-256', user, realm, password)}"
+    return line + (" register_for=" + ",".join(register_for) if register_for else "")
+
+
+def parse_auth_params(value):
+    """`Digest a="x", b=y` → ("Digest", {"a": "x", "b": "y"}): names lower-case, quotes
+    (and backslash escapes) removed, in the order given."""
+    scheme, _, rest = value.strip().partition(" ")
+    params = {}
+    for m in re.finditer(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*(?:,|$)', rest):
+        raw = m.group(2)
+        params[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+    return scheme, params
+
+
+def challenges(response):
+    """The Digest challenges of a 401 or 407, in order: dicts of their parameters, with
+    "header" (www-authenticate / proxy-authenticate) and "value" (the whole text)."""
+    found = []
+    for name in ("www-authenticate", "proxy-authenticate"):
+        for value in response.header(name):
+            scheme, params = parse_auth_params(value)
+            assert scheme.lower() == "digest", f"{name}: {value!r} is not a Digest challenge"
+            found.append({**params, "header": name, "value": value})
+    return found
+
+
+def challenge_for(response, algorithm):
+    """The challenge of that algorithm (an absent algorithm means MD5); fails if none."""
+    offered = challenges(response)
+    for c in offered:
+        if c.get("algorithm", "MD5").upper() == algorithm.upper():
+            return c
+    raise AssertionError(f"{response} offers no {algorithm} challenge: {[c['value'] for c in offered]}")
+
+
+def digest_response(algorithm, ha1, nonce, nc, cnonce, qop, method, uri):
+    """response = KD(HA1, nonce:nc:cnonce:qop:HA2), HA2 = H(method:uri) (RFC 7616 §3.4.1)."""
+    ha2 = digest_hex(algorithm, f"{method}:{uri}")
+    return digest_hex(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+
+
+def credentials(challenge, user, password, method, uri, nc=1, cnonce=None, realm=None):
+    """The Authorization / Proxy-Authorization value answering challenge (qop=auth) as
+    user with password; nc is a number, written as 8 hex digits. realm: claim another
+    realm than the challenge's (the password still hashed with it)."""
+    algorithm = challenge.get("algorithm", "MD5")
+    realm = challenge["realm"] if realm is None else realm
+    cnonce = cnonce or token()
+    nc_text = f"{nc:08x}"
+    response = digest_response(algorithm, ha1_hex(algorithm, user, realm, password), challenge["nonce"], nc_text,
+                               cnonce, "auth", method, uri)
+    value = (f'Digest username="{user}", realm="{realm}", nonce="{challenge["nonce"]}", uri="{uri}", '
+             f'response="{response}", algorithm={algorithm}, cnonce="{cnonce}", qop=auth, nc={nc_text}')
+    if "opaque" in challenge:
+        value += f', opaque="{challenge["opaque"]}"'
+    return value
+
+
+def authorization_header(challenge):
+    """The header that answers a challenge: Authorization for a 401's, Proxy-Authorization
+    for a 407's."""
+    return "Authorization" if challenge["header"] == "www-authenticate" else "Proxy-Authorization"
+
+
+class DigestUser:
+    """A user of the users file, with what a phone keeps to answer challenges: the last
+    challenge taken (its nonce can be reused with a higher nonce count)."""
+
+    def __init__(self, user, password, realm="localhost", algorithm="SHA-256"):
+        self.user, self.password, self.realm, self.algorithm = user, password, realm, algorithm
+        self.challenge = None
+        self.nc = 0
+
+    def line(self, register_for=()):
+        return users_line(self.user, self.realm, self.password, register_for)
+
+    def take(self, response):
+        """Keeps response's challenge of our algorithm; the nonce count starts again."""
+        self.challenge = challenge_for(response, self.algorithm)
+        self.nc = 0
+
+    def answer(self, method, uri, nc=None, password=None):
+        """(header name, value) answering the kept challenge; nc: the count to send
+        (default: one more than the last)."""
+        self.nc = self.nc + 1 if nc is None else nc
+        value = credentials(self.challenge, self.user, self.password if password is None else password, method,
+                            uri, self.nc)
+        return authorization_header(self.challenge), value
+
+
+def challenged(client, build, who, expect=(401, 407), password=None):
+    """The first half of an authenticated request over a UdpClient: build(headers, cseq)
+    makes the request (the same Call-ID and From tag each time), sent here without
+    credentials; its 401 or 407 (one of expect; ACKed for an INVITE) is kept by who, and
+    the request that answers its challenge (the next CSeq) is made but not sent.
+    Returns (the challenge response, that request)."""
+    first = build((), 1)
+    challenge = udp_final(client, first)
+    assert challenge.code in expect, f"{first.method} without credentials: expected one of {expect}, got {challenge}"
+    who.take(challenge)
+    return challenge, build((who.answer(first.method, first.uri, password=password),), 2)
+
+
+def authenticated(client, build, who, expect=(401, 407), password=None):
+    """challenged(), then the authenticated request sent: returns (the challenge
+    response, the final response to the authenticated request, that request)."""
+    challenge, second = challenged(client, build, who, expect, password)
+    return challenge, udp_final(client, second), second
+
+
+def udp_final(client, request, timeout=REPLY_TIMEOUT):
+    """Sends request, returns its final response; a non-2xx to an INVITE is ACKed."""
+    client.send(request.data)
+    final, _ = client.final_response(request, timeout)
+    if request.method == "INVITE" and final.code >= 300:
+        client.send(make_ack(request, final).data)
+    return final
 
 
 # ---------------------------------------------------------------- clients
@@ -1294,7 +1473,8 @@ class Baresip:
         if shutil.which(binary) is None:
             raise Skip(f"no baresip ({binary}; Debian package baresip-core)")
 
-    def __init__(self, binary, user, proxy_port, cafile, domain="localhost"):
+    def __init__(self, binary, user, proxy_port, cafile, domain="localhost", password=None):
+        """password: the account's auth_pass, for a server that challenges it."""
         self.require(binary)
         self.user = user
         self.dir = tempfile.mkdtemp(prefix=f"waypoint-baresip-{user}-")
@@ -1304,7 +1484,7 @@ class Baresip:
         self._write_config(cafile)
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write(f'<sip:{user}@{domain};transport=tls>;outbound="sip:127.0.0.1:{proxy_port};transport=tls"'
-                    ";regint=300;answermode=auto\n")
+                    ";regint=300;answermode=auto" + (f";auth_pass={password}" if password else "") + "\n")
         # stdbuf: baresip's stdout into a file is block-buffered, and a line could wait there.
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(["stdbuf", "-oL", binary, "-s", "-f", self.dir], stdin=subprocess.PIPE,
