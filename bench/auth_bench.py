@@ -38,15 +38,15 @@ def cpu_seconds(pid):
 
 
 def write_users(directory, count):
-    """users.txt for the daemon, users.csv for SIPp: u0..uN-1, password p<i>."""
-    users = os.path.join(directory, "users.txt")
+    """The users file's lines for the daemon and users.csv for SIPp: u0..uN-1, password p<i>."""
+    users = []
     csv = os.path.join(directory, "users.csv")
-    with open(users, "w") as u, open(csv, "w") as c:
+    with open(csv, "w") as c:
         c.write("SEQUENTIAL\n")
         for i in range(count):
             line = f"u{i}:{DOMAIN}:p{i}".encode()
-            u.write(f"u{i} {DOMAIN} md5={hashlib.md5(line).hexdigest()} "
-                    f"sha-256={hashlib.sha256(line).hexdigest()}\n")
+            users.append(f"u{i} {DOMAIN} md5={hashlib.md5(line).hexdigest()} "
+                         f"sha-256={hashlib.sha256(line).hexdigest()}")
             c.write(f"u{i};p{i}\n")
     return users, csv
 
@@ -68,10 +68,13 @@ def one_run(args, with_auth, rate):
     count = rate * args.seconds
     with tempfile.TemporaryDirectory(prefix="waypoint-auth-bench-") as tmp:
         users, csv = write_users(tmp, min(count, args.users))
-        auth = {"users_file": users, "algorithms": ["MD5"]} if with_auth else None
+        # SIPp answers MD5 challenges only, and only the first one.
+        auth = {"algorithms": ["MD5"]} if with_auth else None
         daemon = Daemon(args.daemon, listen=(("udp", "127.0.0.1"),), domains=[DOMAIN],
-                        log_level="warning", flood={"rate": 1000000, "burst": 2000000},
-                        limits={"udp_receive_buffer": 4194304}, auth=auth)
+                        names=[DOMAIN, "127.0.0.1"], log_level="warning",
+                        extra="flood: { rate: 1000000, burst: 2000000 }\n",
+                        limits={"udp_receive_buffer": 4194304}, auth=auth,
+                        users=users if with_auth else None)
         with daemon:
             before = cpu_seconds(daemon.proc.pid)
             p = run_sipp(args.sipp, DIGEST if with_auth else PLAIN, csv, daemon.port, rate,
