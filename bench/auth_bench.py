@@ -47,7 +47,7 @@ def write_users(directory, count):
             line = f"u{i}:{DOMAIN}:p{i}".encode()
             users.append(f"u{i} {DOMAIN} md5={hashlib.md5(line).hexdigest()} "
                          f"sha-256={hashlib.sha256(line).hexdigest()}")
-            c.write(f"u{i};p{i}\n")
+            c.write(f"u{i};[authentication username=u{i} password=p{i}]\n")
     return users, csv
 
 
@@ -71,7 +71,7 @@ def one_run(args, with_auth, rate):
         # SIPp answers MD5 challenges only, and only the first one.
         auth = {"algorithms": ["MD5"]} if with_auth else None
         daemon = Daemon(args.daemon, listen=(("udp", "127.0.0.1"),), domains=[DOMAIN],
-                        names=[DOMAIN, "127.0.0.1"], log_level="warning",
+                        names=[DOMAIN, "127.0.0.1"], log_level="info",
                         extra="flood: { rate: 1000000, burst: 2000000 }\n",
                         limits={"udp_receive_buffer": 4194304}, auth=auth,
                         users=users if with_auth else None)
@@ -81,7 +81,7 @@ def one_run(args, with_auth, rate):
                          count, args.seconds * 4 + 10)
             used = cpu_seconds(daemon.proc.pid) - before
             metrics = daemon.metrics()
-    successes = int(metrics.get("waypoint_registrar_registers_accepted", 0))
+    successes = int(metrics.get("registrar_registers_accepted", 0))
     failed = count - successes
     return {"rate": rate, "count": count, "ok": successes, "failed": failed,
             "cpu_per_1000": 1000 * used / max(successes, 1), "sipp_rc": p.returncode}
