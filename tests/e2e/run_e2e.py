@@ -2282,6 +2282,26 @@ def test_auth_replayed_nonce(args):
         assert m["auth_replays"] == 1 and m["auth_successes"] == 2, m
 
 
+def test_auth_nonce_survives_restart(args):
+    """Nonces are signed, not stored: one given out before a restart is taken after it (the
+    secret is kept in state_dir), and a second instance whose security.auth_secret is the
+    same secret takes the first one's nonces too."""
+    alice = DigestUser("alice", "alice-secret-1")
+    with auth_daemon(args, alice) as d, UdpClient(d.port) as phone:
+        build = register_builder(phone, "alice")
+        _, answer = challenged(phone, build, alice, expect=(401,))
+        d.restart()
+        ok = udp_final(phone, answer)
+        assert ok.code == 200, f"a nonce from before the restart got {ok}"
+        with open(os.path.join(d.state_dir, "auth-secret")) as f:
+            secret = f.read().strip()
+        with auth_daemon(args, alice, extra=f"security: {{ auth_secret: \"{secret}\" }}\n") as other:
+            phone.talk_to(other.port)
+            ok = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost"),), 3))
+            assert ok.code == 200, f"the other instance refused the first one's nonce: {ok}"
+            assert other.metrics()["auth_challenges"] == 0, "the other instance challenged again"
+
+
 def test_auth_stale_nonce(args):
     """A nonce past nonce_lifetime gets the challenge again with stale=true (the phone
     retries without asking its user), and the retry with the new nonce succeeds."""
