@@ -2302,6 +2302,32 @@ def test_auth_nonce_survives_restart(args):
             assert other.metrics()["auth_challenges"] == 0, "the other instance challenged again"
 
 
+def test_auth_exemptions(args):
+    """Who is not challenged, and what a rule may add: a source in trusted: (a gateway)
+    calls as a local user without credentials; a rule with authenticate: false lets
+    MESSAGE through unchallenged; one with authenticate: true challenges a SUBSCRIBE even
+    from a foreign domain. Everything else from a local user is still challenged."""
+    alice = DigestUser("alice", "alice-secret-1")
+    rules = {"rules": [
+        {"name": "messages", "match": {"method": "MESSAGE"}, "location": {}, "authenticate": False},
+        {"name": "presence", "match": {"method": "SUBSCRIBE"}, "location": {}, "authenticate": True},
+        {"match": {"host": "localhost"}, "location": {}}]}
+    with auth_daemon(args, alice, extra='trusted: ["127.0.0.2"]\n', routing=rules) as d, \
+            UdpClient(d.port) as phone, UdpClient(d.port, host="127.0.0.2") as gateway:
+        gateway.talk_to(d.port, "127.0.0.1")
+        from_alice = "<sip:alice@localhost>;tag=" + token()
+        got = udp_final(gateway, make_invite("sip:bob@localhost", gateway.local, from_=from_alice))
+        assert got.code == 480, f"a trusted source was answered {got}"
+        got = udp_final(phone, make_request("MESSAGE", "sip:bob@localhost", phone.local, from_=from_alice))
+        assert got.code == 480, f"a MESSAGE under authenticate: false got {got}"
+        foreign = "<sip:carol@atlanta.example>;tag=" + token()
+        got = udp_final(phone, make_request("SUBSCRIBE", "sip:bob@localhost", phone.local, from_=foreign))
+        assert got.code == 407, f"a SUBSCRIBE under authenticate: true got {got}"
+        got = udp_final(phone, make_invite("sip:bob@localhost", phone.local, from_=from_alice))
+        assert got.code == 407, f"an INVITE from a local user, untrusted source, got {got}"
+        assert d.metrics()["auth_challenges"] == 2, d.metrics()
+
+
 def test_auth_stale_nonce(args):
     """A nonce past nonce_lifetime gets the challenge again with stale=true (the phone
     retries without asking its user), and the retry with the new nonce succeeds."""
