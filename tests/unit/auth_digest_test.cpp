@@ -131,7 +131,7 @@ TEST(DigestCredentialsTest, RefusesGarbage) {
 
 TEST(DigestCredentialsTest, RefusesTooManyParameters) {
   std::string many = kValid;
-  for (int i = 0; i < 40; ++i) many += ", p" + std::to_string(i) + "=1";
+  for (int i = 0; i < 40; ++i) many.append(", p").append(std::to_string(i)).append("=1");
   EXPECT_FALSE(parseCredentials(many));
 }
 

@@ -131,14 +131,15 @@ TEST(FailureLimiterTest, BannedKeysOutliveAFloodOfOtherKeys) {
   s.maxKeys = 100;
   FailureLimiter limiter(s);
   failMany(limiter, "victim@example.com", 20, kStart);
-  for (int i = 0; i < 10000; ++i) limiter.failed("user" + std::to_string(i), kStart);
+  for (int i = 0; i < 10000; ++i)
+    limiter.failed(std::string("user").append(std::to_string(i)), kStart);
   EXPECT_LE(limiter.size(), 100u);
   EXPECT_TRUE(limiter.state("victim@example.com", kStart + seconds(1)).banned);
 }
 
 TEST(FailureLimiterTest, ReloadWithFewerKeysEvicts) {
   FailureLimiter limiter(defaults());
-  for (int i = 0; i < 50; ++i) limiter.failed("k" + std::to_string(i), kStart);
+  for (int i = 0; i < 50; ++i) limiter.failed(std::string("k").append(std::to_string(i)), kStart);
   FailureSettings s = defaults();
   s.maxKeys = 5;
   limiter.setSettings(s);

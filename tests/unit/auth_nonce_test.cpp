@@ -164,7 +164,8 @@ TEST(NonceCountsTest, StaysWithinItsCapacity) {
   NonceCounts counts(16);
   for (int i = 0; i < 100; ++i) {
     const WallTime issued = kT0 + seconds(i);
-    EXPECT_EQ(counts.use("n" + std::to_string(i), 1, issued, issued + seconds(300), issued),
+    EXPECT_EQ(counts.use(std::string("n").append(std::to_string(i)), 1, issued,
+                         issued + seconds(300), issued),
               NonceCounts::Use::fresh);
     EXPECT_LE(counts.size(), 16u);
   }
