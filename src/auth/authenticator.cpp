@@ -95,7 +95,7 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
   }
   if (!offered || !count || credentials->qop != "auth" || credentials->cnonce.empty() ||
       nonce.check != NonceCodec::Check::valid || banned) {
-    done(failure(attempt, userKey, now));
+    done(failure(attempt, sourceKey, userKey, now));
     return;
   }
   std::weak_ptr<bool> alive = alive_;
@@ -103,16 +103,16 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
   store_->lookup(
       attempt.realm, username,
       [this, alive, attempt, credentials = std::move(*credentials), algorithm = *algorithm,
-       count = *count, issued = nonce.issued, userKey, now,
+       count = *count, issued = nonce.issued, sourceKey, userKey, now,
        done = std::move(done)](std::optional<UserRecord> user) {
         if (alive.expired()) return;
-        const std::string& ha1 = user ? user->ha1For(algorithm) : placeholderHa1(algorithm);
-        const bool usable = user && !ha1.empty();
+        const std::string* ha1 = user ? &user->ha1For(algorithm) : nullptr;
+        const bool usable = ha1 != nullptr && !ha1->empty();
         const std::string expected = expectedResponse(
-            algorithm, usable ? ha1 : placeholderHa1(algorithm), credentials, attempt.method);
+            algorithm, usable ? *ha1 : placeholderHa1(algorithm), credentials, attempt.method);
         const bool matches = equalInConstantTime(expected, lowerCase(credentials.response));
         if (!usable || !matches) {
-          done(failure(attempt, userKey, now));
+          done(failure(attempt, sourceKey, userKey, now));
           return;
         }
         const auto expires = issued + nonces_.lifetime();
@@ -120,7 +120,7 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
           case NonceCounts::Use::replayed:
             ++counters_.replays;
             spdlog::info("auth: {} from {}: nonce count {} used before, challenged again", userKey,
-                         attempt.source.to_string(), credentials.nc);
+                         sourceKey, credentials.nc);
             done(challenge(attempt, false));
             return;
           case NonceCounts::Use::stale:
@@ -131,7 +131,7 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
             break;
         }
         ++counters_.successes;
-        failures_.succeeded(attempt.source.to_string());
+        failures_.succeeded(sourceKey);
         failures_.succeeded(userKey);
         AuthVerdict verdict;
         verdict.kind = AuthVerdict::Kind::authenticated;
@@ -140,10 +140,9 @@ void Authenticator::check(const AuthAttempt& attempt, SteadyTime now, Done done)
       });
 }
 
-AuthVerdict Authenticator::failure(const AuthAttempt& attempt, std::string_view userKey,
-                                   SteadyTime now) {
+AuthVerdict Authenticator::failure(const AuthAttempt& attempt, const std::string& source,
+                                   std::string_view userKey, SteadyTime now) {
   ++counters_.failures;
-  const std::string source = attempt.source.to_string();
   const FailureLimiter::Outcome bySource = failures_.failed(source, now);
   const FailureLimiter::Outcome byUser = failures_.failed(userKey, now);
   const auto banTime = settings_.failures.banTime;

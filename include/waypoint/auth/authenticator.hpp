@@ -97,7 +97,9 @@ class Authenticator {
   const AuthCounters& counters() const { return counters_; }
 
  private:
-  AuthVerdict failure(const AuthAttempt& attempt, std::string_view userKey, SteadyTime now);
+  // `source` is the attempt's address as text, the failure limiter's key for it.
+  AuthVerdict failure(const AuthAttempt& attempt, const std::string& source,
+                      std::string_view userKey, SteadyTime now);
 
   UserStore* store_;
   NonceCodec nonces_;
