@@ -29,7 +29,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly PACKAGES=(
   g++ cmake make pkg-config
   libsofia-sip-ua-dev libboost-dev libssl-dev libspdlog-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libsystemd-dev
+  libgtest-dev libgmock-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev
+  systemd dpkg-dev
   sip-tester python3 iproute2 procps ca-certificates util-linux git
   clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
   chromium nodejs npm
