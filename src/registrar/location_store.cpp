@@ -64,6 +64,11 @@ std::size_t InMemoryLocationStore::expire(TimePoint now) {
   return removed;
 }
 
+void InMemoryLocationStore::forEach(
+    const std::function<void(std::string_view aor, const std::vector<Binding>&)>& visit) const {
+  for (const auto& [aor, bindings] : aors_) visit(aor, bindings);
+}
+
 bool InMemoryLocationStore::known(std::string_view aor) const {
   const std::string key(aor);
   return aors_.count(key) != 0 || former_.count(key) != 0;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,22 @@ TEST(LocationStoreTest, LookupReturnsTheBindingsLastReplaced) {
   store.replace("sip:alice@localhost", {binding("sip:alice@172.16.0.9", 300)});
   EXPECT_EQ(contactsOf(store.lookup("sip:alice@localhost")),
             std::vector<std::string>{"sip:alice@172.16.0.9"});
+}
+
+TEST(LocationStoreTest, ForEachVisitsEveryAorWithItsBindingsOnce) {
+  InMemoryLocationStore store;
+  store.replace("sip:alice@example.com", {binding("sip:a1@192.0.2.1", 60)});
+  store.replace("sip:bob@example.com",
+                {binding("sip:b1@192.0.2.2", 60), binding("sip:b2@192.0.2.3", 60)});
+  store.replace("sip:gone@example.com", {});
+  std::map<std::string, std::vector<std::string>> seen;
+  store.forEach([&](std::string_view aor, const std::vector<Binding>& bindings) {
+    EXPECT_TRUE(seen.emplace(std::string(aor), contactsOf(bindings)).second);
+  });
+  const std::map<std::string, std::vector<std::string>> expected{
+      {"sip:alice@example.com", {"sip:a1@192.0.2.1"}},
+      {"sip:bob@example.com", {"sip:b1@192.0.2.2", "sip:b2@192.0.2.3"}}};
+  EXPECT_EQ(seen, expected);
 }
 
 TEST(LocationStoreTest, LookupOfUnknownAorIsEmpty) {

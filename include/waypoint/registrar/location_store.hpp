@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <queue>
 #include <string>
@@ -47,6 +48,10 @@ class LocationStore {
   virtual bool known(std::string_view aor) const = 0;
   virtual std::size_t aorCount() const = 0;
   virtual std::size_t bindingCount() const = 0;
+  // Every AOR with live bindings, in no particular order (for `waypointctl bindings` and a
+  // persistent store's snapshot). The visitor must not change the store.
+  virtual void forEach(const std::function<void(std::string_view aor, const std::vector<Binding>&)>&
+                           visit) const = 0;
 };
 
 class InMemoryLocationStore final : public LocationStore {
@@ -58,6 +63,8 @@ class InMemoryLocationStore final : public LocationStore {
   bool known(std::string_view aor) const override;
   std::size_t aorCount() const override { return aors_.size(); }
   std::size_t bindingCount() const override { return bindings_; }
+  void forEach(const std::function<void(std::string_view aor, const std::vector<Binding>&)>& visit)
+      const override;
 
  private:
   struct Expiry {
