@@ -285,7 +285,9 @@ int runDaemon(const Config& config) {
                       proxyCore->transactions().counters(), registrar, proxyCore->counters()) +
         renderFloodMetrics(guard.counters());
     if (authenticator) text += renderAuthMetrics(authenticator->counters(), users->size());
-    if (!config.metrics.file.empty()) writeMetricsFile(config.metrics.file, text);
+    // An empty text means the file could not be written (writeMetricsFile logged why).
+    if (!config.metrics.file.empty() && !writeMetricsFile(config.metrics.file, text))
+      return std::string();
     return text;
   };
 
@@ -318,6 +320,7 @@ int runDaemon(const Config& config) {
       if (ec) return;
       if (signal == SIGUSR1) {
         const std::string text = writeMetrics();
+        if (text.empty()) return waitControl();
         spdlog::info("metrics written{}{}", config.metrics.file.empty() ? "" : " to ",
                      config.metrics.file);
         spdlog::debug("metrics:\n{}", text);

@@ -49,6 +49,12 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
   // with no INVITE here (it went through before a restart) is passed on like any request,
   // so the next hop's answer reaches the caller.
   if (request.method() == "CANCEL" && handleCancel(server, request)) return;
+  if (draining_) {
+    ++counters_.drainRefused;
+    responder_.respond(layer_, server, request, 503, "Service Unavailable",
+                       {"Retry-After: " + std::to_string(retryAfter_.count())});
+    return;
+  }
   std::string loopKey = loopKeyOf(request);
   if (const auto refusal = checkRequest(request, loopKey, identity_, counters_)) {
     responder_.respond(layer_, server, request, refusal->status, refusal->reason, refusal->headers);
@@ -291,6 +297,19 @@ void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
     return;
   }
   forwarder_.forwardAck(ack, routed.groups.front().front());
+}
+
+// ---------------------------------------------------------------- graceful stop
+
+void Proxy::startDrain(std::chrono::seconds retryAfter) {
+  draining_ = true;
+  retryAfter_ = retryAfter;
+}
+
+bool Proxy::drained() const {
+  const transaction::TransactionCounters& live = layer_.counters();
+  return live.liveServerTransactions == 0 && live.liveClientTransactions == 0 &&
+         forwarder_.liveContexts() == 0 && waiting_.empty();
 }
 
 // ---------------------------------------------------------------- timers

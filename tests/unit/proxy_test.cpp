@@ -251,6 +251,28 @@ TEST_F(ProxyTest, ResponsesComeBackWithoutOurViaAnd2xxIsForwardedAtOnce) {
   EXPECT_EQ(proxy->counters().liveContexts, 0u);
 }
 
+TEST_F(ProxyTest, DrainLetsALiveCallFinishAndRefusesNewRequestsWith503RetryAfter) {
+  registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
+  receive(requestText(invite()), udpSource());
+  const auto forwarded = sent("INVITE ").at(0);
+  proxy->startDrain(std::chrono::seconds(30));
+  RequestSpec second = invite();
+  second.branch = "z9hG4bKdrain2";
+  second.callId = "drain2@alice";
+  receive(requestText(second), udpSource());
+  const sip::Message refused = parse(sentTo("SIP/2.0 503", "192.0.2.10").at(0).bytes);
+  EXPECT_EQ(refused.headerValues("Retry-After"), std::vector<std::string>{"30"});
+  EXPECT_EQ(proxy->counters().drainRefused, 1u);
+  EXPECT_EQ(sent("INVITE ").size(), 1u);  // the new one went nowhere
+  EXPECT_FALSE(proxy->drained());
+  answer(forwarded, 200, "OK", bob1);
+  EXPECT_EQ(sentTo("SIP/2.0 200", "192.0.2.10").size(), 1u);
+  Duration waited{0};
+  for (; !proxy->drained() && waited < 60s; waited += 10ms) advance(10ms);
+  EXPECT_TRUE(proxy->drained());
+  EXPECT_LE(waited, 32s);  // the transactions' linger timers (64*T1 at most)
+}
+
 TEST_F(ProxyTest, ResponseWithoutTheCallersViaIsNotForwarded) {
   registerContact("bob", "sip:bob@192.168.1.20:5060", bob1);
   receive(requestText(invite()), udpSource());

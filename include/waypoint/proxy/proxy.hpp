@@ -76,6 +76,14 @@ class Proxy final : public transaction::TransactionUser {
   const routing::RuleSet& rules() const { return router_.rules(); }
   void setAdmission(AdmissionSettings admission) { settings_.admission = admission; }
 
+  // Graceful stop: from now on a request that would start a new transaction is answered
+  // 503 with Retry-After (RFC 3261 §21.5.4); ACK, CANCEL for live transactions, responses
+  // and retransmissions (absorbed by the layer) keep flowing, so live calls finish.
+  void startDrain(std::chrono::seconds retryAfter);
+  bool draining() const { return draining_; }
+  // Nothing left to finish: no transaction, response context or parked request.
+  bool drained() const;
+
   // The earliest deadline of the proxy (Timer C, parked requests) and of its layer.
   std::optional<TimePoint> nextExpiry();
   void fireDueTimers();
@@ -155,6 +163,8 @@ class Proxy final : public transaction::TransactionUser {
   std::unordered_map<TransactionId, Waiting> waiting_;
   std::unordered_map<boost::asio::ip::address, std::size_t> waitingBySource_;
   std::uint64_t nextGeneration_ = 1;
+  bool draining_ = false;
+  std::chrono::seconds retryAfter_{0};
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
 };
 

@@ -27,6 +27,7 @@ struct ProxyCounters {
   std::uint64_t optionsAnswered = 0;
   std::uint64_t registersHandled = 0;
   std::uint64_t identityRefused = 0;  // 403: authenticated, but not as the From / To user
+  std::uint64_t drainRefused = 0;     // 503: new request while draining (graceful stop)
   std::uint64_t liveContexts = 0;     // gauge: requests with branches still running
   std::uint64_t waitingRequests = 0;  // gauge: requests waiting for their admission
 };
