@@ -1,0 +1,29 @@
+# Install layout and the .deb (cpack -G DEB). Included after every add_subdirectory so
+# that waypointctl is installed once its target exists.
+include(GNUInstallDirs)
+if(TARGET waypointctl)
+  install(TARGETS waypointctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
+# The source unit names /usr/local/bin; the installed one names the install prefix.
+file(READ ${PROJECT_SOURCE_DIR}/systemd/waypointd.service WAYPOINT_UNIT)
+string(REPLACE "/usr/local/bin/" "${CMAKE_INSTALL_FULL_BINDIR}/" WAYPOINT_UNIT "${WAYPOINT_UNIT}")
+file(WRITE ${PROJECT_BINARY_DIR}/waypointd.service "${WAYPOINT_UNIT}")
+install(FILES ${PROJECT_BINARY_DIR}/waypointd.service DESTINATION lib/systemd/system)
+install(FILES packaging/waypoint.yaml packaging/users.txt DESTINATION /etc/waypoint)
+install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
+
+set(CPACK_PACKAGE_NAME waypoint)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "waypoint maintainers <waypoint@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "SIP proxy and registrar")
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+  ${PROJECT_SOURCE_DIR}/packaging/debian/postinst ${PROJECT_SOURCE_DIR}/packaging/debian/prerm
+  ${PROJECT_SOURCE_DIR}/packaging/debian/postrm ${PROJECT_SOURCE_DIR}/packaging/debian/conffiles)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+include(CPack)
