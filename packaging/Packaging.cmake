@@ -4,11 +4,13 @@ include(GNUInstallDirs)
 if(TARGET waypointctl)
   install(TARGETS waypointctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
-# The source unit names /usr/local/bin; the installed one names the install prefix.
-file(READ ${PROJECT_SOURCE_DIR}/systemd/waypointd.service WAYPOINT_UNIT)
-string(REPLACE "/usr/local/bin/" "${CMAKE_INSTALL_FULL_BINDIR}/" WAYPOINT_UNIT "${WAYPOINT_UNIT}")
-file(WRITE ${PROJECT_BINARY_DIR}/waypointd.service "${WAYPOINT_UNIT}")
-install(FILES ${PROJECT_BINARY_DIR}/waypointd.service DESTINATION lib/systemd/system)
+# The source unit names /usr/local/bin; the installed one names the prefix it is installed
+# under, read at install time (cpack installs under CPACK_PACKAGING_INSTALL_PREFIX).
+install(CODE "
+  file(READ \"${PROJECT_SOURCE_DIR}/systemd/waypointd.service\" unit)
+  string(REPLACE \"/usr/local/bin/\" \"\${CMAKE_INSTALL_PREFIX}/bin/\" unit \"\${unit}\")
+  file(WRITE \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/lib/systemd/system/waypointd.service\" \"\${unit}\")
+")
 install(FILES packaging/waypoint.yaml packaging/users.txt DESTINATION /etc/waypoint)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
@@ -20,6 +22,7 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "waypoint maintainers <waypoint@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "SIP proxy and registrar")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
