@@ -296,7 +296,7 @@ Config loadConfig(const std::string& path) {
   r.onlyKeys(root, "the configuration",
              {"listen", "domains", "names", "default_domain", "state_dir", "trusted", "security",
               "timers", "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy",
-              "tls", "auth", "flood"});
+              "tls", "auth", "flood", "stop"});
 
   Config config;
   config.path = path;
@@ -401,6 +401,18 @@ Config loadConfig(const std::string& path) {
     }
   }
 
+  if (const auto stop = root["stop"]) {
+    r.expectMap(stop, "stop");
+    r.onlyKeys(stop, "stop", {"drain_time", "retry_after"});
+    if (stop["drain_time"]) {
+      config.stop.drainTime =
+          r.duration(stop["drain_time"], "drain_time", std::chrono::milliseconds(0));
+    }
+    if (stop["retry_after"]) {
+      config.stop.retryAfter = std::chrono::duration_cast<std::chrono::seconds>(
+          r.duration(stop["retry_after"], "retry_after", std::chrono::seconds(1)));
+    }
+  }
   if (const auto log = root["log"]) {
     r.expectMap(log, "log");
     r.onlyKeys(log, "log", {"level", "pattern"});

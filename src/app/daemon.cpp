@@ -303,17 +303,52 @@ int runDaemon(const Config& config) {
     });
   };
   if (authenticator) sweepAuth();
-  asio::signal_set stopSignals(io, SIGTERM, SIGINT);
-  stopSignals.async_wait([&](boost::system::error_code ec, int signal) {
-    if (ec) return;
-    spdlog::info("signal {}: shutting down", signal);
-    sd_notify(0, "STOPPING=1");
+  auto shutDown = [&] {
     watchdog.stop();
     authSweep.cancel();
     timerDriver->stop();
     transports.close();
     io.stop();
-  });
+  };
+  // SIGTERM/SIGINT: new requests get 503 with Retry-After while those already taken in get
+  // up to stop.drain_time to finish; a second signal stops at once.
+  asio::signal_set stopSignals(io, SIGTERM, SIGINT);
+  asio::steady_timer drainCheck(io);
+  const auto drainDeadline = std::make_shared<transaction::TimePoint>();
+  std::function<void()> checkDrain = [&] {
+    if (proxyCore->drained() || clock.now() >= *drainDeadline) {
+      if (!proxyCore->drained()) {
+        spdlog::warn("stop: drain time over, {} requests still without a final response",
+                     proxyCore->counters().liveContexts + proxyCore->counters().waitingRequests);
+      }
+      shutDown();
+      return;
+    }
+    drainCheck.expires_after(std::chrono::milliseconds(50));
+    drainCheck.async_wait([&](boost::system::error_code ec) {
+      if (!ec) checkDrain();
+    });
+  };
+  std::function<void()> waitStop = [&] {
+    stopSignals.async_wait([&](boost::system::error_code ec, int signal) {
+      if (ec) return;
+      if (proxyCore->draining()) {
+        spdlog::info("signal {} again: stopping now", signal);
+        shutDown();
+        return;
+      }
+      spdlog::info(
+          "signal {}: shutting down; new requests get 503 (Retry-After {} s), those "
+          "in progress get up to {} ms",
+          signal, config.stop.retryAfter.count(), config.stop.drainTime.count());
+      sd_notify(0, "STOPPING=1");
+      proxyCore->startDrain(config.stop.retryAfter);
+      *drainDeadline = clock.now() + config.stop.drainTime;
+      checkDrain();
+      waitStop();
+    });
+  };
+  waitStop();
   asio::signal_set controlSignals(io, SIGUSR1, SIGHUP);
   std::function<void()> waitControl = [&] {
     controlSignals.async_wait([&](boost::system::error_code ec, int signal) {

@@ -93,6 +93,7 @@ std::string renderMetrics(const transport::TransportCounters& t, const Dispatche
   counter(out, "proxy_timer_c_fired", p.timerCFired);
   counter(out, "proxy_registers_handled", p.registersHandled);
   counter(out, "proxy_identity_refused", p.identityRefused);
+  counter(out, "proxy_drain_refused", p.drainRefused);
   counter(out, "proxy_live_contexts", p.liveContexts, "gauge");
   counter(out, "proxy_waiting_requests", p.waitingRequests, "gauge");
   return out;

@@ -306,11 +306,9 @@ void Proxy::startDrain(std::chrono::seconds retryAfter) {
   retryAfter_ = retryAfter;
 }
 
-bool Proxy::drained() const {
-  const transaction::TransactionCounters& live = layer_.counters();
-  return live.liveServerTransactions == 0 && live.liveClientTransactions == 0 &&
-         forwarder_.liveContexts() == 0 && waiting_.empty();
-}
+// Transactions that remain once every response context has ended only absorb
+// retransmissions (Timers J, K, L): a stop need not wait the 64*T1 they linger.
+bool Proxy::drained() const { return forwarder_.liveContexts() == 0 && waiting_.empty(); }
 
 // ---------------------------------------------------------------- timers
 

@@ -11,6 +11,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -22,7 +23,7 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from waypoint_e2e import (REPLY_TIMEOUT, Baresip, BrowserPhone, Daemon, Dialog, DigestUser, Skip, Sipp,  # noqa: E402
+from waypoint_e2e import (REPLY_TIMEOUT, SDP, Baresip, BrowserPhone, Daemon, Dialog, DigestUser, Skip, Sipp,  # noqa: E402
                           TcpClient, TlsClient, TlsServer, UdpClient, WsClient, assert_options_ok, authenticated,
                           challenged, challenges, digest_response, free_port, ha1_hex, hostport,
                           ipv6_loopback_usable, make_ack, make_certificate, make_invite, make_register, make_request,
@@ -897,6 +898,62 @@ def test_nat_contact(args):
         m = d.metrics()
         assert m["send_errors"] == 0 and m["udp_unreachable"] == 0, m
         assert m["tcp_connections_opened"] == 0, f"the daemon opened a connection instead of reusing the phone's: {m}"
+
+
+def test_stop_drains(args):
+    """SIGTERM: a call already ringing still gets its 200 through, a request that arrives
+    meanwhile gets 503 with Retry-After (stop.retry_after), then the daemon exits 0."""
+    with Daemon(args.daemon, extra="stop: { drain_time: 10s, retry_after: 7s }") as d, \
+            UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        register_phone(phone, "carol")
+        invite = make_invite("sip:carol@localhost", c.local)
+        c.send(invite.data)
+        got = phone.next_request("INVITE")
+        phone.reply(got, 180, "Ringing", to_tag="drain1")
+        assert c.response_to(invite).code in (100, 180)
+        mark = d.log_mark()
+        d.proc.send_signal(signal.SIGTERM)
+        d.wait_log(r"shutting down", since=mark)
+        refused = c.transact(make_request("OPTIONS", "sip:carol@localhost", c.local))
+        assert refused.code == 503 and refused.header("retry-after") == ["7"], refused
+        phone.reply(got, 200, "OK", to_tag="drain1", body=SDP,
+                    headers=(("Contact", f"<sip:carol@{hostport(*phone.local)}>"),
+                             ("Content-Type", "application/sdp")))
+        final, _ = c.final_response(invite)
+        assert final.code == 200, f"the call in progress did not finish: {final}"
+        d.stop(signalled=True)
+        assert "drain time over" not in d.stderr(), d.stderr()
+
+
+def test_sd_notify(args):
+    """The sd_notify protocol on NOTIFY_SOCKET: READY=1 once the listeners answer,
+    WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM."""
+    directory = tempfile.mkdtemp(prefix="waypoint-notify-")
+    path = os.path.join(directory, "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(path)
+        notify.settimeout(REPLY_TIMEOUT)
+        d = Daemon(args.daemon)
+        d.env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+        with d, UdpClient(d.port) as c:
+            messages = []
+            while "READY=1" not in messages:
+                messages += notify.recv(4096).decode().split("\n")
+            assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
+            watchdogs = 0
+            deadline = time.monotonic() + 20
+            while watchdogs < 3 and time.monotonic() < deadline:
+                watchdogs += notify.recv(4096).decode().split("\n").count("WATCHDOG=1")
+            assert watchdogs >= 3, f"{watchdogs} watchdog pings"
+            d.stop()
+            rest = []
+            try:
+                while "STOPPING=1" not in rest:
+                    rest += notify.recv(4096).decode().split("\n")
+            except socket.timeout:
+                pass
+            assert "STOPPING=1" in rest, rest
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def lf_only(data):

@@ -154,6 +154,7 @@ class Daemon:
         self.users_path = os.path.join(self.dir, "users.txt")
         self.proc = None
         self.port = None
+        self.env = None  # the daemon's environment (None: ours)
         self.stopped = False
         self._stderr_file = None
         self._run_offset = 0  # where the current process's output starts in stderr.log
@@ -245,7 +246,7 @@ class Daemon:
             self._stderr_file = open(self.stderr_path, "a")
         self._stderr_file.flush()
         self._run_offset = os.path.getsize(self.stderr_path)
-        self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
+        self.proc = subprocess.Popen([self.binary, "-c", self.config_path], env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=self._stderr_file,
                                      stderr=subprocess.STDOUT)
         self.stopped = False
@@ -294,14 +295,16 @@ class Daemon:
         assert self.proc.poll() is None, f"waypointd died on SIGHUP:\n{self._tail()}"
         return lines
 
-    def stop(self):
-        """SIGTERM, then asserts exit code 0 and no sanitizer report. Once only."""
+    def stop(self, signalled=False):
+        """SIGTERM (unless the test sent it already: signalled), then asserts exit code 0
+        and no sanitizer report. Once only."""
         if self.stopped:
             return
         self.stopped = True
-        assert self.proc.poll() is None, \
-            f"waypointd died during the test (exit {self.proc.returncode}):\n{self._tail()}"
-        self.proc.send_signal(signal.SIGTERM)
+        if not signalled:
+            assert self.proc.poll() is None, \
+                f"waypointd died during the test (exit {self.proc.returncode}):\n{self._tail()}"
+            self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:

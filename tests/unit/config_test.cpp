@@ -373,5 +373,18 @@ TEST_F(ConfigTest, FloodErrorsNameLineAndColumn) {
               HasSubstr("unknown key 'max_source'"));
 }
 
+TEST_F(ConfigTest, StopDrainDefaultsSettingsAndErrors) {
+  Config config = loadConfig(write(kMinimal));
+  EXPECT_EQ(config.stop.drainTime, std::chrono::seconds(10));
+  EXPECT_EQ(config.stop.retryAfter, std::chrono::seconds(30));
+  config =
+      loadConfig(write(std::string(kMinimal) + "stop:\n  drain_time: 0s\n  retry_after: 2m\n"));
+  EXPECT_EQ(config.stop.drainTime, std::chrono::milliseconds(0));
+  EXPECT_EQ(config.stop.retryAfter, std::chrono::seconds(120));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "stop:\n  drain_time: 10\n"), HasSubstr(":4:15: "));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "stop:\n  drain: 1s\n"),
+              HasSubstr("unknown key 'drain'"));
+}
+
 }  // namespace
 }  // namespace waypoint::app

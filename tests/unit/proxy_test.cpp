@@ -267,10 +267,8 @@ TEST_F(ProxyTest, DrainLetsALiveCallFinishAndRefusesNewRequestsWith503RetryAfter
   EXPECT_FALSE(proxy->drained());
   answer(forwarded, 200, "OK", bob1);
   EXPECT_EQ(sentTo("SIP/2.0 200", "192.0.2.10").size(), 1u);
-  Duration waited{0};
-  for (; !proxy->drained() && waited < 60s; waited += 10ms) advance(10ms);
+  // Done once the 200 is forwarded: what lingers (Timer L) only absorbs retransmissions.
   EXPECT_TRUE(proxy->drained());
-  EXPECT_LE(waited, 32s);  // the transactions' linger timers (64*T1 at most)
 }
 
 TEST_F(ProxyTest, ResponseWithoutTheCallersViaIsNotForwarded) {

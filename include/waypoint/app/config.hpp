@@ -46,6 +46,13 @@ struct ProxyConfig {
   std::uint32_t maxForwards = 70;            // inserted into requests that have none
 };
 
+// The `stop:` section: what SIGTERM does before the process exits.
+struct StopConfig {
+  // Requests already taken in get this long to get their final response.
+  std::chrono::milliseconds drainTime{10000};
+  std::chrono::seconds retryAfter{30};  // in the 503 to requests that arrive meanwhile
+};
+
 struct MetricsConfig {
   std::string file;  // Prometheus text file written on SIGUSR1 and at exit; empty: none
 };
@@ -93,6 +100,7 @@ struct Config {
   LogConfig log;
   MetricsConfig metrics;
   ProxyConfig proxy;
+  StopConfig stop;
   auth::FloodSettings flood;  // the `flood:` section: per-source rate limit and bans
   // The compiled `routing:` section; never null (the built-in default when absent).
   // Shared and immutable, so a reload can swap it while requests hold the old one.

@@ -81,7 +81,8 @@ class Proxy final : public transaction::TransactionUser {
   // and retransmissions (absorbed by the layer) keep flowing, so live calls finish.
   void startDrain(std::chrono::seconds retryAfter);
   bool draining() const { return draining_; }
-  // Nothing left to finish: no transaction, response context or parked request.
+  // Nothing left to finish: every request taken in has its final response (no response
+  // context or parked request); lingering transactions only absorb retransmissions.
   bool drained() const;
 
   // The earliest deadline of the proxy (Timer C, parked requests) and of its layer.
