@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
@@ -13,6 +14,7 @@
 #include <optional>
 
 #include "waypoint/app/dispatcher.hpp"
+#include "waypoint/app/journal_log.hpp"
 #include "waypoint/app/local_addresses.hpp"
 #include "waypoint/app/metrics.hpp"
 #include "waypoint/app/route_secret.hpp"
@@ -29,7 +31,11 @@ namespace asio = boost::asio;
 
 void configureLogging(const LogConfig& log) {
   auto logger = spdlog::stderr_logger_st("waypointd");
-  logger->set_pattern(log.pattern);
+  if (isJournalStream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"))) {
+    logger->set_formatter(journalFormatter());
+  } else {
+    logger->set_pattern(log.pattern);
+  }
   logger->set_level(spdlog::level::from_str(log.level == "warning" ? "warn" : log.level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);

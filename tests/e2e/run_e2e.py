@@ -956,6 +956,28 @@ def test_sd_notify(args):
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def test_log_journal_priorities(args):
+    """Under systemd (JOURNAL_STREAM names stderr) every line starts with its syslog
+    priority and has no timestamp; otherwise the configured pattern is used."""
+    d = Daemon(args.daemon, log_level="info")
+    open(d.stderr_path, "a").close()
+    info = os.stat(d.stderr_path)
+    d.env = dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}")
+    with d:
+        # Unknown and misdirected messages make a warning-level line each.
+        with UdpClient(d.port) as c:
+            c.send(b"garbage that is not SIP\r\n\r\n")
+            assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
+        lines = [line for line in d.stderr().splitlines() if line]
+        assert lines and all(re.match(r"<[2-7]>", line) for line in lines), lines[:5]
+        assert any(line.startswith("<6>waypointd ready") for line in lines), lines
+        assert any(line.startswith("<4>no auth.users_file") for line in lines), lines
+        assert not any(re.match(r"<\d>\d{4}-\d\d-\d\d", line) for line in lines), lines[:5]
+    with Daemon(args.daemon, log_level="info") as plain:
+        first = plain.stderr().splitlines()[0]
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[warning\] ", first), first
+
+
 def lf_only(data):
     """The request with bare LF ending its start line and header lines (the body as it was)."""
     head, _, body = data.partition(b"\r\n\r\n")
