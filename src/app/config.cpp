@@ -279,6 +279,34 @@ std::string defaultStateDir() {
   return "/var/lib/waypoint";
 }
 
+std::string defaultControlSocket(const std::string& stateDir) {
+  const char* fromSystemd = std::getenv("RUNTIME_DIRECTORY");
+  if (fromSystemd != nullptr && *fromSystemd != '\0') {
+    const std::string list(fromSystemd);
+    return list.substr(0, list.find(':')) + "/control.sock";
+  }
+  return stateDir + "/control.sock";
+}
+
+void control(const Reader& r, const YAML::Node& node, ControlConfig& control) {
+  r.expectMap(node, "control");
+  r.onlyKeys(node, "control", {"socket", "mode", "group"});
+  if (node["socket"]) control.socket = r.string(node["socket"], "control socket");
+  if (const auto mode = node["mode"]) {
+    const std::string text = r.string(mode, "control mode");
+    char* end = nullptr;
+    const unsigned long value = std::strtoul(text.c_str(), &end, 8);
+    if (text.empty() || *end != '\0' || value > 0777 || (value & 0600) != 0600) {
+      r.fail(mode.Mark(),
+             "control mode must be an octal mode such as \"0660\" that lets the daemon's "
+             "user read and write (got '" +
+                 text + "')");
+    }
+    control.mode = static_cast<unsigned>(value);
+  }
+  if (node["group"]) control.group = r.string(node["group"], "control group");
+}
+
 }  // namespace
 
 Config loadConfig(const std::string& path) {
@@ -293,10 +321,11 @@ Config loadConfig(const std::string& path) {
   }
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
-  r.onlyKeys(root, "the configuration",
-             {"listen", "domains", "names", "default_domain", "state_dir", "trusted", "security",
-              "timers", "transactions", "registrar", "limits", "log", "metrics", "routing", "proxy",
-              "tls", "auth", "flood", "stop"});
+  r.onlyKeys(
+      root, "the configuration",
+      {"listen", "domains",      "names",     "default_domain", "state_dir", "trusted", "security",
+       "timers", "transactions", "registrar", "limits",         "log",       "metrics", "routing",
+       "proxy",  "tls",          "auth",      "flood",          "stop",      "control"});
 
   Config config;
   config.path = path;
@@ -401,6 +430,8 @@ Config loadConfig(const std::string& path) {
     }
   }
 
+  config.control.socket = defaultControlSocket(config.stateDir);
+  if (const auto node = root["control"]) control(r, node, config.control);
   if (const auto stop = root["stop"]) {
     r.expectMap(stop, "stop");
     r.onlyKeys(stop, "stop", {"drain_time", "retry_after"});

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
@@ -11,8 +12,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
+#include "waypoint/app/control_commands.hpp"
+#include "waypoint/app/control_server.hpp"
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/app/journal_log.hpp"
 #include "waypoint/app/local_addresses.hpp"
@@ -180,29 +186,47 @@ void startTls(const Config& config, transport::Transports& transports,
   transports.useClientTls(withCertificate(config.tls.value_or(transport::TlsSettings{})));
 }
 
-void reloadTls(transport::Transports& transports) {
-  for (const auto& report : transports.reloadTls()) {
-    if (report.result.reloaded) {
-      spdlog::info("SIGHUP: {}: certificate reloaded", report.what);
-    } else {
-      spdlog::error("SIGHUP: {}: reload refused, the current certificate stays: {}", report.what,
-                    report.result.reason);
-    }
+// Each top-level section of the file as text, to tell which ones a reload changes.
+std::map<std::string, std::string> sectionsOf(const std::string& path) {
+  std::map<std::string, std::string> sections;
+  const YAML::Node root = YAML::LoadFile(path);
+  for (const auto& entry : root) {
+    sections[entry.first.as<std::string>()] = YAML::Dump(entry.second);
   }
+  return sections;
 }
 
-// SIGHUP: the routing rules are read again from the file and swapped in one step; bindings
-// and live transactions stay; TLS certificates and keys are read again from their files;
-// the flood limits apply at once (running bans stay). Other sections need a restart (they
-// are checked, not applied). A bad file is refused and the running rules stay.
-void reloadRules(const std::string& path, proxy::Proxy& proxyCore, auth::SourceGuard& guard) {
-  try {
-    const Config fresh = loadConfig(path);
-    proxyCore.setRules(fresh.routing);
-    guard.setSettings(fresh.flood);
-    spdlog::info("SIGHUP: reloaded {}: {} routing rules in effect", path, fresh.routing->size());
-  } catch (const ConfigError& error) {
-    spdlog::error("SIGHUP: reload of {} refused, the running rules stay: {}", path, error.what());
+// Sections a reload applies: the routing rules (swapped in one step, live transactions
+// keep theirs), the flood limits (running bans stay) and the log level and pattern. The
+// users file and the TLS certificate files are read again on every reload. Any other
+// change needs a restart.
+const std::set<std::string> kReloadableSections{"routing", "flood", "log"};
+
+std::vector<std::string> changedSections(const std::map<std::string, std::string>& running,
+                                         const std::map<std::string, std::string>& fresh) {
+  std::set<std::string> names;
+  for (const auto& [name, text] : running) names.insert(name);
+  for (const auto& [name, text] : fresh) names.insert(name);
+  std::vector<std::string> changed;
+  for (const auto& name : names) {
+    const auto before = running.find(name);
+    const auto after = fresh.find(name);
+    if (before == running.end() || after == fresh.end() || before->second != after->second)
+      changed.push_back(name);
+  }
+  return changed;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string text;
+  for (const auto& item : items) text.append(text.empty() ? "" : ", ").append(item);
+  return text.empty() ? "none" : text;
+}
+
+void applyLogSettings(const LogConfig& log) {
+  spdlog::set_level(spdlog::level::from_str(log.level == "warning" ? "warn" : log.level));
+  if (!isJournalStream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"))) {
+    spdlog::default_logger()->set_pattern(log.pattern);
   }
 }
 
@@ -213,17 +237,6 @@ proxy::AdmissionSettings admissionFrom(const AuthConfig& auth) {
   admission.exemptTrusted = auth.exemptTrusted;
   admission.strictIdentity = auth.strictIdentity;
   return admission;
-}
-
-// The users file is read again on SIGHUP; a bad one keeps the users in effect.
-void reloadUsers(auth::FileUserStore& users) {
-  std::string why;
-  if (users.reload(why)) {
-    spdlog::info("SIGHUP: users file {} reloaded: {} users", users.path(), users.size());
-  } else {
-    spdlog::error("SIGHUP: users file {} refused, the {} users in effect stay: {}", users.path(),
-                  users.size(), why);
-  }
 }
 
 }  // namespace
@@ -355,6 +368,184 @@ int runDaemon(const Config& config) {
     });
   };
   waitStop();
+  // The running value of each section, to report what a reload changes; sections that
+  // need a restart keep their running text, so they are reported until then.
+  std::map<std::string, std::string> runningSections = sectionsOf(config.path);
+  // Everything or nothing: the file and the users file are checked before any change.
+  auto reload = [&]() -> nlohmann::json {
+    sd_notify(0, "RELOADING=1");
+    nlohmann::json report{{"ok", true}, {"file", config.path}};
+    auto refuse = [&](const std::string& why) {
+      spdlog::error("reload of {} refused, nothing changed: {}", config.path, why);
+      sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", why.c_str());
+      return nlohmann::json{{"ok", false}, {"error", why}, {"file", config.path}};
+    };
+    Config fresh;
+    std::map<std::string, std::string> freshSections;
+    try {
+      fresh = loadConfig(config.path);
+      freshSections = sectionsOf(config.path);
+    } catch (const ConfigError& error) {
+      return refuse(error.what());
+    } catch (const YAML::Exception& error) {
+      return refuse(error.what());
+    }
+    if (users) {
+      std::string why;
+      if (!users->reload(why)) return refuse("users file " + users->path() + ": " + why);
+      report["users"] = users->size();
+    }
+    nlohmann::json certificates = nlohmann::json::array();
+    for (const auto& tls : transports.reloadTls()) {
+      certificates.push_back({{"what", tls.what},
+                              {"reloaded", tls.result.reloaded},
+                              {"error", tls.result.reloaded ? "" : tls.result.reason}});
+      if (tls.result.reloaded) {
+        spdlog::info("reload: {}: certificate reloaded", tls.what);
+      } else {
+        spdlog::error("reload: {}: reload refused, the current certificate stays: {}", tls.what,
+                      tls.result.reason);
+        report["ok"] = false;
+        report["error"] =
+            tls.what + ": certificate refused, the current one stays: " + tls.result.reason;
+      }
+    }
+    report["certificates"] = certificates;
+    std::vector<std::string> applied;
+    std::vector<std::string> restartNeeded;
+    for (const auto& name : changedSections(runningSections, freshSections)) {
+      if (kReloadableSections.count(name) == 0) {
+        restartNeeded.push_back(name);
+        continue;
+      }
+      applied.push_back(name);
+      if (freshSections.count(name) != 0) {
+        runningSections[name] = freshSections[name];
+      } else {
+        runningSections.erase(name);
+      }
+    }
+    proxyCore->setRules(fresh.routing);
+    guard.setSettings(fresh.flood);
+    applyLogSettings(fresh.log);
+    report["changed"] = applied;
+    report["restart_needed"] = restartNeeded;
+    report["rules"] = fresh.routing->size();
+    const std::string summary = "changed: " + joined(applied) +
+                                "; needs a restart: " + joined(restartNeeded) + "; " +
+                                std::to_string(fresh.routing->size()) + " routing rules" +
+                                (users ? ", " + std::to_string(users->size()) + " users" : "");
+    if (report["ok"].get<bool>()) {
+      spdlog::info("reloaded {}: {}", config.path, summary);
+    } else {
+      spdlog::error("reload of {}: {}; {}", config.path, report["error"].get<std::string>(),
+                    summary);
+    }
+    sd_notifyf(0, "READY=1\nSTATUS=reloaded: %s", summary.c_str());
+    return report;
+  };
+
+  const auto startedAt = std::chrono::steady_clock::now();
+  ControlOperations operations;
+  operations.status = [&] {
+    nlohmann::json listening = nlohmann::json::array();
+    for (const auto& [protocol, endpoint] : transports.boundEndpoints()) {
+      listening.push_back(std::string(transport::toString(protocol)) + " " +
+                          transport::toString(endpoint));
+    }
+    const auto& live = proxyCore->transactions().counters();
+    return nlohmann::json{{"version", WAYPOINT_VERSION},
+                          {"pid", ::getpid()},
+                          {"config", config.path},
+                          {"uptime_seconds", std::chrono::duration_cast<std::chrono::seconds>(
+                                                 std::chrono::steady_clock::now() - startedAt)
+                                                 .count()},
+                          {"listeners", listening},
+                          {"aors", registrar.store().aorCount()},
+                          {"bindings", registrar.store().bindingCount()},
+                          {"connections", transports.counters().tcpOpenConnections},
+                          {"server_transactions", live.liveServerTransactions},
+                          {"client_transactions", live.liveClientTransactions},
+                          {"users", users ? users->size() : 0},
+                          {"stopping", proxyCore->draining()}};
+  };
+  operations.reload = reload;
+  operations.bindings = [&](const std::string& aor) {
+    const auto now = clock.now();
+    nlohmann::json aors = nlohmann::json::array();
+    auto describe = [&](std::string_view name, const std::vector<registrar::Binding>& bindings) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& binding : bindings) {
+        list.push_back(
+            {{"contact", binding.contact},
+             {"q", binding.qMilli / 1000.0},
+             {"expires_in",
+              std::chrono::duration_cast<std::chrono::seconds>(binding.expiresAt - now).count()},
+             {"call_id", binding.callId},
+             {"cseq", binding.cseq},
+             {"flow",
+              {{"transport", std::string(transport::toString(binding.flow.protocol))},
+               {"remote", transport::toString(binding.flow.remote)},
+               {"local", transport::toString(binding.flow.local)},
+               {"connection", binding.flow.connectionId}}},
+             {"behind_nat", binding.behindNat},
+             {"instance", binding.instance},
+             {"reg_id", binding.regId},
+             {"path", binding.path}});
+      }
+      aors.push_back({{"aor", std::string(name)}, {"bindings", list}});
+    };
+    if (aor.empty()) {
+      registrar.store().forEach(describe);
+    } else {
+      const std::string canonical = registrar.aorOf(aor);
+      if (canonical.empty()) {
+        return nlohmann::json{{"ok", false}, {"error", "not a sip or sips URI: " + aor}};
+      }
+      describe(canonical, registrar.store().lookup(canonical));
+    }
+    return nlohmann::json{{"aors", aors}};
+  };
+  operations.unregister = [&](const std::string& aor, const std::string& contact) {
+    const std::string canonical = registrar.aorOf(aor);
+    auto bindings = registrar.store().lookup(canonical);
+    const auto before = bindings.size();
+    std::erase_if(bindings, [&](const registrar::Binding& binding) {
+      return contact.empty() || binding.contact == contact;
+    });
+    const auto removed = before - bindings.size();
+    if (removed == 0) {
+      return nlohmann::json{{"ok", false},
+                            {"error", "no such binding: " + (canonical.empty() ? aor : canonical) +
+                                          (contact.empty() ? "" : " " + contact)}};
+    }
+    registrar.store().replace(canonical, std::move(bindings));
+    spdlog::info("control: unregistered {} binding(s) of {}", removed, canonical);
+    timerDriver->rearm();
+    return nlohmann::json{{"aor", canonical}, {"removed", removed}};
+  };
+  operations.logLevel = [&](const std::string& level) {
+    static const std::set<std::string> levels{"trace", "debug",    "info", "warning",
+                                              "error", "critical", "off"};
+    if (levels.count(level) == 0) {
+      return nlohmann::json{
+          {"ok", false},
+          {"error", "log level must be one of trace, debug, info, warning, error, critical, off"}};
+    }
+    spdlog::set_level(spdlog::level::from_str(level == "warning" ? "warn" : level));
+    spdlog::info("control: log level set to {}", level);
+    return nlohmann::json{{"level", level}};
+  };
+  std::unique_ptr<ControlServer> control;
+  if (!config.control.socket.empty()) {
+    control = std::make_unique<ControlServer>(
+        io,
+        ControlSocketSettings{config.control.socket, static_cast<mode_t>(config.control.mode),
+                              config.control.group},
+        [&](std::string_view request) { return handleControlRequest(request, operations); });
+    spdlog::info("control socket {}", control->path());
+  }
+
   asio::signal_set controlSignals(io, SIGUSR1, SIGHUP);
   std::function<void()> waitControl = [&] {
     controlSignals.async_wait([&](boost::system::error_code ec, int signal) {
@@ -366,9 +557,7 @@ int runDaemon(const Config& config) {
                      config.metrics.file);
         spdlog::debug("metrics:\n{}", text);
       } else {
-        reloadRules(config.path, *proxyCore, guard);
-        if (users) reloadUsers(*users);
-        reloadTls(transports);
+        reload();
       }
       waitControl();
     });

@@ -6,7 +6,9 @@ Set WAYPOINT_E2E_KEEP=1 to keep the daemon's temp directory (config, stderr, met
 """
 
 import argparse
+import contextlib
 import hashlib
+import json
 import os
 import random
 import re
@@ -925,14 +927,24 @@ def test_stop_drains(args):
         assert "drain time over" not in d.stderr(), d.stderr()
 
 
+@contextlib.contextmanager
+def notify_socket():
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET: yields (socket, path)."""
+    directory = tempfile.mkdtemp(prefix="waypoint-notify-")
+    path = os.path.join(directory, "notify.sock")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            notify.bind(path)
+            notify.settimeout(REPLY_TIMEOUT)
+            yield notify, path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def test_sd_notify(args):
     """The sd_notify protocol on NOTIFY_SOCKET: READY=1 once the listeners answer,
     WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM."""
-    directory = tempfile.mkdtemp(prefix="waypoint-notify-")
-    path = os.path.join(directory, "notify.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(path)
-        notify.settimeout(REPLY_TIMEOUT)
+    with notify_socket() as (notify, path):
         d = Daemon(args.daemon)
         d.env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
         with d, UdpClient(d.port) as c:
@@ -953,7 +965,6 @@ def test_sd_notify(args):
             except socket.timeout:
                 pass
             assert "STOPPING=1" in rest, rest
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_log_journal_priorities(args):
@@ -976,6 +987,95 @@ def test_log_journal_priorities(args):
     with Daemon(args.daemon, log_level="info") as plain:
         first = plain.stderr().splitlines()[0]
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[warning\] ", first), first
+
+
+def waypointctl(args, d, *words, socket_path=None):
+    """Runs waypointctl (beside waypointd) against the daemon's control socket."""
+    binary = os.path.join(os.path.dirname(args.daemon), "waypointctl")
+    path = socket_path or os.path.join(d.state_dir, "control.sock")
+    return subprocess.run([binary, "-s", path, *words], capture_output=True, text=True, timeout=30)
+
+
+def test_ctl_commands(args):
+    """waypointctl against a running daemon: status, bindings, unregister, log-level, and
+    clear errors (a refused command, no daemon, a bad socket); the socket is mode 0660."""
+    with Daemon(args.daemon) as d, UdpClient(d.port) as phone, UdpClient(d.port) as c:
+        sock = os.path.join(d.state_dir, "control.sock")
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o660", oct(os.stat(sock).st_mode)
+        status = waypointctl(args, d, "status")
+        assert status.returncode == 0 and "version" in status.stdout, status
+        assert f"UDP 127.0.0.1:{d.port}" in status.stdout, status.stdout
+        as_json = json.loads(waypointctl(args, d, "--json", "status").stdout)
+        assert as_json["ok"] and as_json["pid"] == d.proc.pid and as_json["bindings"] == 0, as_json
+
+        register_phone(phone, "carol")
+        listed = json.loads(waypointctl(args, d, "--json", "bindings").stdout)
+        contacts = [b["contact"] for a in listed["aors"] for b in a["bindings"]]
+        assert contacts == [f"sip:carol@{hostport(*phone.local)}"], listed
+        assert 3500 < listed["aors"][0]["bindings"][0]["expires_in"] <= 3600, listed
+        one = waypointctl(args, d, "bindings", "sip:carol@localhost")
+        assert one.returncode == 0 and "sip:carol@localhost" in one.stdout and "UDP" in one.stdout, one
+        gone = waypointctl(args, d, "unregister", "sip:carol@localhost")
+        assert gone.returncode == 0 and "removed 1" in gone.stdout, gone
+        final, _ = call_final(c, "sip:carol@localhost")
+        assert final.code == 480, f"the unregistered contact was still called: {final}"
+        again = waypointctl(args, d, "unregister", "sip:carol@localhost")
+        assert again.returncode == 1 and "no such binding" in again.stderr, again
+
+        assert waypointctl(args, d, "log-level", "debug").returncode == 0
+        mark = d.log_mark()
+        c.transact(make_request("OPTIONS", "sip:localhost", c.local))
+        assert "[debug]" in d.stderr(since=mark), "log-level debug did not apply"
+        bogus = waypointctl(args, d, "log-level", "loud")
+        assert bogus.returncode == 1 and "log level must be one of" in bogus.stderr, bogus
+        usage = waypointctl(args, d, "bindings", "a", "b")
+        assert usage.returncode == 2, usage
+
+    nobody = waypointctl(args, d, "status", socket_path=os.path.join(d.dir, "none.sock"))
+    assert nobody.returncode == 3 and "not running" in nobody.stderr, nobody
+
+
+def test_ctl_reload(args):
+    """waypointctl reload is synchronous: it prints what changed and what needs a restart,
+    exits 1 when the file is refused (and then nothing changed), and tells systemd
+    RELOADING=1 ... READY=1 with a STATUS= line."""
+    with notify_socket() as (notify, path):
+        d = Daemon(args.daemon)
+        d.env = dict(os.environ, NOTIFY_SOCKET=path)
+        with d, UdpClient(d.port) as c:
+            while b"READY=1" not in notify.recv(4096):
+                pass
+            block = {"rules": [{"name": "block", "match": {"user": "frank"},
+                                "reject": {"status": 403, "reason": "Forbidden"}}]}
+            d.routing = block
+            d.limits["tcp_idle_timeout"] = "300s"
+            d.write_config()
+            done = waypointctl(args, d, "reload")
+            assert done.returncode == 0, done
+            assert "changed: routing" in done.stdout and "needs a restart: limits" in done.stdout, done.stdout
+            said = notify.recv(4096).decode() + notify.recv(4096).decode()
+            assert "RELOADING=1" in said and "READY=1" in said and "STATUS=reloaded" in said, said
+            assert call_final(c, "sip:frank@localhost")[0].code == 403
+
+            d.write_config(d.config_text(routing="routing: { rules: [ { match: { user: frank } } ] }\n"))
+            refused = waypointctl(args, d, "reload")
+            assert refused.returncode == 1 and "waypoint.yaml:" in refused.stderr, refused
+            final, _ = call_final(c, "sip:frank@localhost")
+            assert final.code == 403, f"a refused reload changed the rules: {final}"
+            again = waypointctl(args, d, "--json", "reload")
+            assert again.returncode == 1 and json.loads(again.stdout)["ok"] is False, again
+
+
+def test_ctl_check_config(args):
+    """waypointctl check-config FILE: 0 for a good file, 1 with FILE:LINE:COLUMN for a bad one."""
+    with Daemon(args.daemon) as d:
+        good = waypointctl(args, d, "check-config", d.config_path)
+        assert good.returncode == 0 and "configuration OK" in good.stdout, good
+        bad = os.path.join(d.dir, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("listen: []\n")
+        refused = waypointctl(args, d, "check-config", bad)
+        assert refused.returncode == 1 and refused.stderr.startswith(bad + ":1:"), refused
 
 
 def lf_only(data):

@@ -15,7 +15,7 @@ fail() { printf 'check_package: %s\n' "$*" >&2; exit 1; }
 deb="$(ls "$work"/out/waypoint_*.deb)"
 
 contents="$(dpkg-deb -c "$deb")"
-for path in ./usr/bin/waypointd ./usr/lib/systemd/system/waypointd.service \
+for path in ./usr/bin/waypointd ./usr/bin/waypointctl ./usr/lib/systemd/system/waypointd.service \
   ./etc/waypoint/waypoint.yaml ./etc/waypoint/users.txt ./usr/share/doc/waypoint/README.md \
   ./usr/share/doc/waypoint/configuration.md; do
   grep -q " $path\$" <<<"$contents" || fail "$deb lacks $path"
@@ -36,6 +36,7 @@ mkdir "$work/root"
 dpkg-deb -x "$deb" "$work/root"
 unit="$work/root/usr/lib/systemd/system/waypointd.service"
 grep -q '^ExecStart=/usr/bin/waypointd ' "$unit" || fail "the packaged unit does not start /usr/bin/waypointd"
+grep -q '^ExecReload=/usr/bin/waypointctl reload$' "$unit" || fail "the packaged unit does not reload with waypointctl"
 grep -q '^User=waypoint$' "$unit" || fail "the packaged unit does not run as the waypoint user"
 "$work/root/usr/bin/waypointd" --check-config -c "$work/root/etc/waypoint/waypoint.yaml" ||
   fail "the packaged config does not pass --check-config"
@@ -43,7 +44,7 @@ grep -q '^User=waypoint$' "$unit" || fail "the packaged unit does not run as the
 if ! command -v systemd-analyze >/dev/null; then
   fail "systemd-analyze is missing (Debian package systemd)"
 fi
-sed "s#/usr/local/bin/waypointd#$build/src/app/waypointd#g" "$source/systemd/waypointd.service" \
+sed "s#/usr/local/bin/#$build/src/app/#g" "$source/systemd/waypointd.service" \
   >"$work/waypointd.service"
 systemd-analyze verify "$work/waypointd.service" || fail "systemd-analyze verify refused the unit"
 systemd-analyze security --offline=yes "$work/waypointd.service" | tail -n 1

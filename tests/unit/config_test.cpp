@@ -386,5 +386,24 @@ TEST_F(ConfigTest, StopDrainDefaultsSettingsAndErrors) {
               HasSubstr("unknown key 'drain'"));
 }
 
+TEST_F(ConfigTest, ControlSocketDefaultsSettingsAndErrors) {
+  Config config = loadConfig(write(std::string(kMinimal) + "state_dir: /srv/wp\n"));
+  EXPECT_EQ(config.control.socket, "/srv/wp/control.sock");
+  EXPECT_EQ(config.control.mode, 0660u);
+  EXPECT_EQ(config.control.group, "");
+  config =
+      loadConfig(write(std::string(kMinimal) +
+                       "control:\n  socket: /run/x.sock\n  mode: \"0600\"\n  group: sipops\n"));
+  EXPECT_EQ(config.control.socket, "/run/x.sock");
+  EXPECT_EQ(config.control.mode, 0600u);
+  EXPECT_EQ(config.control.group, "sipops");
+  EXPECT_EQ(loadConfig(write(std::string(kMinimal) + "control: { socket: \"\" }\n")).control.socket,
+            "");
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "control:\n  mode: \"0066\"\n"),
+              HasSubstr(":4:9: control mode must be an octal mode"));
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "control:\n  path: /x\n"),
+              HasSubstr("unknown key 'path'"));
+}
+
 }  // namespace
 }  // namespace waypoint::app

@@ -46,6 +46,15 @@ struct ProxyConfig {
   std::uint32_t maxForwards = 70;            // inserted into requests that have none
 };
 
+// The `control:` section: the unix socket waypointctl talks to.
+struct ControlConfig {
+  // Empty: no control socket. Default: $RUNTIME_DIRECTORY/control.sock under systemd,
+  // else <state_dir>/control.sock.
+  std::string socket;
+  unsigned mode = 0660;
+  std::string group;  // empty: the daemon's own
+};
+
 // The `stop:` section: what SIGTERM does before the process exits.
 struct StopConfig {
   // Requests already taken in get this long to get their final response.
@@ -101,6 +110,7 @@ struct Config {
   MetricsConfig metrics;
   ProxyConfig proxy;
   StopConfig stop;
+  ControlConfig control;
   auth::FloodSettings flood;  // the `flood:` section: per-source rate limit and bans
   // The compiled `routing:` section; never null (the built-in default when absent).
   // Shared and immutable, so a reload can swap it while requests hold the old one.

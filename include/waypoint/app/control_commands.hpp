@@ -1,0 +1,24 @@
+#pragma once
+// The control socket's commands. A request is one JSON object {"command": NAME, ...}; the
+// reply is {"ok": true, ...} with the command's fields, or {"ok": false, "error": WHY}.
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace waypoint::app {
+
+// What the daemon does for each command; each returns the reply's fields (and may set
+// "ok": false with an "error").
+struct ControlOperations {
+  std::function<nlohmann::json()> status;
+  std::function<nlohmann::json()> reload;
+  std::function<nlohmann::json(const std::string& aor)> bindings;  // "" lists every AOR
+  std::function<nlohmann::json(const std::string& aor, const std::string& contact)> unregister;
+  std::function<nlohmann::json(const std::string& level)> logLevel;
+};
+
+std::string handleControlRequest(std::string_view request, const ControlOperations& operations);
+
+}  // namespace waypoint::app

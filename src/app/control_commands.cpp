@@ -1,0 +1,48 @@
+#include "waypoint/app/control_commands.hpp"
+
+namespace waypoint::app {
+
+namespace {
+
+nlohmann::json refusal(const std::string& why) { return {{"ok", false}, {"error", why}}; }
+
+std::string stringArgument(const nlohmann::json& request, const char* name) {
+  const auto found = request.find(name);
+  if (found == request.end() || found->is_null()) return {};
+  if (!found->is_string())
+    throw std::invalid_argument(std::string("'") + name + "' must be a string");
+  return found->get<std::string>();
+}
+
+nlohmann::json run(const nlohmann::json& request, const ControlOperations& operations) {
+  if (!request.is_object()) return refusal("the request must be a JSON object");
+  const std::string command = stringArgument(request, "command");
+  if (command == "status") return operations.status();
+  if (command == "reload") return operations.reload();
+  if (command == "bindings") return operations.bindings(stringArgument(request, "aor"));
+  if (command == "unregister") {
+    const std::string aor = stringArgument(request, "aor");
+    if (aor.empty()) return refusal("unregister needs an 'aor'");
+    return operations.unregister(aor, stringArgument(request, "contact"));
+  }
+  if (command == "log-level") return operations.logLevel(stringArgument(request, "level"));
+  if (command.empty()) return refusal("the request has no 'command'");
+  return refusal("unknown command '" + command + "'");
+}
+
+}  // namespace
+
+std::string handleControlRequest(std::string_view request, const ControlOperations& operations) {
+  nlohmann::json reply;
+  try {
+    reply = run(nlohmann::json::parse(request), operations);
+  } catch (const nlohmann::json::parse_error&) {
+    reply = refusal("the request is not JSON");
+  } catch (const std::invalid_argument& e) {
+    reply = refusal(e.what());
+  }
+  if (!reply.contains("ok")) reply["ok"] = true;
+  return reply.dump();
+}
+
+}  // namespace waypoint::app

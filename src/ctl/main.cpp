@@ -1,0 +1,277 @@
+// waypointctl: asks a running waypointd over its control socket, and checks config files.
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "waypoint/app/config.hpp"
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kUsage =
+    "Usage: waypointctl [-s SOCKET | -c CONFIG] [--json] COMMAND\n"
+    "Commands:\n"
+    "  status                    version, uptime, listeners and counts\n"
+    "  bindings [AOR]            registered contacts, with their flow and time left\n"
+    "  unregister AOR [CONTACT]  remove an AOR's bindings (or one contact)\n"
+    "  reload                    reload the configuration; exits 1 when it is refused\n"
+    "  log-level LEVEL           trace, debug, info, warning, error, critical or off\n"
+    "  check-config FILE         check a configuration file (no daemon needed)\n"
+    "The socket is -s SOCKET, else the control.socket of -c CONFIG, else\n"
+    "$WAYPOINT_CONTROL_SOCKET, else /run/waypoint/control.sock.\n"
+    "Exit status: 0 done, 1 refused by the daemon, 2 usage, 3 daemon not reachable.\n";
+
+constexpr int kRefused = 1;
+constexpr int kUsageError = 2;
+constexpr int kUnreachable = 3;
+constexpr int kReplyTimeoutMs = 60000;
+
+struct Unreachable {
+  std::string why;
+};
+
+std::string unreachableReason(const std::string& path, int error) {
+  switch (error) {
+    case ENOENT:
+      return "waypointd is not running: there is no control socket at " + path +
+             " (give the daemon's config with -c FILE, or the socket with -s PATH)";
+    case ECONNREFUSED:
+      return "waypointd is not running: nothing listens on " + path + " (a stale socket)";
+    case EACCES:
+    case EPERM:
+      return "permission denied on " + path +
+             ": run as root, as the daemon's user or as a member of the socket's group "
+             "(control.group)";
+    default:
+      return "cannot reach waypointd at " + path + ": " + std::strerror(error);
+  }
+}
+
+// Sends one request line and returns the reply line.
+std::string ask(const std::string& path, const std::string& request) {
+  sockaddr_un address{};
+  if (path.size() >= sizeof address.sun_path) throw Unreachable{"socket path too long: " + path};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Unreachable{std::string("socket: ") + std::strerror(errno)};
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    throw Unreachable{unreachableReason(path, errno)};
+  }
+  const std::string line = request + "\n";
+  for (std::size_t sent = 0; sent < line.size();) {
+    const ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) throw Unreachable{"lost the connection to waypointd while sending"};
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string reply;
+  char buffer[65536];
+  while (reply.find('\n') == std::string::npos) {
+    pollfd ready{fd, POLLIN, 0};
+    if (::poll(&ready, 1, kReplyTimeoutMs) != 1) throw Unreachable{"waypointd did not answer"};
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  if (reply.empty()) throw Unreachable{"waypointd closed the connection without a reply"};
+  return reply.substr(0, reply.find('\n'));
+}
+
+std::string text(const json& value) {
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+std::string list(const json& values) {
+  std::string out;
+  for (const auto& value : values) out.append(out.empty() ? "" : ", ").append(text(value));
+  return out.empty() ? "none" : out;
+}
+
+void printStatus(const json& reply) {
+  for (const char* key :
+       {"version", "pid", "config", "uptime_seconds", "aors", "bindings", "connections",
+        "server_transactions", "client_transactions", "users", "stopping"}) {
+    if (reply.contains(key)) std::printf("%-20s %s\n", key, text(reply[key]).c_str());
+  }
+  for (const auto& listener : reply.value("listeners", json::array())) {
+    std::printf("%-20s %s\n", "listening", text(listener).c_str());
+  }
+}
+
+void printReload(const json& reply) {
+  std::printf("reloaded %s\nchanged: %s\nneeds a restart: %s\n", text(reply["file"]).c_str(),
+              list(reply.value("changed", json::array())).c_str(),
+              list(reply.value("restart_needed", json::array())).c_str());
+  if (reply.contains("rules")) std::printf("routing rules: %s\n", text(reply["rules"]).c_str());
+  if (reply.contains("users")) std::printf("users: %s\n", text(reply["users"]).c_str());
+  for (const auto& certificate : reply.value("certificates", json::array())) {
+    std::printf(
+        "certificate %s: %s\n", text(certificate["what"]).c_str(),
+        certificate.value("reloaded", false) ? "reloaded" : text(certificate["error"]).c_str());
+  }
+}
+
+void printBindings(const json& reply) {
+  for (const auto& aor : reply.value("aors", json::array())) {
+    std::printf("%s\n", text(aor["aor"]).c_str());
+    for (const auto& binding : aor.value("bindings", json::array())) {
+      const auto& flow = binding["flow"];
+      std::printf("  %s q=%s expires in %s s, via %s %s%s\n", text(binding["contact"]).c_str(),
+                  text(binding["q"]).c_str(), text(binding["expires_in"]).c_str(),
+                  text(flow["transport"]).c_str(), text(flow["remote"]).c_str(),
+                  binding.value("behind_nat", false) ? " (behind NAT)" : "");
+    }
+  }
+}
+
+void printReply(const std::string& command, const json& reply) {
+  if (command == "status") {
+    printStatus(reply);
+  } else if (command == "reload") {
+    printReload(reply);
+  } else if (command == "bindings") {
+    printBindings(reply);
+  } else if (command == "unregister") {
+    std::printf("removed %s binding(s) of %s\n", text(reply["removed"]).c_str(),
+                text(reply["aor"]).c_str());
+  } else if (command == "log-level") {
+    std::printf("log level: %s\n", text(reply["level"]).c_str());
+  }
+}
+
+int checkConfig(const std::string& path) {
+  try {
+    const auto config = waypoint::app::loadConfig(path);
+    std::printf("%s: configuration OK, %zu routing rules\n", path.c_str(), config.routing->size());
+    return EXIT_SUCCESS;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return kRefused;
+  }
+}
+
+struct Invocation {
+  std::string socket;
+  std::string configPath;
+  bool asJson = false;
+  std::vector<std::string> words;
+};
+
+std::optional<Invocation> parseArguments(int argc, char** argv) {
+  Invocation invocation;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if ((arg == "-s" || arg == "--socket" || arg == "-c" || arg == "--config") && i + 1 >= argc) {
+      std::fprintf(stderr, "waypointctl: %s needs a value\n", arg.c_str());
+      return std::nullopt;
+    }
+    if (arg == "-s" || arg == "--socket") {
+      invocation.socket = argv[++i];
+    } else if (arg == "-c" || arg == "--config") {
+      invocation.configPath = argv[++i];
+    } else if (arg == "--json") {
+      invocation.asJson = true;
+    } else {
+      invocation.words.push_back(arg);
+    }
+  }
+  return invocation;
+}
+
+std::string socketPath(const Invocation& invocation) {
+  if (!invocation.socket.empty()) return invocation.socket;
+  if (!invocation.configPath.empty()) {
+    return waypoint::app::loadConfig(invocation.configPath).control.socket;
+  }
+  if (const char* fromEnvironment = std::getenv("WAYPOINT_CONTROL_SOCKET")) return fromEnvironment;
+  return "/run/waypoint/control.sock";
+}
+
+// The request for the command words, or nullopt for a usage error.
+std::optional<json> requestFor(const std::vector<std::string>& words) {
+  const std::string& command = words.front();
+  const std::size_t arguments = words.size() - 1;
+  json request{{"command", command}};
+  if ((command == "status" || command == "reload") && arguments == 0) return request;
+  if (command == "bindings" && arguments <= 1) {
+    if (arguments == 1) request["aor"] = words[1];
+    return request;
+  }
+  if (command == "unregister" && (arguments == 1 || arguments == 2)) {
+    request["aor"] = words[1];
+    if (arguments == 2) request["contact"] = words[2];
+    return request;
+  }
+  if (command == "log-level" && arguments == 1) {
+    request["level"] = words[1];
+    return request;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto invocation = parseArguments(argc, argv);
+  if (!invocation || invocation->words.empty()) {
+    std::fputs(kUsage, stderr);
+    return kUsageError;
+  }
+  const auto& words = invocation->words;
+  if (words.front() == "--help" || words.front() == "-h" || words.front() == "help") {
+    std::fputs(kUsage, stdout);
+    return EXIT_SUCCESS;
+  }
+  if (words.front() == "check-config") {
+    if (words.size() != 2) {
+      std::fputs(kUsage, stderr);
+      return kUsageError;
+    }
+    return checkConfig(words[1]);
+  }
+  const auto request = requestFor(words);
+  if (!request) {
+    std::fprintf(stderr, "waypointctl: wrong arguments for '%s'\n%s", words.front().c_str(),
+                 kUsage);
+    return kUsageError;
+  }
+  try {
+    const json reply = json::parse(ask(socketPath(*invocation), request->dump()));
+    if (invocation->asJson) std::printf("%s\n", reply.dump(2).c_str());
+    if (!reply.value("ok", false)) {
+      std::fprintf(stderr, "waypointctl: %s: %s\n", words.front().c_str(),
+                   reply.value("error", std::string("refused")).c_str());
+      if (!invocation->asJson && words.front() == "reload" && reply.contains("changed")) {
+        printReload(reply);
+      }
+      return kRefused;
+    }
+    if (!invocation->asJson) printReply(words.front(), reply);
+    return EXIT_SUCCESS;
+  } catch (const Unreachable& e) {
+    std::fprintf(stderr, "waypointctl: %s\n", e.why.c_str());
+    return kUnreachable;
+  } catch (const json::exception& e) {
+    std::fprintf(stderr, "waypointctl: waypointd sent a reply that is not JSON: %s\n", e.what());
+    return kUnreachable;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "waypointctl: %s\n", e.what());
+    return kUsageError;
+  }
+}

@@ -1,0 +1,62 @@
+#include "waypoint/app/control_commands.hpp"
+
+#include <gtest/gtest.h>
+
+namespace waypoint::app {
+namespace {
+
+class ControlCommandsTest : public ::testing::Test {
+ protected:
+  ControlCommandsTest() {
+    operations_.status = [] { return nlohmann::json{{"version", "test"}}; };
+    operations_.reload = [] { return nlohmann::json{{"ok", false}, {"error", "bad file"}}; };
+    operations_.bindings = [this](const std::string& aor) {
+      lastAor_ = aor;
+      return nlohmann::json{{"aors", nlohmann::json::array()}};
+    };
+    operations_.unregister = [this](const std::string& aor, const std::string& contact) {
+      lastAor_ = aor;
+      lastContact_ = contact;
+      return nlohmann::json{{"removed", 1}};
+    };
+    operations_.logLevel = [](const std::string& level) {
+      return nlohmann::json{{"level", level}};
+    };
+  }
+  nlohmann::json ask(std::string_view request) {
+    return nlohmann::json::parse(handleControlRequest(request, operations_));
+  }
+  ControlOperations operations_;
+  std::string lastAor_ = "unset";
+  std::string lastContact_ = "unset";
+};
+
+TEST_F(ControlCommandsTest, CommandsReachTheirOperationWithTheirArguments) {
+  EXPECT_EQ(ask(R"({"command":"status"})"), (nlohmann::json{{"ok", true}, {"version", "test"}}));
+  EXPECT_TRUE(ask(R"({"command":"bindings"})")["ok"]);
+  EXPECT_EQ(lastAor_, "");
+  ask(R"({"command":"bindings","aor":"sip:bob@example.com"})");
+  EXPECT_EQ(lastAor_, "sip:bob@example.com");
+  ask(R"({"command":"unregister","aor":"sip:bob@example.com","contact":"sip:bob@192.0.2.1"})");
+  EXPECT_EQ(lastContact_, "sip:bob@192.0.2.1");
+  EXPECT_EQ(ask(R"({"command":"log-level","level":"debug"})")["level"], "debug");
+}
+
+TEST_F(ControlCommandsTest, AnOperationsRefusalStaysARefusal) {
+  const auto reply = ask(R"({"command":"reload"})");
+  EXPECT_FALSE(reply["ok"]);
+  EXPECT_EQ(reply["error"], "bad file");
+}
+
+TEST_F(ControlCommandsTest, BadRequestsGetAClearErrorAndReachNoOperation) {
+  EXPECT_EQ(ask("not json")["error"], "the request is not JSON");
+  EXPECT_EQ(ask("[1,2]")["error"], "the request must be a JSON object");
+  EXPECT_EQ(ask("{}")["error"], "the request has no 'command'");
+  EXPECT_EQ(ask(R"({"command":"format-disk"})")["error"], "unknown command 'format-disk'");
+  EXPECT_EQ(ask(R"({"command":"unregister"})")["error"], "unregister needs an 'aor'");
+  EXPECT_EQ(ask(R"({"command":"bindings","aor":7})")["error"], "'aor' must be a string");
+  EXPECT_EQ(lastAor_, "unset");
+}
+
+}  // namespace
+}  // namespace waypoint::app
