@@ -309,6 +309,12 @@ void control(const Reader& r, const YAML::Node& node, ControlConfig& control) {
 
 }  // namespace
 
+bool isLogLevel(const std::string& level) {
+  static const std::set<std::string> levels{"trace", "debug",    "info", "warning",
+                                            "error", "critical", "off"};
+  return levels.count(level) != 0;
+}
+
 Config loadConfig(const std::string& path) {
   std::ifstream file(path);
   if (!file) throw ConfigError(path + ": cannot open the configuration file");
@@ -449,11 +455,8 @@ Config loadConfig(const std::string& path) {
     r.onlyKeys(log, "log", {"level", "pattern"});
     if (log["level"]) {
       config.log.level = r.string(log["level"], "log level");
-      static const std::set<std::string> levels{"trace", "debug",    "info", "warning",
-                                                "error", "critical", "off"};
-      if (levels.count(config.log.level) == 0) {
-        r.fail(log["level"].Mark(),
-               "log level must be one of trace, debug, info, warning, error, critical, off");
+      if (!isLogLevel(config.log.level)) {
+        r.fail(log["level"].Mark(), std::string("log level must be one of ") + kLogLevelsText);
       }
     }
     if (log["pattern"]) config.log.pattern = r.string(log["pattern"], "log pattern");

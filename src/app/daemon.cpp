@@ -35,6 +35,15 @@ namespace waypoint::app {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// Every logger's level; "warning" is spdlog's "warn".
+void setLogLevel(const std::string& level) {
+  spdlog::set_level(spdlog::level::from_str(level == "warning" ? "warn" : level));
+}
+
+}  // namespace
+
 void configureLogging(const LogConfig& log) {
   auto logger = spdlog::stderr_logger_st("waypointd");
   if (isJournalStream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"))) {
@@ -42,9 +51,9 @@ void configureLogging(const LogConfig& log) {
   } else {
     logger->set_pattern(log.pattern);
   }
-  logger->set_level(spdlog::level::from_str(log.level == "warning" ? "warn" : log.level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
+  setLogLevel(log.level);
 }
 
 namespace {
@@ -224,7 +233,7 @@ std::string joined(const std::vector<std::string>& items) {
 }
 
 void applyLogSettings(const LogConfig& log) {
-  spdlog::set_level(spdlog::level::from_str(log.level == "warning" ? "warn" : log.level));
+  setLogLevel(log.level);
   if (!isJournalStream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"))) {
     spdlog::default_logger()->set_pattern(log.pattern);
   }
@@ -333,10 +342,11 @@ int runDaemon(const Config& config) {
   // up to stop.drain_time to finish; a second signal stops at once.
   asio::signal_set stopSignals(io, SIGTERM, SIGINT);
   asio::steady_timer drainCheck(io);
-  const auto drainDeadline = std::make_shared<transaction::TimePoint>();
+  transaction::TimePoint drainDeadline{};
   std::function<void()> checkDrain = [&] {
-    if (proxyCore->drained() || clock.now() >= *drainDeadline) {
-      if (!proxyCore->drained()) {
+    const bool drained = proxyCore->drained();
+    if (drained || clock.now() >= drainDeadline) {
+      if (!drained) {
         spdlog::warn("stop: drain time over, {} requests still without a final response",
                      proxyCore->counters().liveContexts + proxyCore->counters().waitingRequests);
       }
@@ -362,7 +372,7 @@ int runDaemon(const Config& config) {
           signal, config.stop.retryAfter.count(), config.stop.drainTime.count());
       sd_notify(0, "STOPPING=1");
       proxyCore->startDrain(config.stop.retryAfter);
-      *drainDeadline = clock.now() + config.stop.drainTime;
+      drainDeadline = clock.now() + config.stop.drainTime;
       checkDrain();
       waitStop();
     });
@@ -525,14 +535,11 @@ int runDaemon(const Config& config) {
     return nlohmann::json{{"aor", canonical}, {"removed", removed}};
   };
   operations.logLevel = [&](const std::string& level) {
-    static const std::set<std::string> levels{"trace", "debug",    "info", "warning",
-                                              "error", "critical", "off"};
-    if (levels.count(level) == 0) {
-      return nlohmann::json{
-          {"ok", false},
-          {"error", "log level must be one of trace, debug, info, warning, error, critical, off"}};
+    if (!isLogLevel(level)) {
+      return nlohmann::json{{"ok", false},
+                            {"error", std::string("log level must be one of ") + kLogLevelsText}};
     }
-    spdlog::set_level(spdlog::level::from_str(level == "warning" ? "warn" : level));
+    setLogLevel(level);
     spdlog::info("control: log level set to {}", level);
     return nlohmann::json{{"level", level}};
   };

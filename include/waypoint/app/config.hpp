@@ -117,6 +117,10 @@ struct Config {
   std::shared_ptr<const routing::RuleSet> routing = std::make_shared<const routing::RuleSet>();
 };
 
+// The levels `log.level` and `waypointctl log-level` accept, and their list for errors.
+bool isLogLevel(const std::string& level);
+inline constexpr const char* kLogLevelsText = "trace, debug, info, warning, error, critical, off";
+
 // Throws ConfigError on a missing file, bad YAML, unknown key or bad value.
 Config loadConfig(const std::string& path);
 
