@@ -1,10 +1,15 @@
 #include "waypoint/app/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 
@@ -307,6 +312,27 @@ void control(const Reader& r, const YAML::Node& node, ControlConfig& control) {
   if (node["group"]) control.group = r.string(node["group"], "control group");
 }
 
+// Says which of the usual mistakes it is: no such file, a directory, no permission.
+void checkReadableFile(const std::string& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) {
+    throw ConfigError(path + ": cannot read the configuration file: " + std::strerror(errno));
+  }
+  if (S_ISDIR(status.st_mode)) {
+    throw ConfigError(path + ": is a directory, not a configuration file (give the file, e.g. " +
+                      path + (path.ends_with('/') ? "" : "/") + "waypoint.yaml)");
+  }
+  if (!S_ISREG(status.st_mode)) throw ConfigError(path + ": is not a regular file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    throw ConfigError(
+        path + ": cannot read the configuration file: " + std::strerror(error) +
+        (error == EACCES ? " (it must be readable by the user waypointd runs as)" : ""));
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 bool isLogLevel(const std::string& level) {
@@ -316,6 +342,7 @@ bool isLogLevel(const std::string& level) {
 }
 
 Config loadConfig(const std::string& path) {
+  checkReadableFile(path);
   std::ifstream file(path);
   if (!file) throw ConfigError(path + ": cannot open the configuration file");
   const Reader r(path);

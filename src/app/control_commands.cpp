@@ -26,6 +26,13 @@ nlohmann::json run(const nlohmann::json& request, const ControlOperations& opera
     return operations.unregister(aor, stringArgument(request, "contact"));
   }
   if (command == "log-level") return operations.logLevel(stringArgument(request, "level"));
+  if (command == "connections") return operations.connections();
+  if (command == "route-explain") {
+    RouteQuestion question{stringArgument(request, "request"), stringArgument(request, "from"),
+                           stringArgument(request, "source"), stringArgument(request, "transport")};
+    if (question.requestLine.empty()) return refusal("route-explain needs a 'request'");
+    return operations.routeExplain(question);
+  }
   if (command.empty()) return refusal("the request has no 'command'");
   return refusal("unknown command '" + command + "'");
 }

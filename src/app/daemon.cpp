@@ -16,13 +16,16 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <vector>
 
+#include "waypoint/app/config_sections.hpp"
 #include "waypoint/app/control_commands.hpp"
 #include "waypoint/app/control_server.hpp"
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/app/journal_log.hpp"
 #include "waypoint/app/local_addresses.hpp"
 #include "waypoint/app/metrics.hpp"
+#include "waypoint/app/route_explain.hpp"
 #include "waypoint/app/route_secret.hpp"
 #include "waypoint/proxy/local_identity.hpp"
 #include "waypoint/proxy/proxy.hpp"
@@ -38,7 +41,7 @@ namespace asio = boost::asio;
 namespace {
 
 // Every logger's level; "warning" is spdlog's "warn".
-void setLogLevel(const std::string& level) {
+void applyLogLevel(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level == "warning" ? "warn" : level));
 }
 
@@ -53,7 +56,7 @@ void configureLogging(const LogConfig& log) {
   }
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
-  setLogLevel(log.level);
+  applyLogLevel(log.level);
 }
 
 namespace {
@@ -195,45 +198,36 @@ void startTls(const Config& config, transport::Transports& transports,
   transports.useClientTls(withCertificate(config.tls.value_or(transport::TlsSettings{})));
 }
 
-// Each top-level section of the file as text, to tell which ones a reload changes.
-std::map<std::string, std::string> sectionsOf(const std::string& path) {
-  std::map<std::string, std::string> sections;
-  const YAML::Node root = YAML::LoadFile(path);
-  for (const auto& entry : root) {
-    sections[entry.first.as<std::string>()] = YAML::Dump(entry.second);
-  }
-  return sections;
+// Binds every listener (with its certificate) and returns who this server is.
+proxy::LocalIdentity listenAll(const Config& config, transport::Transports& transports) {
+  std::vector<transport::ListenerConfig> listeners = config.listeners;
+  startTls(config, transports, listeners);
+  for (const auto& listener : listeners) transports.listen(listener);
+  return identityFrom(config, transports);
 }
 
-// Sections a reload applies: the routing rules (swapped in one step, live transactions
-// keep theirs), the flood limits (running bans stay) and the log level and pattern. The
-// users file and the TLS certificate files are read again on every reload. Any other
-// change needs a restart.
-const std::set<std::string> kReloadableSections{"routing", "flood", "log"};
-
-std::vector<std::string> changedSections(const std::map<std::string, std::string>& running,
-                                         const std::map<std::string, std::string>& fresh) {
-  std::set<std::string> names;
-  for (const auto& [name, text] : running) names.insert(name);
-  for (const auto& [name, text] : fresh) names.insert(name);
-  std::vector<std::string> changed;
-  for (const auto& name : names) {
-    const auto before = running.find(name);
-    const auto after = fresh.find(name);
-    if (before == running.end() || after == fresh.end() || before->second != after->second)
-      changed.push_back(name);
-  }
-  return changed;
+transaction::LayerSettings layerSettingsFrom(const Config& config) {
+  transaction::LayerSettings settings;
+  settings.timers =
+      transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
+  settings.send100Trying = config.transactions.send100Trying;
+  settings.udpMtu = config.transport.udpMtu;
+  return settings;
 }
 
-std::string joined(const std::vector<std::string>& items) {
-  std::string text;
-  for (const auto& item : items) text.append(text.empty() ? "" : ", ").append(item);
-  return text.empty() ? "none" : text;
+registrar::RegistrarSettings registrarSettingsFrom(const Config& config,
+                                                   const proxy::LocalIdentity& identity) {
+  return registrar::RegistrarSettings{
+      config.registrar.minExpires,
+      config.registrar.maxExpires,
+      config.registrar.defaultExpires,
+      config.registrar.maxContacts,
+      config.defaultDomain,
+      [&identity](const sip::Uri& uri) { return identity.isThisServer(uri); }};
 }
 
 void applyLogSettings(const LogConfig& log) {
-  setLogLevel(log.level);
+  applyLogLevel(log.level);
   if (!isJournalStream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"))) {
     spdlog::default_logger()->set_pattern(log.pattern);
   }
@@ -250,338 +244,423 @@ proxy::AdmissionSettings admissionFrom(const AuthConfig& auth) {
 
 }  // namespace
 
-int runDaemon(const Config& config) {
-  asio::io_context io(1);
+// The components, in the order they are built; members refer only to those above them.
+struct Daemon::Parts {
+  explicit Parts(const Config& configuration)
+      : config(configuration),
+        transports(io, config.transport,
+                   [this](const transport::Source& source, std::string_view bytes) {
+                     dispatcher->onMessage(source, bytes);
+                     timerDriver->rearm();
+                   }),
+        identity(listenAll(config, transports)),
+        registrar(locations, std::set<std::string>(config.domains.begin(), config.domains.end()),
+                  registrarSettingsFrom(config, identity)),
+        sender(transports),
+        guard(config.flood),
+        watchdog(io),
+        authSweep(io),
+        stopSignals(io, SIGTERM, SIGINT),
+        drainCheck(io),
+        controlSignals(io, SIGUSR1, SIGHUP),
+        runningSections(sectionsOf(config.path)) {
+    if (!config.auth.usersFile.empty()) {
+      users = std::make_unique<auth::FileUserStore>(config.auth.usersFile);
+      authenticator = std::make_unique<auth::Authenticator>(
+          *users, std::vector<std::string>{authSecret(config)}, wallClock, &guard,
+          config.auth.settings);
+      spdlog::info("digest authentication on: {} users from {}", users->size(), users->path());
+    } else {
+      spdlog::warn("no auth.users_file: nobody is challenged, any phone may register and call");
+    }
+    proxyCore = std::make_unique<proxy::Proxy>(
+        clock, sender, layerSettingsFrom(config), identity, registrar,
+        proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards, routeSecrets(config),
+                             config.trusted, config.security.serverHeader, std::nullopt,
+                             admissionFrom(config.auth)},
+        authenticator.get());
+    proxyCore->setRules(config.routing);
+    for (const auto& warning : config.routing->warnings()) spdlog::warn("{}", warning);
+    dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
+                                              sip::ParseLimits{config.transport.maxMessageSize},
+                                              SourceFilter{guard, clock, config.trusted});
+    timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar, guard);
+    transports.onUnreachable([this](const transport::Destination& destination, std::error_code) {
+      proxyCore->transactions().destinationUnreachable(destination);
+      timerDriver->rearm();
+    });
+  }
+
+  const Config config;
+  asio::io_context io{1};
+  // Built after the transports, which deliver to them (nothing arrives before run()).
   std::unique_ptr<proxy::Proxy> proxyCore;
   std::unique_ptr<Dispatcher> dispatcher;
   std::unique_ptr<TimerDriver> timerDriver;
-  transport::Transports transports(io, config.transport,
-                                   [&](const transport::Source& source, std::string_view bytes) {
-                                     dispatcher->onMessage(source, bytes);
-                                     timerDriver->rearm();
-                                   });
-  std::vector<transport::ListenerConfig> listeners = config.listeners;
-  startTls(config, transports, listeners);
-  for (const auto& listener : listeners) transports.listen(listener);
-  const proxy::LocalIdentity identity = identityFrom(config, transports);
+  transport::Transports transports;
+  const proxy::LocalIdentity identity;
   const transaction::SteadyClock clock;
-  transaction::LayerSettings layerSettings;
-  layerSettings.timers =
-      transaction::TimerSettings{config.timers.t1, config.timers.t2, config.timers.t4};
-  layerSettings.send100Trying = config.transactions.send100Trying;
-  layerSettings.udpMtu = config.transport.udpMtu;
   registrar::InMemoryLocationStore locations;
-  registrar::Registrar registrar(
-      locations, std::set<std::string>(config.domains.begin(), config.domains.end()),
-      registrar::RegistrarSettings{
-          config.registrar.minExpires, config.registrar.maxExpires, config.registrar.defaultExpires,
-          config.registrar.maxContacts, config.defaultDomain,
-          [&identity](const sip::Uri& uri) { return identity.isThisServer(uri); }});
-  TransportSender sender(transports);
-  auth::SourceGuard guard(config.flood);  // the dispatcher's flood check; the proxy may ban
+  registrar::Registrar registrar;
+  TransportSender sender;
+  auth::SourceGuard guard;  // the dispatcher's flood check; the proxy may ban
   const auth::SystemWallClock wallClock;
   std::unique_ptr<auth::FileUserStore> users;
   std::unique_ptr<auth::Authenticator> authenticator;
-  if (!config.auth.usersFile.empty()) {
-    users = std::make_unique<auth::FileUserStore>(config.auth.usersFile);
-    authenticator =
-        std::make_unique<auth::Authenticator>(*users, std::vector<std::string>{authSecret(config)},
-                                              wallClock, &guard, config.auth.settings);
-    spdlog::info("digest authentication on: {} users from {}", users->size(), users->path());
-  } else {
-    spdlog::warn("no auth.users_file: nobody is challenged, any phone may register and call");
-  }
-  proxyCore = std::make_unique<proxy::Proxy>(
-      clock, sender, layerSettings, identity, registrar,
-      proxy::ProxySettings{config.proxy.timerC, config.proxy.maxForwards, routeSecrets(config),
-                           config.trusted, config.security.serverHeader, std::nullopt,
-                           admissionFrom(config.auth)},
-      authenticator.get());
-  proxyCore->setRules(config.routing);
-  dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
-                                            sip::ParseLimits{config.transport.maxMessageSize},
-                                            SourceFilter{guard, clock, config.trusted});
-  timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar, guard);
-  transports.onUnreachable([&](const transport::Destination& destination, std::error_code) {
-    proxyCore->transactions().destinationUnreachable(destination);
-    timerDriver->rearm();
-  });
-
-  auto writeMetrics = [&] {
-    std::string text =
-        renderMetrics(transports.counters(), dispatcher->counters(),
-                      proxyCore->transactions().counters(), registrar, proxyCore->counters()) +
-        renderFloodMetrics(guard.counters());
-    if (authenticator) text += renderAuthMetrics(authenticator->counters(), users->size());
-    // An empty text means the file could not be written (writeMetricsFile logged why).
-    if (!config.metrics.file.empty() && !writeMetricsFile(config.metrics.file, text))
-      return std::string();
-    return text;
-  };
-
-  Watchdog watchdog(io);
-  // Logs the end of failed-login bans of users (a source's ban ends in the flood guard).
-  asio::steady_timer authSweep(io);
-  std::function<void()> sweepAuth = [&] {
-    authSweep.expires_after(std::chrono::seconds(10));
-    authSweep.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      authenticator->sweep(clock.now());
-      sweepAuth();
-    });
-  };
-  if (authenticator) sweepAuth();
-  auto shutDown = [&] {
-    watchdog.stop();
-    authSweep.cancel();
-    timerDriver->stop();
-    transports.close();
-    io.stop();
-  };
-  // SIGTERM/SIGINT: new requests get 503 with Retry-After while those already taken in get
-  // up to stop.drain_time to finish; a second signal stops at once.
-  asio::signal_set stopSignals(io, SIGTERM, SIGINT);
-  asio::steady_timer drainCheck(io);
+  Watchdog watchdog;
+  asio::steady_timer authSweep;  // logs the end of failed-login bans of users
+  asio::signal_set stopSignals;
+  asio::steady_timer drainCheck;
   transaction::TimePoint drainDeadline{};
-  std::function<void()> checkDrain = [&] {
-    const bool drained = proxyCore->drained();
-    if (drained || clock.now() >= drainDeadline) {
-      if (!drained) {
-        spdlog::warn("stop: drain time over, {} requests still without a final response",
-                     proxyCore->counters().liveContexts + proxyCore->counters().waitingRequests);
-      }
-      shutDown();
-      return;
-    }
-    drainCheck.expires_after(std::chrono::milliseconds(50));
-    drainCheck.async_wait([&](boost::system::error_code ec) {
-      if (!ec) checkDrain();
-    });
-  };
-  std::function<void()> waitStop = [&] {
-    stopSignals.async_wait([&](boost::system::error_code ec, int signal) {
-      if (ec) return;
-      if (proxyCore->draining()) {
-        spdlog::info("signal {} again: stopping now", signal);
-        shutDown();
-        return;
-      }
-      spdlog::info(
-          "signal {}: shutting down; new requests get 503 (Retry-After {} s), those "
-          "in progress get up to {} ms",
-          signal, config.stop.retryAfter.count(), config.stop.drainTime.count());
-      sd_notify(0, "STOPPING=1");
-      proxyCore->startDrain(config.stop.retryAfter);
-      drainDeadline = clock.now() + config.stop.drainTime;
-      checkDrain();
-      waitStop();
-    });
-  };
-  waitStop();
+  asio::signal_set controlSignals;
+  std::unique_ptr<ControlServer> control;
   // The running value of each section, to report what a reload changes; sections that
   // need a restart keep their running text, so they are reported until then.
-  std::map<std::string, std::string> runningSections = sectionsOf(config.path);
-  // Everything or nothing: the file and the users file are checked before any change.
-  auto reload = [&]() -> nlohmann::json {
-    sd_notify(0, "RELOADING=1");
-    nlohmann::json report{{"ok", true}, {"file", config.path}};
-    auto refuse = [&](const std::string& why) {
-      spdlog::error("reload of {} refused, nothing changed: {}", config.path, why);
-      sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", why.c_str());
-      return nlohmann::json{{"ok", false}, {"error", why}, {"file", config.path}};
-    };
-    Config fresh;
-    std::map<std::string, std::string> freshSections;
-    try {
-      fresh = loadConfig(config.path);
-      freshSections = sectionsOf(config.path);
-    } catch (const ConfigError& error) {
-      return refuse(error.what());
-    } catch (const YAML::Exception& error) {
-      return refuse(error.what());
-    }
-    if (users) {
-      std::string why;
-      if (!users->reload(why)) return refuse("users file " + users->path() + ": " + why);
-      report["users"] = users->size();
-    }
-    nlohmann::json certificates = nlohmann::json::array();
-    for (const auto& tls : transports.reloadTls()) {
-      certificates.push_back({{"what", tls.what},
-                              {"reloaded", tls.result.reloaded},
-                              {"error", tls.result.reloaded ? "" : tls.result.reason}});
-      if (tls.result.reloaded) {
-        spdlog::info("reload: {}: certificate reloaded", tls.what);
-      } else {
-        spdlog::error("reload: {}: reload refused, the current certificate stays: {}", tls.what,
-                      tls.result.reason);
-        report["ok"] = false;
-        report["error"] =
-            tls.what + ": certificate refused, the current one stays: " + tls.result.reason;
-      }
-    }
-    report["certificates"] = certificates;
-    std::vector<std::string> applied;
-    std::vector<std::string> restartNeeded;
-    for (const auto& name : changedSections(runningSections, freshSections)) {
-      if (kReloadableSections.count(name) == 0) {
-        restartNeeded.push_back(name);
-        continue;
-      }
-      applied.push_back(name);
-      if (freshSections.count(name) != 0) {
-        runningSections[name] = freshSections[name];
-      } else {
-        runningSections.erase(name);
-      }
-    }
-    proxyCore->setRules(fresh.routing);
-    guard.setSettings(fresh.flood);
-    applyLogSettings(fresh.log);
-    report["changed"] = applied;
-    report["restart_needed"] = restartNeeded;
-    report["rules"] = fresh.routing->size();
-    const std::string summary = "changed: " + joined(applied) +
-                                "; needs a restart: " + joined(restartNeeded) + "; " +
-                                std::to_string(fresh.routing->size()) + " routing rules" +
-                                (users ? ", " + std::to_string(users->size()) + " users" : "");
-    if (report["ok"].get<bool>()) {
-      spdlog::info("reloaded {}: {}", config.path, summary);
-    } else {
-      spdlog::error("reload of {}: {}; {}", config.path, report["error"].get<std::string>(),
-                    summary);
-    }
-    sd_notifyf(0, "READY=1\nSTATUS=reloaded: %s", summary.c_str());
-    return report;
-  };
+  ConfigSections runningSections;
+  const std::chrono::steady_clock::time_point startedAt = std::chrono::steady_clock::now();
+};
 
-  const auto startedAt = std::chrono::steady_clock::now();
-  ControlOperations operations;
-  operations.status = [&] {
-    nlohmann::json listening = nlohmann::json::array();
-    for (const auto& [protocol, endpoint] : transports.boundEndpoints()) {
-      listening.push_back(std::string(transport::toString(protocol)) + " " +
-                          transport::toString(endpoint));
-    }
-    const auto& live = proxyCore->transactions().counters();
-    return nlohmann::json{{"version", WAYPOINT_VERSION},
-                          {"pid", ::getpid()},
-                          {"config", config.path},
-                          {"uptime_seconds", std::chrono::duration_cast<std::chrono::seconds>(
-                                                 std::chrono::steady_clock::now() - startedAt)
-                                                 .count()},
-                          {"listeners", listening},
-                          {"aors", registrar.store().aorCount()},
-                          {"bindings", registrar.store().bindingCount()},
-                          {"connections", transports.counters().tcpOpenConnections},
-                          {"server_transactions", live.liveServerTransactions},
-                          {"client_transactions", live.liveClientTransactions},
-                          {"users", users ? users->size() : 0},
-                          {"stopping", proxyCore->draining()}};
-  };
-  operations.reload = reload;
-  operations.bindings = [&](const std::string& aor) {
-    const auto now = clock.now();
-    nlohmann::json aors = nlohmann::json::array();
-    auto describe = [&](std::string_view name, const std::vector<registrar::Binding>& bindings) {
-      nlohmann::json list = nlohmann::json::array();
-      for (const auto& binding : bindings) {
-        list.push_back(
-            {{"contact", binding.contact},
-             {"q", binding.qMilli / 1000.0},
-             {"expires_in",
-              std::chrono::duration_cast<std::chrono::seconds>(binding.expiresAt - now).count()},
-             {"call_id", binding.callId},
-             {"cseq", binding.cseq},
-             {"flow",
-              {{"transport", std::string(transport::toString(binding.flow.protocol))},
-               {"remote", transport::toString(binding.flow.remote)},
-               {"local", transport::toString(binding.flow.local)},
-               {"connection", binding.flow.connectionId}}},
-             {"behind_nat", binding.behindNat},
-             {"instance", binding.instance},
-             {"reg_id", binding.regId},
-             {"path", binding.path}});
-      }
-      aors.push_back({{"aor", std::string(name)}, {"bindings", list}});
+Daemon::Daemon(const Config& config) : parts_(std::make_unique<Parts>(config)) {
+  auto& p = *parts_;
+  if (p.authenticator) sweepAuthLater();
+  armStopSignals();
+  armControlSignals();
+  if (!p.config.control.socket.empty()) {
+    ControlOperations operations;
+    operations.status = [this] { return status(); };
+    operations.reload = [this] { return reload(); };
+    operations.bindings = [this](const std::string& aor) { return bindings(aor); };
+    operations.unregister = [this](const std::string& aor, const std::string& contact) {
+      return unregister(aor, contact);
     };
-    if (aor.empty()) {
-      registrar.store().forEach(describe);
-    } else {
-      const std::string canonical = registrar.aorOf(aor);
-      if (canonical.empty()) {
-        return nlohmann::json{{"ok", false}, {"error", "not a sip or sips URI: " + aor}};
-      }
-      describe(canonical, registrar.store().lookup(canonical));
-    }
-    return nlohmann::json{{"aors", aors}};
-  };
-  operations.unregister = [&](const std::string& aor, const std::string& contact) {
-    const std::string canonical = registrar.aorOf(aor);
-    auto bindings = registrar.store().lookup(canonical);
-    const auto before = bindings.size();
-    std::erase_if(bindings, [&](const registrar::Binding& binding) {
-      return contact.empty() || binding.contact == contact;
-    });
-    const auto removed = before - bindings.size();
-    if (removed == 0) {
-      return nlohmann::json{{"ok", false},
-                            {"error", "no such binding: " + (canonical.empty() ? aor : canonical) +
-                                          (contact.empty() ? "" : " " + contact)}};
-    }
-    registrar.store().replace(canonical, std::move(bindings));
-    spdlog::info("control: unregistered {} binding(s) of {}", removed, canonical);
-    timerDriver->rearm();
-    return nlohmann::json{{"aor", canonical}, {"removed", removed}};
-  };
-  operations.logLevel = [&](const std::string& level) {
-    if (!isLogLevel(level)) {
-      return nlohmann::json{{"ok", false},
-                            {"error", std::string("log level must be one of ") + kLogLevelsText}};
-    }
-    setLogLevel(level);
-    spdlog::info("control: log level set to {}", level);
-    return nlohmann::json{{"level", level}};
-  };
-  std::unique_ptr<ControlServer> control;
-  if (!config.control.socket.empty()) {
-    control = std::make_unique<ControlServer>(
-        io,
-        ControlSocketSettings{config.control.socket, static_cast<mode_t>(config.control.mode),
-                              config.control.group},
-        [&](std::string_view request) { return handleControlRequest(request, operations); });
-    spdlog::info("control socket {}", control->path());
+    operations.logLevel = [this](const std::string& level) { return setLogLevel(level); };
+    operations.connections = [this] { return connections(); };
+    operations.routeExplain = [this](const RouteQuestion& question) {
+      return explainRoute(question);
+    };
+    p.control = std::make_unique<ControlServer>(
+        p.io,
+        ControlSocketSettings{p.config.control.socket, static_cast<mode_t>(p.config.control.mode),
+                              p.config.control.group},
+        [operations = std::move(operations)](std::string_view request) {
+          return handleControlRequest(request, operations);
+        });
+    spdlog::info("control socket {}", p.control->path());
   }
+}
 
-  asio::signal_set controlSignals(io, SIGUSR1, SIGHUP);
-  std::function<void()> waitControl = [&] {
-    controlSignals.async_wait([&](boost::system::error_code ec, int signal) {
-      if (ec) return;
-      if (signal == SIGUSR1) {
-        const std::string text = writeMetrics();
-        if (text.empty()) return waitControl();
-        spdlog::info("metrics written{}{}", config.metrics.file.empty() ? "" : " to ",
-                     config.metrics.file);
-        spdlog::debug("metrics:\n{}", text);
-      } else {
-        reload();
-      }
-      waitControl();
-    });
-  };
-  waitControl();
+Daemon::~Daemon() = default;
 
-  for (const auto& [protocol, endpoint] : transports.boundEndpoints()) {
+int Daemon::run() {
+  auto& p = *parts_;
+  for (const auto& [protocol, endpoint] : p.transports.boundEndpoints()) {
     spdlog::info("listening on {} {}", transport::toString(protocol),
                  transport::toString(endpoint));
   }
-  for (const auto& listener : config.listeners) spdlog::info("{}", describeAddressing(listener));
+  for (const auto& listener : p.config.listeners) spdlog::info("{}", describeAddressing(listener));
   spdlog::info("waypointd ready (version {})", WAYPOINT_VERSION);
   sd_notify(0, "READY=1");
-  io.run();
-  writeMetrics();
+  p.io.run();
+  writeMetricsFile();
   spdlog::info("waypointd stopped");
   return EXIT_SUCCESS;
 }
+
+void Daemon::sweepAuthLater() {
+  auto& p = *parts_;
+  p.authSweep.expires_after(std::chrono::seconds(10));
+  p.authSweep.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    parts_->authenticator->sweep(parts_->clock.now());
+    sweepAuthLater();
+  });
+}
+
+// SIGTERM/SIGINT: the first starts the drain, a second one stops at once.
+void Daemon::armStopSignals() {
+  parts_->stopSignals.async_wait([this](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    if (parts_->proxyCore->draining()) {
+      spdlog::info("signal {} again: stopping now", signal);
+      stopNow();
+      return;
+    }
+    beginStop(signal);
+    armStopSignals();
+  });
+}
+
+void Daemon::beginStop(int signal) {
+  auto& p = *parts_;
+  spdlog::info(
+      "signal {}: shutting down; new requests get 503 (Retry-After {} s), those "
+      "in progress get up to {} ms",
+      signal, p.config.stop.retryAfter.count(), p.config.stop.drainTime.count());
+  sd_notify(0, "STOPPING=1");
+  p.proxyCore->startDrain(p.config.stop.retryAfter);
+  p.drainDeadline = p.clock.now() + p.config.stop.drainTime;
+  checkDrain();
+}
+
+void Daemon::checkDrain() {
+  auto& p = *parts_;
+  const bool drained = p.proxyCore->drained();
+  if (drained || p.clock.now() >= p.drainDeadline) {
+    if (!drained) {
+      spdlog::warn("stop: drain time over, {} requests still without a final response",
+                   p.proxyCore->counters().liveContexts + p.proxyCore->counters().waitingRequests);
+    }
+    stopNow();
+    return;
+  }
+  p.drainCheck.expires_after(std::chrono::milliseconds(50));
+  p.drainCheck.async_wait([this](boost::system::error_code ec) {
+    if (!ec) checkDrain();
+  });
+}
+
+void Daemon::stopNow() {
+  auto& p = *parts_;
+  p.watchdog.stop();
+  p.authSweep.cancel();
+  p.drainCheck.cancel();
+  p.timerDriver->stop();
+  p.transports.close();
+  p.io.stop();
+}
+
+// SIGUSR1 writes the metrics file, SIGHUP reloads.
+void Daemon::armControlSignals() {
+  parts_->controlSignals.async_wait([this](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    if (signal == SIGUSR1) {
+      if (writeMetricsFile()) {
+        const auto& file = parts_->config.metrics.file;
+        spdlog::info("metrics written{}{}", file.empty() ? "" : " to ", file);
+        spdlog::debug("metrics:\n{}", metricsText());
+      }
+    } else {
+      reload();
+    }
+    armControlSignals();
+  });
+}
+
+std::string Daemon::metricsText() {
+  auto& p = *parts_;
+  std::string text =
+      renderMetrics(p.transports.counters(), p.dispatcher->counters(),
+                    p.proxyCore->transactions().counters(), p.registrar, p.proxyCore->counters()) +
+      renderFloodMetrics(p.guard.counters());
+  if (p.authenticator) text += renderAuthMetrics(p.authenticator->counters(), p.users->size());
+  return text;
+}
+
+bool Daemon::writeMetricsFile() {
+  const auto& file = parts_->config.metrics.file;
+  return file.empty() || app::writeMetricsFile(file, metricsText());
+}
+
+nlohmann::json Daemon::reload() {
+  auto& p = *parts_;
+  const std::string& path = p.config.path;
+  sd_notify(0, "RELOADING=1");
+  nlohmann::json report{{"ok", true}, {"file", path}};
+  auto refuse = [&](const std::string& why) {
+    spdlog::error("reload of {} refused, nothing changed: {}", path, why);
+    sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", why.c_str());
+    return nlohmann::json{{"ok", false}, {"error", why}, {"file", path}};
+  };
+  Config fresh;
+  ConfigSections freshSections;
+  try {
+    fresh = loadConfig(path);
+    freshSections = sectionsOf(path);
+  } catch (const ConfigError& error) {
+    return refuse(error.what());
+  } catch (const YAML::Exception& error) {
+    return refuse(error.what());
+  }
+  if (p.users) {
+    std::string why;
+    if (!p.users->reload(why)) return refuse("users file " + p.users->path() + ": " + why);
+    report["users"] = p.users->size();
+  }
+  nlohmann::json certificates = nlohmann::json::array();
+  for (const auto& tls : p.transports.reloadTls()) {
+    certificates.push_back({{"what", tls.what},
+                            {"reloaded", tls.result.reloaded},
+                            {"error", tls.result.reloaded ? "" : tls.result.reason}});
+    if (tls.result.reloaded) {
+      spdlog::info("reload: {}: certificate reloaded", tls.what);
+    } else {
+      spdlog::error("reload: {}: reload refused, the current certificate stays: {}", tls.what,
+                    tls.result.reason);
+      report["ok"] = false;
+      report["error"] =
+          tls.what + ": certificate refused, the current one stays: " + tls.result.reason;
+    }
+  }
+  report["certificates"] = certificates;
+  std::vector<std::string> applied;
+  std::vector<std::string> restartNeeded;
+  for (const auto& name : changedSections(p.runningSections, freshSections)) {
+    if (!reloadable(name)) {
+      restartNeeded.push_back(name);
+      continue;
+    }
+    applied.push_back(name);
+    if (freshSections.count(name) != 0) {
+      p.runningSections[name] = freshSections[name];
+    } else {
+      p.runningSections.erase(name);
+    }
+  }
+  p.proxyCore->setRules(fresh.routing);
+  for (const auto& warning : fresh.routing->warnings()) spdlog::warn("reload: {}", warning);
+  p.guard.setSettings(fresh.flood);
+  applyLogSettings(fresh.log);
+  report["changed"] = applied;
+  report["restart_needed"] = restartNeeded;
+  report["rules"] = fresh.routing->size();
+  const std::string summary = "changed: " + joinedOrNone(applied) +
+                              "; needs a restart: " + joinedOrNone(restartNeeded) + "; " +
+                              std::to_string(fresh.routing->size()) + " routing rules" +
+                              (p.users ? ", " + std::to_string(p.users->size()) + " users" : "");
+  if (report["ok"].get<bool>()) {
+    spdlog::info("reloaded {}: {}", path, summary);
+  } else {
+    spdlog::error("reload of {}: {}; {}", path, report["error"].get<std::string>(), summary);
+  }
+  sd_notifyf(0, "READY=1\nSTATUS=reloaded: %s", summary.c_str());
+  return report;
+}
+
+nlohmann::json Daemon::status() {
+  auto& p = *parts_;
+  nlohmann::json listening = nlohmann::json::array();
+  for (const auto& [protocol, endpoint] : p.transports.boundEndpoints()) {
+    listening.push_back(std::string(transport::toString(protocol)) + " " +
+                        transport::toString(endpoint));
+  }
+  const auto& live = p.proxyCore->transactions().counters();
+  return nlohmann::json{{"version", WAYPOINT_VERSION},
+                        {"pid", ::getpid()},
+                        {"config", p.config.path},
+                        {"uptime_seconds", std::chrono::duration_cast<std::chrono::seconds>(
+                                               std::chrono::steady_clock::now() - p.startedAt)
+                                               .count()},
+                        {"listeners", listening},
+                        {"aors", p.registrar.store().aorCount()},
+                        {"bindings", p.registrar.store().bindingCount()},
+                        {"connections", p.transports.counters().tcpOpenConnections},
+                        {"server_transactions", live.liveServerTransactions},
+                        {"client_transactions", live.liveClientTransactions},
+                        {"users", p.users ? p.users->size() : 0},
+                        {"stopping", p.proxyCore->draining()}};
+}
+
+nlohmann::json Daemon::bindings(const std::string& aor) {
+  auto& p = *parts_;
+  const auto now = p.clock.now();
+  nlohmann::json aors = nlohmann::json::array();
+  auto describe = [&](std::string_view name, const std::vector<registrar::Binding>& bindings) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& binding : bindings) {
+      list.push_back(
+          {{"contact", binding.contact},
+           {"q", binding.qMilli / 1000.0},
+           {"expires_in",
+            std::chrono::duration_cast<std::chrono::seconds>(binding.expiresAt - now).count()},
+           {"call_id", binding.callId},
+           {"cseq", binding.cseq},
+           {"flow",
+            {{"transport", std::string(transport::toString(binding.flow.protocol))},
+             {"remote", transport::toString(binding.flow.remote)},
+             {"local", transport::toString(binding.flow.local)},
+             {"connection", binding.flow.connectionId}}},
+           {"behind_nat", binding.behindNat},
+           {"instance", binding.instance},
+           {"reg_id", binding.regId},
+           {"path", binding.path}});
+    }
+    aors.push_back({{"aor", std::string(name)}, {"bindings", list}});
+  };
+  if (aor.empty()) {
+    p.registrar.store().forEach(describe);
+  } else {
+    const std::string canonical = p.registrar.aorOf(aor);
+    if (canonical.empty()) {
+      return nlohmann::json{{"ok", false}, {"error", "not a sip or sips URI: " + aor}};
+    }
+    describe(canonical, p.registrar.store().lookup(canonical));
+  }
+  return nlohmann::json{{"aors", aors}};
+}
+
+nlohmann::json Daemon::unregister(const std::string& aor, const std::string& contact) {
+  auto& p = *parts_;
+  const std::string canonical = p.registrar.aorOf(aor);
+  auto bindings = p.registrar.store().lookup(canonical);
+  const auto before = bindings.size();
+  std::erase_if(bindings, [&](const registrar::Binding& binding) {
+    return contact.empty() || binding.contact == contact;
+  });
+  const auto removed = before - bindings.size();
+  if (removed == 0) {
+    return nlohmann::json{{"ok", false},
+                          {"error", "no such binding: " + (canonical.empty() ? aor : canonical) +
+                                        (contact.empty() ? "" : " " + contact)}};
+  }
+  p.registrar.store().replace(canonical, std::move(bindings));
+  spdlog::info("control: unregistered {} binding(s) of {}", removed, canonical);
+  p.timerDriver->rearm();
+  return nlohmann::json{{"aor", canonical}, {"removed", removed}};
+}
+
+nlohmann::json Daemon::setLogLevel(const std::string& level) {
+  if (!isLogLevel(level)) {
+    return nlohmann::json{{"ok", false},
+                          {"error", std::string("log level must be one of ") + kLogLevelsText}};
+  }
+  applyLogLevel(level);
+  spdlog::info("control: log level set to {}", level);
+  return nlohmann::json{{"level", level}};
+}
+
+nlohmann::json Daemon::connections() {
+  const auto now = std::chrono::steady_clock::now();
+  auto seconds = [&](std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration_cast<std::chrono::seconds>(now - since).count();
+  };
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& connection : parts_->transports.connections()) {
+    list.push_back({{"id", connection.id},
+                    {"transport", std::string(transport::toString(connection.protocol))},
+                    {"remote", transport::toString(connection.remote)},
+                    {"local", transport::toString(connection.local)},
+                    {"state", std::string(connection.state)},
+                    {"state_seconds", seconds(connection.stateSince)},
+                    {"idle_seconds", seconds(connection.lastPeerActivity)},
+                    {"queued_bytes", connection.queuedBytes}});
+  }
+  return nlohmann::json{{"connections", list}};
+}
+
+nlohmann::json Daemon::explainRoute(const RouteQuestion& question) {
+  auto& p = *parts_;
+  std::string why;
+  const auto request = explainedRequest(question, p.transports.boundEndpoints(), why);
+  if (!request) return nlohmann::json{{"ok", false}, {"error", why}};
+  const auto uri = request->message.requestUriParts();
+  if (request->message.method() == "REGISTER" && uri && p.registrar.domainOf(*uri)) {
+    auto reply = describeRouted(*request, proxy::Routed{});
+    reply["note"] = "a REGISTER for a served domain is answered by the registrar";
+    return reply;
+  }
+  return describeRouted(*request, p.proxyCore->explainRoute(request->message, request->source));
+}
+
+int runDaemon(const Config& config) { return Daemon(config).run(); }
 
 }  // namespace waypoint::app

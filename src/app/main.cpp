@@ -107,7 +107,12 @@ int main(int argc, char** argv) {
     }
     if (arg == "--check-config") {
       checkOnly = true;
-    } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+    } else if (arg == "-c" || arg == "--config") {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0' || argv[i + 1][0] == '-') {
+        std::fprintf(stderr, "waypointd: %s needs the configuration FILE after it\n%s", arg.c_str(),
+                     kUsage);
+        return 2;
+      }
       configPath = argv[++i];
     } else {
       std::fprintf(stderr, "waypointd: unknown argument '%s'\n%s", arg.c_str(), kUsage);
@@ -122,6 +127,8 @@ int main(int argc, char** argv) {
     const waypoint::app::Config config = waypoint::app::loadConfig(configPath);
     if (checkOnly) {
       const std::size_t rules = config.routing->size();
+      for (const auto& warning : config.routing->warnings())
+        std::fprintf(stderr, "warning: %s\n", warning.c_str());
       std::printf("%s: configuration OK, %zu routing rule%s\n", configPath.c_str(), rules,
                   rules == 1 ? "" : "s");
       for (const auto& listener : config.listeners)

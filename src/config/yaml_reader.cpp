@@ -1,15 +1,20 @@
 #include "waypoint/config/yaml_reader.hpp"
 
 #include <charconv>
+#include <map>
 #include <set>
 #include <sstream>
 
 namespace waypoint::config {
 
-void Reader::fail(const YAML::Mark& mark, const std::string& message) const {
+std::string Reader::where(const YAML::Mark& mark) const {
   std::ostringstream text;
-  text << path_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << message;
-  throw ConfigError(text.str());
+  text << path_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": ";
+  return text.str();
+}
+
+void Reader::fail(const YAML::Mark& mark, const std::string& message) const {
+  throw ConfigError(where(mark) + message);
 }
 
 void Reader::expectMap(const YAML::Node& node, const std::string& what) const {
@@ -19,8 +24,13 @@ void Reader::expectMap(const YAML::Node& node, const std::string& what) const {
 void Reader::onlyKeys(const YAML::Node& map, const std::string& where,
                       std::initializer_list<const char*> allowed) const {
   const std::set<std::string> names(allowed.begin(), allowed.end());
+  std::map<std::string, YAML::Mark> seen;
   for (const auto& entry : map) {
     const std::string key = entry.first.Scalar();
+    if (const auto [first, isNew] = seen.emplace(key, entry.first.Mark()); !isNew) {
+      fail(entry.first.Mark(), "'" + key + "' is given twice in " + where + " (first at line " +
+                                   std::to_string(first->second.line + 1) + ")");
+    }
     if (names.count(key) == 0) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;

@@ -28,6 +28,10 @@ constexpr const char* kUsage =
     "  unregister AOR [CONTACT]  remove an AOR's bindings (or one contact)\n"
     "  reload                    reload the configuration; exits 1 when it is refused\n"
     "  log-level LEVEL           trace, debug, info, warning, error, critical or off\n"
+    "  connections               open TCP, TLS and WebSocket connections\n"
+    "  route explain 'METHOD URI' [--from URI] [--source IP] [--transport T]\n"
+    "                            which rule an initial request matches and its target\n"
+    "                            set (nothing is sent)\n"
     "  check-config FILE         check a configuration file (no daemon needed)\n"
     "The socket is -s SOCKET, else the control.socket of -c CONFIG, else\n"
     "$WAYPOINT_CONTROL_SOCKET, else /run/waypoint/control.sock.\n"
@@ -140,6 +144,45 @@ void printBindings(const json& reply) {
   }
 }
 
+void printConnections(const json& reply) {
+  const auto& connections = reply.value("connections", json::array());
+  if (connections.empty()) {
+    std::printf("no open connections\n");
+    return;
+  }
+  std::printf("%-6s %-4s %-42s %-22s %-12s %8s %8s %8s\n", "ID", "PROTO", "REMOTE", "LOCAL",
+              "STATE", "AGE s", "IDLE s", "QUEUED");
+  for (const auto& connection : connections) {
+    std::printf("%-6s %-4s %-42s %-22s %-12s %8s %8s %8s\n", text(connection["id"]).c_str(),
+                text(connection["transport"]).c_str(), text(connection["remote"]).c_str(),
+                text(connection["local"]).c_str(), text(connection["state"]).c_str(),
+                text(connection["state_seconds"]).c_str(), text(connection["idle_seconds"]).c_str(),
+                text(connection["queued_bytes"]).c_str());
+  }
+}
+
+void printRouteExplanation(const json& reply) {
+  std::printf("%s\nrule: %s\n", text(reply["request"]).c_str(), text(reply["rule"]).c_str());
+  if (reply.contains("status")) {
+    std::printf("answer: %s %s\n", text(reply["status"]).c_str(), text(reply["reason"]).c_str());
+  }
+  if (reply.contains("note")) std::printf("note: %s\n", text(reply["note"]).c_str());
+  int group = 0;
+  for (const auto& targets : reply.value("target_groups", json::array())) {
+    ++group;
+    for (const auto& target : targets) {
+      std::printf("target group %d: %s via %s\n", group, text(target["request_uri"]).c_str(),
+                  text(target["destination"]).c_str());
+    }
+  }
+  if (reply.contains("record_route")) {
+    std::printf("record-route: %s\n", reply.value("record_route", true) ? "yes" : "no");
+  }
+  if (reply.contains("authenticate")) {
+    std::printf("authenticate: %s\n", text(reply["authenticate"]).c_str());
+  }
+}
+
 void printReply(const std::string& command, const json& reply) {
   if (command == "status") {
     printStatus(reply);
@@ -152,12 +195,18 @@ void printReply(const std::string& command, const json& reply) {
                 text(reply["aor"]).c_str());
   } else if (command == "log-level") {
     std::printf("log level: %s\n", text(reply["level"]).c_str());
+  } else if (command == "connections") {
+    printConnections(reply);
+  } else if (command == "route") {
+    printRouteExplanation(reply);
   }
 }
 
 int checkConfig(const std::string& path) {
   try {
     const auto config = waypoint::app::loadConfig(path);
+    for (const auto& warning : config.routing->warnings())
+      std::fprintf(stderr, "warning: %s\n", warning.c_str());
     std::printf("%s: configuration OK, %zu routing rules\n", path.c_str(), config.routing->size());
     return EXIT_SUCCESS;
   } catch (const std::exception& e) {
@@ -171,17 +220,22 @@ struct Invocation {
   std::string configPath;
   bool asJson = false;
   std::vector<std::string> words;
+  json routeOptions = json::object();  // --from, --source, --transport of route explain
 };
 
 std::optional<Invocation> parseArguments(int argc, char** argv) {
   Invocation invocation;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if ((arg == "-s" || arg == "--socket" || arg == "-c" || arg == "--config") && i + 1 >= argc) {
+    const bool routeOption = arg == "--from" || arg == "--source" || arg == "--transport";
+    if ((arg == "-s" || arg == "--socket" || arg == "-c" || arg == "--config" || routeOption) &&
+        i + 1 >= argc) {
       std::fprintf(stderr, "waypointctl: %s needs a value\n", arg.c_str());
       return std::nullopt;
     }
-    if (arg == "-s" || arg == "--socket") {
+    if (routeOption) {
+      invocation.routeOptions[arg.substr(2)] = argv[++i];
+    } else if (arg == "-s" || arg == "--socket") {
       invocation.socket = argv[++i];
     } else if (arg == "-c" || arg == "--config") {
       invocation.configPath = argv[++i];
@@ -204,11 +258,20 @@ std::string socketPath(const Invocation& invocation) {
 }
 
 // The request for the command words, or nullopt for a usage error.
-std::optional<json> requestFor(const std::vector<std::string>& words) {
+std::optional<json> requestFor(const Invocation& invocation) {
+  const auto& words = invocation.words;
   const std::string& command = words.front();
   const std::size_t arguments = words.size() - 1;
   json request{{"command", command}};
-  if ((command == "status" || command == "reload") && arguments == 0) return request;
+  if (!invocation.routeOptions.empty() && command != "route") return std::nullopt;
+  if ((command == "status" || command == "reload" || command == "connections") && arguments == 0)
+    return request;
+  if (command == "route" && arguments == 2 && words[1] == "explain") {
+    request = invocation.routeOptions;
+    request["command"] = "route-explain";
+    request["request"] = words[2];
+    return request;
+  }
   if (command == "bindings" && arguments <= 1) {
     if (arguments == 1) request["aor"] = words[1];
     return request;
@@ -245,7 +308,7 @@ int main(int argc, char** argv) {
     }
     return checkConfig(words[1]);
   }
-  const auto request = requestFor(words);
+  const auto request = requestFor(*invocation);
   if (!request) {
     std::fprintf(stderr, "waypointctl: wrong arguments for '%s'\n%s", words.front().c_str(),
                  kUsage);

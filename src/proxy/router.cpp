@@ -225,27 +225,34 @@ routing::RequestFacts Router::factsOf(const sip::Message& request, const transpo
 }
 
 Routed Router::routeByRules(const sip::Message& request, const transport::Source& source) {
+  Routed routed = explain(request, source);
+  if (routed.rejectedByRule) {
+    ++counters_.rulesRejected;
+    spdlog::debug("{} {} rejected by {}: {} {}", request.method(), request.requestUri(),
+                  routed.rule, routed.status, routed.reason);
+  } else if (routed.status == 480) {
+    ++counters_.locationUnavailable;
+  } else if (routed.status == 404) {
+    ++counters_.locationNotFound;
+  }
+  return routed;
+}
+
+Routed Router::explain(const sip::Message& request, const transport::Source& source) const {
   Routed routed;
   ParsedUris uris;
   const routing::RequestFacts facts = factsOf(request, source, uris);
   const std::shared_ptr<const routing::RuleSet> rules = rules_;
   const routing::Decision& decision = rules->decide(facts);
-  routed.recordRoute = decision.recordRoute.value_or(true);
-  routed.authenticate = decision.authenticate;
   switch (decision.kind) {
     case routing::Decision::Kind::reject:
-      ++counters_.rulesRejected;
-      spdlog::debug("{} {} rejected by {}: {} {}", request.method(), request.requestUri(),
-                    decision.rule, decision.status, decision.reason);
       routed.status = decision.status;
       routed.reason = decision.reason;
-      return routed;
-    case routing::Decision::Kind::location: {
-      Routed located = routeToLocation(uris.requestUri, decision.forking);
-      located.recordRoute = routed.recordRoute;
-      located.authenticate = routed.authenticate;
-      return located;
-    }
+      routed.rejectedByRule = true;
+      break;
+    case routing::Decision::Kind::location:
+      routed = routeToLocation(uris.requestUri, decision.forking);
+      break;
     case routing::Decision::Kind::forward: {
       routed.failoverOnAnyFailure = false;
       std::vector<Target> targets;
@@ -262,20 +269,22 @@ Routed Router::routeByRules(const sip::Message& request, const transport::Source
       } else {
         for (auto& target : targets) routed.groups.push_back({std::move(target)});
       }
-      return routed;
+      break;
     }
   }
+  routed.rule = decision.rule;
+  routed.recordRoute = decision.recordRoute.value_or(true);
+  routed.authenticate = decision.authenticate;
   return routed;
 }
 
 Routed Router::routeToLocation(const std::optional<sip::Uri>& requestUri,
-                               routing::Forking forking) {
+                               routing::Forking forking) const {
   Routed routed;
   const std::string aor = requestUri ? registrar_.aorOf(*requestUri) : std::string();
   std::vector<registrar::Binding> bindings = registrar_.store().lookup(aor);
   if (bindings.empty()) {
     const bool known = hideUnknownUsers_ || registrar_.store().known(aor);
-    ++(known ? counters_.locationUnavailable : counters_.locationNotFound);
     routed.status = known ? 480 : 404;
     routed.reason = known ? "Temporarily Unavailable" : "Not Found";
     return routed;

@@ -165,6 +165,7 @@ class Compiler {
   explicit Compiler(const std::string& path) : r_(path) {}
 
   const Reader& reader() const { return r_; }
+  std::vector<std::string> takeWarnings() { return std::move(warnings_); }
 
   Decision defaultDecision(const YAML::Node& node) const {
     r_.expectMap(node, "routing default");
@@ -345,7 +346,7 @@ class Compiler {
     return decision;
   }
 
-  void conditions(const YAML::Node& match, Rule& rule) const {
+  void conditions(const YAML::Node& match, Rule& rule) {
     if (match.IsNull()) return;  // `match:` with nothing after it matches everything
     r_.expectMap(match, "match");
     r_.onlyKeys(match, "match", {"method", "user", "host", "from_host", "source", "transport"});
@@ -376,7 +377,7 @@ class Compiler {
     }
   }
 
-  std::string method(const YAML::Node& node) const {
+  std::string method(const YAML::Node& node) {
     const std::string text = r_.string(node, "method");
     const bool token = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
       return std::isalnum(c) != 0 ||
@@ -384,7 +385,23 @@ class Compiler {
     });
     if (!token)
       r_.fail(node.Mark(), "method must be a SIP method name like INVITE (got '" + text + "')");
+    std::string upper = text;
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (upper != text && isStandardMethod(upper)) {
+      warnings_.push_back(r_.where(node.Mark()) + "method '" + text +
+                          "' matches only requests whose method is written exactly so; "
+                          "method names are case-sensitive (RFC 3261 section 7.1): write '" +
+                          upper + "'");
+    }
     return text;
+  }
+
+  static bool isStandardMethod(std::string_view method) {
+    static const std::set<std::string_view> kMethods{
+        "ACK",     "BYE",   "CANCEL",  "INFO",  "INVITE",   "MESSAGE",   "NOTIFY",
+        "OPTIONS", "PRACK", "PUBLISH", "REFER", "REGISTER", "SUBSCRIBE", "UPDATE"};
+    return kMethods.count(method) != 0;
   }
 
   Rule::UserPattern user(const YAML::Node& node) const {
@@ -445,6 +462,10 @@ class Compiler {
   }
 
   Reader r_;
+
+  // Valid but probably not meant ("FILE:LINE:COLUMN: ..."), for --check-config and the log.
+
+  std::vector<std::string> warnings_;
   std::set<std::string> names_;  // rule names given so far
 };
 
@@ -476,6 +497,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const YAML::Node& routing,
     for (const auto& node : rules)
       result->rules_.push_back(compiler.rule(node, result->rules_.size() + 1));
   }
+  result->warnings_ = compiler.takeWarnings();
   return result;
 }
 

@@ -501,6 +501,37 @@ std::vector<TlsReloadReport> Transports::reloadTls() {
 
 void Transports::sweepNow() { impl_->sweep(); }
 
+namespace {
+
+std::string_view stateName(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::connecting:
+      return "connecting";
+    case ConnectionState::handshaking:
+      return "handshaking";
+    case ConnectionState::open:
+      return "open";
+    case ConnectionState::closed:
+      break;
+  }
+  return "closed";
+}
+
+}  // namespace
+
+std::vector<ConnectionInfo> Transports::connections() const {
+  std::vector<ConnectionInfo> list;
+  for (const auto& connection : impl_->table.all()) {
+    list.push_back(ConnectionInfo{connection->id(), connection->protocol(), connection->local(),
+                                  connection->remote(), stateName(connection->state()),
+                                  connection->stateSince(), connection->lastPeerActivity(),
+                                  connection->queuedBytes()});
+  }
+  std::sort(list.begin(), list.end(),
+            [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.id < b.id; });
+  return list;
+}
+
 const TransportCounters& Transports::counters() const { return impl_->transportCounters; }
 const TransportSettings& Transports::settings() const { return impl_->transportSettings; }
 

@@ -1035,6 +1035,48 @@ def test_ctl_commands(args):
     assert nobody.returncode == 3 and "not running" in nobody.stderr, nobody
 
 
+def test_ctl_connections_and_route_explain(args):
+    """waypointctl connections lists an open TCP connection with its remote and state;
+    route explain names the matching rule and the target set, and sends nothing."""
+    d = Daemon(args.daemon)
+    d.routing = {"rules": [{"name": "gateway", "match": {"method": "INVITE", "user": {"prefix": "9"}},
+                            "forward": {"to": ["sip:127.0.0.1:9"]}},
+                           {"name": "block-frank", "match": {"user": "frank"},
+                            "reject": {"status": 403, "reason": "Forbidden"}}]}
+    with d, TcpClient(d.port) as tcp, UdpClient(d.port) as phone:
+        assert_options_ok(tcp.transact(make_request("OPTIONS", "sip:localhost", tcp.local,
+                                                    transport="TCP")))
+        listed = json.loads(waypointctl(args, d, "--json", "connections").stdout)
+        remotes = [(c["transport"], c["remote"], c["state"]) for c in listed["connections"]]
+        assert ("TCP", hostport(*tcp.local), "open") in remotes, listed
+        table = waypointctl(args, d, "connections")
+        assert table.returncode == 0 and hostport(*tcp.local) in table.stdout, table
+
+        register_phone(phone, "carol")
+        before = d.metrics()
+        located = json.loads(waypointctl(args, d, "--json", "route", "explain",
+                                         "INVITE sip:carol@localhost").stdout)
+        assert located["rule"] == "default", located
+        assert located["target_groups"][0][0]["destination"] == f"UDP {hostport(*phone.local)}", located
+        gateway = waypointctl(args, d, "route", "explain", "INVITE sip:900@localhost",
+                              "--source", "127.0.0.5", "--transport", "tcp")
+        assert gateway.returncode == 0 and "rule: gateway" in gateway.stdout, gateway
+        assert "UDP 127.0.0.1:9" in gateway.stdout, gateway.stdout
+        refused = json.loads(waypointctl(args, d, "--json", "route", "explain",
+                                         "INVITE sip:frank@localhost").stdout)
+        assert refused["rule"] == "block-frank" and refused["status"] == 403, refused
+        lower = json.loads(waypointctl(args, d, "--json", "route", "explain",
+                                       "invite sip:900@localhost").stdout)
+        assert lower["rule"] == "default" and "case-sensitive" in lower["note"], lower
+        bad = waypointctl(args, d, "route", "explain", "INVITE")
+        assert bad.returncode == 1 and "METHOD URI" in bad.stderr, bad
+        assert waypointctl(args, d, "route", "explain", "INVITE sip:a@b", "--from").returncode == 2
+        after = d.metrics()
+        for name in ("proxy_requests_forwarded", "proxy_rules_rejected", "requests_received"):
+            assert after[name] == before[name], f"route explain changed {name}: {before[name]} -> {after[name]}"
+        assert phone.recv(0.3) is None, "route explain sent a request to the phone"
+
+
 def test_ctl_reload(args):
     """waypointctl reload is synchronous: it prints what changed and what needs a restart,
     exits 1 when the file is refused (and then nothing changed), and tells systemd
@@ -1076,6 +1118,29 @@ def test_ctl_check_config(args):
             f.write("listen: []\n")
         refused = waypointctl(args, d, "check-config", bad)
         assert refused.returncode == 1 and refused.stderr.startswith(bad + ":1:"), refused
+
+        # What a newcomer runs into: each gets a message that says what is wrong.
+        def waypointd(*words):
+            return subprocess.run([args.daemon, *words], capture_output=True, text=True, timeout=30)
+        alone = waypointd("-c")
+        assert alone.returncode == 2 and "-c needs the configuration FILE" in alone.stderr, alone
+        folder = waypointd("--check-config", "-c", d.dir)
+        assert folder.returncode == 1 and "is a directory, not a configuration file" in folder.stderr, folder
+        missing = waypointd("--check-config", "-c", os.path.join(d.dir, "nope.yaml"))
+        assert missing.returncode == 1 and "No such file or directory" in missing.stderr, missing
+        with open(d.config_path) as f:
+            config_text = f.read()
+        twice = os.path.join(d.dir, "twice.yaml")
+        with open(twice, "w") as f:
+            f.write(config_text + "\nlog: { level: debug }\n")
+        duplicated = waypointctl(args, d, "check-config", twice)
+        assert duplicated.returncode == 1 and "'log' is given twice" in duplicated.stderr, duplicated
+        lower = os.path.join(d.dir, "lower.yaml")
+        with open(lower, "w") as f:
+            f.write(config_text + "\nrouting:\n  rules:\n    - match: { method: invite }\n      reject: { status: 403 }\n")
+        for check in (waypointctl(args, d, "check-config", lower), waypointd("--check-config", "-c", lower)):
+            assert check.returncode == 0, check
+            assert "warning: " in check.stderr and "method 'invite'" in check.stderr, check
 
 
 def lf_only(data):

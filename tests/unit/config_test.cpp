@@ -187,6 +187,47 @@ TEST_F(ConfigTest, MissingFileIsAnError) {
   EXPECT_THROW(loadConfig("/nonexistent/waypoint.yaml"), ConfigError);
 }
 
+std::string loadError(const std::string& path) {
+  try {
+    loadConfig(path);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST_F(ConfigTest, AFileThatCannotBeReadSaysWhy) {
+  EXPECT_EQ(loadError("/nonexistent/waypoint.yaml"),
+            "/nonexistent/waypoint.yaml: cannot read the configuration file: No such file or "
+            "directory");
+  const auto directory = std::filesystem::temp_directory_path().string();
+  EXPECT_EQ(loadError(directory),
+            directory + ": is a directory, not a configuration file (give the file, e.g. " +
+                directory + "/waypoint.yaml)");
+  EXPECT_EQ(loadError("/dev/null"), "/dev/null: is not a regular file");
+}
+
+TEST_F(ConfigTest, AKeyGivenTwiceIsAnErrorAtItsSecondPlace) {
+  EXPECT_EQ(errorFor(std::string(kMinimal) + "log: { level: info }\nlog: { level: debug }\n"),
+            path_ + ":4:1: 'log' is given twice in the configuration (first at line 3)");
+  EXPECT_THAT(errorFor(std::string(kMinimal) + "stop:\n  drain_time: 1s\n  drain_time: 2s\n"),
+              HasSubstr(":5:3: 'drain_time' is given twice in stop (first at line 4)"));
+}
+
+TEST_F(ConfigTest, ALowerCaseStandardMethodInARuleIsValidButWarnedAbout) {
+  const Config config =
+      loadConfig(write(std::string(kMinimal) + "routing:\n  rules:\n    - match: { method: "
+                                               "[invite, BYE] }\n      reject: { status: 403 }\n"));
+  ASSERT_EQ(config.routing->warnings().size(), 1u);
+  EXPECT_THAT(config.routing->warnings()[0], StartsWith(path_ + ":5:25: method 'invite'"));
+  EXPECT_THAT(config.routing->warnings()[0], HasSubstr("case-sensitive"));
+  EXPECT_THAT(config.routing->warnings()[0], HasSubstr("write 'INVITE'"));
+  const Config exact = loadConfig(
+      write(std::string(kMinimal) + "routing:\n  rules:\n    - match: { method: [INVITE, x-custom] "
+                                    "}\n      reject: { status: 403 }\n"));
+  EXPECT_TRUE(exact.routing->warnings().empty());
+}
+
 }  // namespace
 }  // namespace waypoint::app
 

@@ -22,6 +22,11 @@ class ControlCommandsTest : public ::testing::Test {
     operations_.logLevel = [](const std::string& level) {
       return nlohmann::json{{"level", level}};
     };
+    operations_.connections = [] { return nlohmann::json{{"connections", 2}}; };
+    operations_.routeExplain = [this](const RouteQuestion& question) {
+      lastQuestion_ = question;
+      return nlohmann::json{{"rule", "default"}};
+    };
   }
   nlohmann::json ask(std::string_view request) {
     return nlohmann::json::parse(handleControlRequest(request, operations_));
@@ -29,6 +34,7 @@ class ControlCommandsTest : public ::testing::Test {
   ControlOperations operations_;
   std::string lastAor_ = "unset";
   std::string lastContact_ = "unset";
+  RouteQuestion lastQuestion_{"unset", "unset", "unset", "unset"};
 };
 
 TEST_F(ControlCommandsTest, CommandsReachTheirOperationWithTheirArguments) {
@@ -40,6 +46,18 @@ TEST_F(ControlCommandsTest, CommandsReachTheirOperationWithTheirArguments) {
   ask(R"({"command":"unregister","aor":"sip:bob@example.com","contact":"sip:bob@192.0.2.1"})");
   EXPECT_EQ(lastContact_, "sip:bob@192.0.2.1");
   EXPECT_EQ(ask(R"({"command":"log-level","level":"debug"})")["level"], "debug");
+  EXPECT_EQ(ask(R"({"command":"connections"})")["connections"], 2);
+  EXPECT_EQ(
+      ask(R"({"command":"route-explain","request":"INVITE sip:bob@example.com",)"
+          R"("from":"sip:alice@example.org","source":"192.0.2.7","transport":"tcp"})")["rule"],
+      "default");
+  EXPECT_EQ(lastQuestion_.requestLine, "INVITE sip:bob@example.com");
+  EXPECT_EQ(lastQuestion_.from, "sip:alice@example.org");
+  EXPECT_EQ(lastQuestion_.source, "192.0.2.7");
+  EXPECT_EQ(lastQuestion_.transport, "tcp");
+  ask(R"({"command":"route-explain","request":"OPTIONS sip:example.com"})");
+  EXPECT_EQ(lastQuestion_.from, "");
+  EXPECT_EQ(lastQuestion_.transport, "");
 }
 
 TEST_F(ControlCommandsTest, AnOperationsRefusalStaysARefusal) {
@@ -55,7 +73,9 @@ TEST_F(ControlCommandsTest, BadRequestsGetAClearErrorAndReachNoOperation) {
   EXPECT_EQ(ask(R"({"command":"format-disk"})")["error"], "unknown command 'format-disk'");
   EXPECT_EQ(ask(R"({"command":"unregister"})")["error"], "unregister needs an 'aor'");
   EXPECT_EQ(ask(R"({"command":"bindings","aor":7})")["error"], "'aor' must be a string");
+  EXPECT_EQ(ask(R"({"command":"route-explain"})")["error"], "route-explain needs a 'request'");
   EXPECT_EQ(lastAor_, "unset");
+  EXPECT_EQ(lastQuestion_.requestLine, "unset");
 }
 
 }  // namespace

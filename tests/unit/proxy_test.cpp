@@ -302,6 +302,37 @@ TEST_F(ProxyTest, UnservedDomainIsRefusedByDefault) {
   EXPECT_EQ(proxy->counters().rulesRejected, 1u);
 }
 
+TEST_F(ProxyTest, ExplainRouteGivesTheRuleAndTargetsAndCountsAndSendsNothing) {
+  registerContact("bob", "sip:bob@192.168.1.20", bob1);
+  forwardNinesTo("'sip:192.0.2.50:5070', 'sip:192.0.2.51'");
+  const auto sentBefore = sender.sent().size();
+
+  const auto located = proxy->explainRoute(parse(requestText(invite())), udpSource());
+  EXPECT_EQ(located.rule, "default");
+  ASSERT_EQ(located.groups.size(), 1u);
+  EXPECT_EQ(located.groups[0][0].requestUri, "sip:bob@192.168.1.20");
+  EXPECT_EQ(transport::toString(located.groups[0][0].destination), "UDP 198.51.100.20:40000");
+
+  const auto forwarded =
+      proxy->explainRoute(parse(requestText(invite("sip:900@biloxi.example.com"))), udpSource());
+  EXPECT_EQ(forwarded.rule, "rule 1");
+  ASSERT_EQ(forwarded.groups.size(), 2u);  // serial: one next hop at a time
+  EXPECT_EQ(transport::toString(forwarded.groups[1][0].destination), "UDP 192.0.2.51:5060");
+
+  const auto missing =
+      proxy->explainRoute(parse(requestText(invite("sip:carol@biloxi.example.com"))), udpSource());
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_FALSE(missing.rejectedByRule);
+  const auto refused =
+      proxy->explainRoute(parse(requestText(invite("sip:bob@elsewhere.example.org"))), udpSource());
+  EXPECT_TRUE(refused.rejectedByRule);
+
+  EXPECT_EQ(sender.sent().size(), sentBefore);
+  EXPECT_EQ(proxy->counters().rulesRejected, 0u);
+  EXPECT_EQ(proxy->counters().locationNotFound, 0u);
+  EXPECT_EQ(proxy->counters().requestsForwarded, 0u);
+}
+
 TEST_F(ProxyTest, MaxForwardsZeroIs483) {
   std::string text = requestText(invite());
   text.replace(text.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");

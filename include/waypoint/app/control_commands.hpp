@@ -9,6 +9,15 @@
 
 namespace waypoint::app {
 
+// `waypointctl route explain 'INVITE sip:bob@example.com' [--from URI] [--source IP]
+// [--transport T]`: an initial request as a phone at source would send it.
+struct RouteQuestion {
+  std::string requestLine;  // "METHOD URI"
+  std::string from;         // From URI; "" for one of the Request-URI's domain
+  std::string source;       // source IP (or IP:port); "" for 127.0.0.1
+  std::string transport;    // udp, tcp, tls, ws, wss; "" for udp
+};
+
 // What the daemon does for each command; each returns the reply's fields (and may set
 // "ok": false with an "error").
 struct ControlOperations {
@@ -17,6 +26,8 @@ struct ControlOperations {
   std::function<nlohmann::json(const std::string& aor)> bindings;  // "" lists every AOR
   std::function<nlohmann::json(const std::string& aor, const std::string& contact)> unregister;
   std::function<nlohmann::json(const std::string& level)> logLevel;
+  std::function<nlohmann::json()> connections;
+  std::function<nlohmann::json(const RouteQuestion& question)> routeExplain;
 };
 
 std::string handleControlRequest(std::string_view request, const ControlOperations& operations);

@@ -28,10 +28,13 @@ class Reader {
   const std::string& path() const { return path_; }
 
   [[noreturn]] void fail(const YAML::Mark& mark, const std::string& message) const;
+  // "FILE:LINE:COLUMN: ", the prefix of fail()'s message (for warnings).
+  std::string where(const YAML::Mark& mark) const;
 
   void expectMap(const YAML::Node& node, const std::string& what) const;
 
-  // Unknown keys are errors: a typo must not silently fall back to a default.
+  // Unknown keys are errors: a typo must not silently fall back to a default. So is a key
+  // given twice (YAML parsers differ on which one wins).
   void onlyKeys(const YAML::Node& map, const std::string& where,
                 std::initializer_list<const char*> allowed) const;
 

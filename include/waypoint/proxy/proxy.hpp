@@ -74,6 +74,10 @@ class Proxy final : public transaction::TransactionUser {
     router_.setRules(std::move(rules));
   }
   const routing::RuleSet& rules() const { return router_.rules(); }
+  // Where the rules send an initial request, sending nothing (waypointctl route explain).
+  Routed explainRoute(const sip::Message& request, const transport::Source& source) const {
+    return router_.explain(request, source);
+  }
   void setAdmission(AdmissionSettings admission) { settings_.admission = admission; }
 
   // Graceful stop: from now on a request that would start a new transaction is answered

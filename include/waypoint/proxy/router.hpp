@@ -35,6 +35,8 @@ struct Routed {
   std::optional<bool> authenticate;  // the matching rule's say; nullopt: the default
   int status = 0;                    // > 0: answer this instead
   std::string reason;
+  std::string rule;             // the routing rule that decided, "" when no rule was asked
+  bool rejectedByRule = false;  // status is the rule's reject (not a location miss)
 };
 
 // The flow an in-dialog request with a valid token goes to, given the flow it arrived on,
@@ -59,12 +61,15 @@ class Router {
   // groups and no status: the request is for the proxy itself (REGISTER, OPTIONS).
   Routed route(sip::Message& request, const transport::Source& source, transaction::TimePoint now);
   bool isTrusted(const boost::asio::ip::address& address) const;
+  // What the rules make of a request with no Route set of ours, counting and logging
+  // nothing (waypointctl route explain).
+  Routed explain(const sip::Message& request, const transport::Source& source) const;
 
  private:
   Routed routePreloaded(sip::Message& request, const transport::Source& source, bool recordRoute,
                         transaction::TimePoint now);
   Routed routeByRules(const sip::Message& request, const transport::Source& source);
-  Routed routeToLocation(const std::optional<sip::Uri>& requestUri, routing::Forking forking);
+  Routed routeToLocation(const std::optional<sip::Uri>& requestUri, routing::Forking forking) const;
   static Routed refusal(int status, std::string reason);
   static void followStrictRouter(sip::Message& request);
   struct ParsedUris {

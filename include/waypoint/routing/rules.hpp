@@ -86,6 +86,9 @@ class RuleSet {
   const Decision& decide(const RequestFacts& facts) const;
 
   std::size_t size() const;  // number of rules (not counting defaults)
+  // What is valid but probably not meant, e.g. `method: invite` (methods are
+  // case-sensitive): "FILE:LINE:COLUMN: ..." each, shown by --check-config and logged.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   struct Rule;  // compiled conditions + decision; defined in rules.cpp
 
@@ -93,6 +96,7 @@ class RuleSet {
   std::vector<std::shared_ptr<const Rule>> rules_;
   Decision servedDefault_;    // location
   Decision unservedDefault_;  // reject 404 unless configured
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace waypoint::routing

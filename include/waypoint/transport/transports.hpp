@@ -95,6 +95,18 @@ using SendErrorHandler = std::function<void(const Destination& destination, std:
 // An ICMP error (port or host unreachable) came back for a UDP datagram sent to destination.
 using UnreachableHandler = std::function<void(const Destination& destination, std::error_code)>;
 
+// One open stream connection as `waypointctl connections` shows it.
+struct ConnectionInfo {
+  std::uint64_t id = 0;
+  Protocol protocol = Protocol::tcp;
+  Endpoint local;
+  Endpoint remote;
+  std::string_view state;  // "connecting", "handshaking" or "open"
+  SteadyTime stateSince{};
+  SteadyTime lastPeerActivity{};
+  std::size_t queuedBytes = 0;
+};
+
 class Transports {
  public:
   Transports(boost::asio::io_context& io, TransportSettings settings, MessageHandler onMessage,
@@ -115,6 +127,9 @@ class Transports {
 
   // The endpoints actually bound (port 0 resolved), in listen() order.
   std::vector<std::pair<Protocol, Endpoint>> boundEndpoints() const;
+
+  // Every open stream connection, oldest id first.
+  std::vector<ConnectionInfo> connections() const;
 
   // Sends bytes; never blocks. A failure (no socket for the family, connect refused,
   // reset) is counted, logged and reported to onError if given.

@@ -1,0 +1,42 @@
+#include "waypoint/app/config_sections.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+namespace waypoint::app {
+
+ConfigSections sectionsOf(const std::string& path) {
+  ConfigSections sections;
+  const YAML::Node root = YAML::LoadFile(path);
+  for (const auto& entry : root) {
+    sections[entry.first.as<std::string>()] = YAML::Dump(entry.second);
+  }
+  return sections;
+}
+
+std::vector<std::string> changedSections(const ConfigSections& running,
+                                         const ConfigSections& fresh) {
+  std::set<std::string> names;
+  for (const auto& [name, text] : running) names.insert(name);
+  for (const auto& [name, text] : fresh) names.insert(name);
+  std::vector<std::string> changed;
+  for (const auto& name : names) {
+    const auto before = running.find(name);
+    const auto after = fresh.find(name);
+    if (before == running.end() || after == fresh.end() || before->second != after->second)
+      changed.push_back(name);
+  }
+  return changed;
+}
+
+bool reloadable(const std::string& section) {
+  static const std::set<std::string> kReloadable{"routing", "flood", "log"};
+  return kReloadable.count(section) != 0;
+}
+
+std::string joinedOrNone(const std::vector<std::string>& items) {
+  std::string text;
+  for (const auto& item : items) text.append(text.empty() ? "" : ", ").append(item);
+  return text.empty() ? "none" : text;
+}
+
+}  // namespace waypoint::app
