@@ -4,11 +4,25 @@
 
 namespace waypoint::app {
 
+namespace {
+
+// Applied whole: the routing rules are compiled and swapped as one.
+bool appliedWhole(const std::string& section) { return section == "routing"; }
+
+}  // namespace
+
 ConfigSections sectionsOf(const std::string& path) {
   ConfigSections sections;
   const YAML::Node root = YAML::LoadFile(path);
   for (const auto& entry : root) {
-    sections[entry.first.as<std::string>()] = YAML::Dump(entry.second);
+    const auto name = entry.first.as<std::string>();
+    if (!entry.second.IsMap() || entry.second.size() == 0 || appliedWhole(name)) {
+      sections[name] = YAML::Dump(entry.second);
+      continue;
+    }
+    for (const auto& key : entry.second) {
+      sections[name + "." + key.first.as<std::string>()] = YAML::Dump(key.second);
+    }
   }
   return sections;
 }
@@ -29,8 +43,12 @@ std::vector<std::string> changedSections(const ConfigSections& running,
 }
 
 bool reloadable(const std::string& section) {
-  static const std::set<std::string> kReloadable{"routing", "flood", "log"};
-  return kReloadable.count(section) != 0;
+  static const std::set<std::string> kReloadableSections{"routing", "flood", "log"};
+  static const std::set<std::string> kReloadableKeys{
+      "registrar.min_expires", "registrar.max_expires", "registrar.default_expires",
+      "registrar.max_contacts"};
+  return kReloadableSections.count(section.substr(0, section.find('.'))) != 0 ||
+         kReloadableKeys.count(section) != 0;
 }
 
 std::string joinedOrNone(const std::vector<std::string>& items) {

@@ -519,6 +519,7 @@ nlohmann::json Daemon::reload() {
   p.proxyCore->setRules(fresh.routing);
   for (const auto& warning : fresh.routing->warnings()) spdlog::warn("reload: {}", warning);
   p.guard.setSettings(fresh.flood);
+  p.registrar.setLimits(registrarSettingsFrom(fresh, p.identity));
   applyLogSettings(fresh.log);
   report["changed"] = applied;
   report["restart_needed"] = restartNeeded;

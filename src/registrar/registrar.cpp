@@ -79,6 +79,13 @@ Registrar::Registrar(LocationStore& store, std::set<std::string> domains,
   for (const auto& d : domains) domains_.insert(sip::lowerAscii(d));
 }
 
+void Registrar::setLimits(const RegistrarSettings& limits) {
+  settings_.minExpires = limits.minExpires;
+  settings_.maxExpires = limits.maxExpires;
+  settings_.defaultExpires = limits.defaultExpires;
+  settings_.maxContacts = limits.maxContacts;
+}
+
 bool Registrar::servesDomain(std::string_view host) const {
   return domains_.count(sip::lowerAscii(host)) != 0;
 }

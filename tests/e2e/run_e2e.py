@@ -1091,10 +1091,15 @@ def test_ctl_reload(args):
                                 "reject": {"status": 403, "reason": "Forbidden"}}]}
             d.routing = block
             d.limits["tcp_idle_timeout"] = "300s"
+            d.registrar = {"min_expires": "120s"}
             d.write_config()
             done = waypointctl(args, d, "reload")
             assert done.returncode == 0, done
-            assert "changed: routing" in done.stdout and "needs a restart: limits" in done.stdout, done.stdout
+            assert "changed: registrar.min_expires, routing" in done.stdout, done.stdout
+            assert "needs a restart: limits.tcp_idle_timeout" in done.stdout, done.stdout
+            brief = c.transact(make_register("carol", c.local, expires=90))
+            assert brief.code == 423 and brief.header("min-expires") == ["120"], \
+                f"the reloaded registrar.min_expires did not apply: {brief}"
             said = notify.recv(4096).decode() + notify.recv(4096).decode()
             assert "RELOADING=1" in said and "READY=1" in said and "STATUS=reloaded" in said, said
             assert call_final(c, "sip:frank@localhost")[0].code == 403

@@ -366,6 +366,26 @@ TEST_F(RegistrarTest, ContactExpiresBelowMinimumIsRejectedWith423AndMinExpires) 
   EXPECT_EQ(store.bindingCount(), 0u);
 }
 
+TEST_F(RegistrarTest, NewLimitsApplyToTheNextRegisterAndKeepTheDomainSettings) {
+  RegistrarSettings reloaded = testSettings();
+  reloaded.minExpires = seconds(20);
+  reloaded.maxExpires = seconds(600);
+  reloaded.defaultExpires = seconds(300);
+  reloaded.maxContacts = 1;
+  reloaded.defaultDomain = "ignored.example.com";
+  registrar.setLimits(reloaded);
+
+  const RegistrarReply reply =
+      send(Register().contacts(Headers{"<sip:alice@192.168.1.20:5060>;expires=30"}));
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(bindings().at(0).expiresAt, at(30));
+  EXPECT_EQ(send(Register().cseq(2).contacts(Headers{"<sip:alice@192.168.1.20:5060>"})).headers,
+            (Headers{"Contact: <sip:alice@192.168.1.20:5060>;expires=300"}));
+  EXPECT_EQ(send(Register().cseq(3).contacts(Headers{"<sip:alice@192.168.1.21:5062>"})).status,
+            403);
+  EXPECT_EQ(registrar.settings().defaultDomain, testSettings().defaultDomain);
+}
+
 TEST_F(RegistrarTest, ExpiresHeaderBelowMinimumIsRejectedWith423AndMinExpires) {
   const RegistrarReply reply =
       send(Register().contacts(Headers{"<sip:alice@192.168.1.20:5060>"}).expires(59));

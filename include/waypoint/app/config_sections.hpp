@@ -11,15 +11,18 @@ namespace waypoint::app {
 
 using ConfigSections = std::map<std::string, std::string>;
 
-// Each top-level section of the file as text. Throws YAML::Exception when unreadable.
+// Each top-level section of the file as text, a mapping one entry per key ("limits.
+// tcp_idle_timeout"), so that a reload names the keys that changed; `routing` stays
+// whole. Throws YAML::Exception when unreadable.
 ConfigSections sectionsOf(const std::string& path);
 
 // The names of the sections that differ (added, removed or changed), sorted.
 std::vector<std::string> changedSections(const ConfigSections& running,
                                          const ConfigSections& fresh);
 
-// Sections a reload applies: the routing rules (swapped in one step, live transactions
-// keep theirs), the flood limits (running bans stay) and the log level and pattern. The
+// What a reload applies: the routing rules (swapped in one step, live transactions keep
+// theirs), the flood limits (running bans stay), the log level and pattern, and the
+// registrar's expiry limits and contacts per AOR (bindings made before keep theirs). The
 // users file and the TLS certificate files are read again on every reload. Any other
 // change needs a restart.
 bool reloadable(const std::string& section);

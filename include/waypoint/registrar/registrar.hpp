@@ -75,6 +75,9 @@ class Registrar {
   LocationStore& store() { return store_; }
   const RegistrarCounters& counters() const { return counters_; }
   const RegistrarSettings& settings() const { return settings_; }
+  // A reload: the expiry limits and max contacts of `limits` apply to the next REGISTER;
+  // the domain settings stay (they need a restart).
+  void setLimits(const RegistrarSettings& limits);
 
  private:
   RegistrarReply reject(int status, std::string reason, std::vector<std::string> headers = {});
