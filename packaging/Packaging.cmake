@@ -11,7 +11,29 @@ install(CODE "
   string(REPLACE \"/usr/local/bin/\" \"\${CMAKE_INSTALL_PREFIX}/bin/\" unit \"\${unit}\")
   file(WRITE \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/lib/systemd/system/waypointd.service\" \"\${unit}\")
 ")
-install(FILES packaging/waypoint.yaml packaging/users.txt DESTINATION /etc/waypoint)
+# An operator's files in /etc/waypoint are never replaced: each is installed only where
+# there is none yet (the .deb's conffiles handle upgrades). The users file holds password
+# hashes: 0640, group waypoint when that group exists (postinst sets it for the .deb).
+install(CODE "
+  set(etc \"\$ENV{DESTDIR}/etc/waypoint\")
+  foreach(entry \"waypoint.yaml:OWNER_READ;OWNER_WRITE;GROUP_READ;WORLD_READ\"
+                \"users.txt:OWNER_READ;OWNER_WRITE;GROUP_READ\")
+    string(REPLACE \":\" \";\" parts \"\${entry}\")
+    list(POP_FRONT parts name)
+    if(EXISTS \"\${etc}/\${name}\")
+      message(STATUS \"Kept: \${etc}/\${name} (already there, not replaced)\")
+    else()
+      file(INSTALL \"${PROJECT_SOURCE_DIR}/packaging/\${name}\" DESTINATION /etc/waypoint
+           FILE_PERMISSIONS \${parts})
+      if(\"\$ENV{DESTDIR}\" STREQUAL \"\" AND name STREQUAL \"users.txt\")
+        execute_process(COMMAND getent group waypoint OUTPUT_QUIET RESULT_VARIABLE missing)
+        if(missing EQUAL 0)
+          execute_process(COMMAND chgrp waypoint \"\${etc}/\${name}\")
+        endif()
+      endif()
+    endif()
+  endforeach()
+")
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
 

@@ -296,7 +296,10 @@ std::string defaultControlSocket(const std::string& stateDir) {
 void control(const Reader& r, const YAML::Node& node, ControlConfig& control) {
   r.expectMap(node, "control");
   r.onlyKeys(node, "control", {"socket", "mode", "group"});
-  if (node["socket"]) control.socket = r.string(node["socket"], "control socket");
+  if (node["socket"]) {
+    control.socket = r.string(node["socket"], "control socket");
+    control.socketConfigured = true;
+  }
   if (const auto mode = node["mode"]) {
     const std::string text = r.string(mode, "control mode");
     char* end = nullptr;

@@ -481,26 +481,36 @@ nlohmann::json Daemon::reload() {
   } catch (const YAML::Exception& error) {
     return refuse(error.what());
   }
+  // Every certificate is read before anything changes; the users file is swapped only
+  // once they are all good, and they are put in place only once it is.
+  auto tls = p.transports.prepareTlsReload();
+  nlohmann::json certificates = nlohmann::json::array();
+  for (const auto& certificate : tls.reports) {
+    certificates.push_back({{"what", certificate.what},
+                            {"reloaded", certificate.result.reloaded},
+                            {"error", certificate.result.reason}});
+  }
+  if (!tls.ok()) {
+    std::string why;
+    for (const auto& certificate : tls.reports) {
+      if (certificate.result.reloaded) continue;
+      why.append(why.empty() ? "" : "; ")
+          .append(certificate.what)
+          .append(": certificate refused, the current one stays: ")
+          .append(certificate.result.reason);
+    }
+    auto refused = refuse(why);
+    refused["certificates"] = certificates;
+    return refused;
+  }
   if (p.users) {
     std::string why;
     if (!p.users->reload(why)) return refuse("users file " + p.users->path() + ": " + why);
     report["users"] = p.users->size();
   }
-  nlohmann::json certificates = nlohmann::json::array();
-  for (const auto& tls : p.transports.reloadTls()) {
-    certificates.push_back({{"what", tls.what},
-                            {"reloaded", tls.result.reloaded},
-                            {"error", tls.result.reloaded ? "" : tls.result.reason}});
-    if (tls.result.reloaded) {
-      spdlog::info("reload: {}: certificate reloaded", tls.what);
-    } else {
-      spdlog::error("reload: {}: reload refused, the current certificate stays: {}", tls.what,
-                    tls.result.reason);
-      report["ok"] = false;
-      report["error"] =
-          tls.what + ": certificate refused, the current one stays: " + tls.result.reason;
-    }
-  }
+  for (const auto& certificate : tls.reports)
+    spdlog::info("reload: {}: certificate reloaded", certificate.what);
+  p.transports.commitTlsReload(std::move(tls));
   report["certificates"] = certificates;
   std::vector<std::string> applied;
   std::vector<std::string> restartNeeded;
@@ -528,11 +538,7 @@ nlohmann::json Daemon::reload() {
                               "; needs a restart: " + joinedOrNone(restartNeeded) + "; " +
                               std::to_string(fresh.routing->size()) + " routing rules" +
                               (p.users ? ", " + std::to_string(p.users->size()) + " users" : "");
-  if (report["ok"].get<bool>()) {
-    spdlog::info("reloaded {}: {}", path, summary);
-  } else {
-    spdlog::error("reload of {}: {}; {}", path, report["error"].get<std::string>(), summary);
-  }
+  spdlog::info("reloaded {}: {}", path, summary);
   sd_notifyf(0, "READY=1\nSTATUS=reloaded: %s", summary.c_str());
   return report;
 }

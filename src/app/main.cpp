@@ -12,8 +12,8 @@
 #include <string>
 
 #include "waypoint/app/config.hpp"
+#include "waypoint/app/config_check.hpp"
 #include "waypoint/app/daemon.hpp"
-#include "waypoint/app/local_addresses.hpp"
 #include "waypoint/auth/user_store.hpp"
 
 namespace {
@@ -24,7 +24,9 @@ constexpr const char* kUsage =
     "       waypointd --hash-password USER REALM   read a password on stdin, print the\n"
     "                                              users file line for it\n"
     "       waypointd --version | --help\n"
-    "Signals: SIGTERM/SIGINT stop, SIGUSR1 writes the metrics file.\n";
+    "Signals: SIGTERM/SIGINT stop (new requests get 503 while those in progress finish;\n"
+    "a second one stops at once), SIGHUP reloads the configuration, SIGUSR1 writes the\n"
+    "metrics file.\n";
 
 // Turns the terminal's echo off while a password is typed, and back on.
 class EchoOff {
@@ -123,18 +125,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "waypointd: a configuration file is required (-c FILE)\n%s", kUsage);
     return 2;
   }
+  if (checkOnly) return waypoint::app::checkConfigFile(configPath);
   try {
     const waypoint::app::Config config = waypoint::app::loadConfig(configPath);
-    if (checkOnly) {
-      const std::size_t rules = config.routing->size();
-      for (const auto& warning : config.routing->warnings())
-        std::fprintf(stderr, "warning: %s\n", warning.c_str());
-      std::printf("%s: configuration OK, %zu routing rule%s\n", configPath.c_str(), rules,
-                  rules == 1 ? "" : "s");
-      for (const auto& listener : config.listeners)
-        std::printf("%s\n", waypoint::app::describeAddressing(listener).c_str());
-      return EXIT_SUCCESS;
-    }
     waypoint::app::configureLogging(config.log);
     return waypoint::app::runDaemon(config);
   } catch (const waypoint::app::ConfigError& e) {

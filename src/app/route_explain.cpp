@@ -86,8 +86,8 @@ nlohmann::json describeRouted(const ExplainedRequest& request, const proxy::Rout
       {"from", message.from() ? message.from()->uri : std::string()},
       {"source", std::string(transport::toString(request.source.protocol))
                      .append(" ")
-                     .append(transport::toString(request.source.remote))},
-      {"rule", routed.rule}};
+                     .append(transport::toString(request.source.remote))}};
+  if (!routed.rule.empty()) reply["rule"] = routed.rule;
   if (routed.status > 0) {
     reply["status"] = routed.status;
     reply["reason"] = routed.reason;
@@ -103,8 +103,10 @@ nlohmann::json describeRouted(const ExplainedRequest& request, const proxy::Rout
     groups.push_back(targets);
   }
   reply["target_groups"] = groups;
-  reply["record_route"] = routed.recordRoute;
-  reply["authenticate"] = !routed.authenticate ? "default" : *routed.authenticate ? "yes" : "no";
+  if (!routed.groups.empty()) {
+    reply["record_route"] = routed.recordRoute;
+    reply["authenticate"] = !routed.authenticate ? "default" : *routed.authenticate ? "yes" : "no";
+  }
   if (hasLowerCase(message.method())) {
     reply["note"] = "method names are case-sensitive (RFC 3261 section 7.1): '" +
                     std::string(message.method()) +

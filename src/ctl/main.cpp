@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "waypoint/app/config.hpp"
+#include "waypoint/app/config_check.hpp"
 
 namespace {
 
@@ -33,9 +34,13 @@ constexpr const char* kUsage =
     "                            which rule an initial request matches and its target\n"
     "                            set (nothing is sent)\n"
     "  check-config FILE         check a configuration file (no daemon needed)\n"
-    "The socket is -s SOCKET, else the control.socket of -c CONFIG, else\n"
+    "The socket is -s SOCKET, else the control.socket of -c CONFIG (without one, the\n"
+    "unit's /run/waypoint/control.sock when there is one), else\n"
     "$WAYPOINT_CONTROL_SOCKET, else /run/waypoint/control.sock.\n"
     "Exit status: 0 done, 1 refused by the daemon, 2 usage, 3 daemon not reachable.\n";
+
+// Where the daemon's socket is under the systemd unit ($RUNTIME_DIRECTORY/control.sock).
+constexpr const char* kUnitSocket = "/run/waypoint/control.sock";
 
 constexpr int kRefused = 1;
 constexpr int kUsageError = 2;
@@ -118,17 +123,21 @@ void printStatus(const json& reply) {
   }
 }
 
+void printCertificates(const json& reply) {
+  for (const auto& certificate : reply.value("certificates", json::array())) {
+    std::printf(
+        "certificate %s: %s\n", text(certificate["what"]).c_str(),
+        certificate.value("reloaded", false) ? "reloaded" : text(certificate["error"]).c_str());
+  }
+}
+
 void printReload(const json& reply) {
   std::printf("reloaded %s\nchanged: %s\nneeds a restart: %s\n", text(reply["file"]).c_str(),
               list(reply.value("changed", json::array())).c_str(),
               list(reply.value("restart_needed", json::array())).c_str());
   if (reply.contains("rules")) std::printf("routing rules: %s\n", text(reply["rules"]).c_str());
   if (reply.contains("users")) std::printf("users: %s\n", text(reply["users"]).c_str());
-  for (const auto& certificate : reply.value("certificates", json::array())) {
-    std::printf(
-        "certificate %s: %s\n", text(certificate["what"]).c_str(),
-        certificate.value("reloaded", false) ? "reloaded" : text(certificate["error"]).c_str());
-  }
+  printCertificates(reply);
 }
 
 void printBindings(const json& reply) {
@@ -162,7 +171,8 @@ void printConnections(const json& reply) {
 }
 
 void printRouteExplanation(const json& reply) {
-  std::printf("%s\nrule: %s\n", text(reply["request"]).c_str(), text(reply["rule"]).c_str());
+  std::printf("%s\n", text(reply["request"]).c_str());
+  if (reply.contains("rule")) std::printf("rule: %s\n", text(reply["rule"]).c_str());
   if (reply.contains("status")) {
     std::printf("answer: %s %s\n", text(reply["status"]).c_str(), text(reply["reason"]).c_str());
   }
@@ -202,19 +212,6 @@ void printReply(const std::string& command, const json& reply) {
   }
 }
 
-int checkConfig(const std::string& path) {
-  try {
-    const auto config = waypoint::app::loadConfig(path);
-    for (const auto& warning : config.routing->warnings())
-      std::fprintf(stderr, "warning: %s\n", warning.c_str());
-    std::printf("%s: configuration OK, %zu routing rules\n", path.c_str(), config.routing->size());
-    return EXIT_SUCCESS;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return kRefused;
-  }
-}
-
 struct Invocation {
   std::string socket;
   std::string configPath;
@@ -248,13 +245,28 @@ std::optional<Invocation> parseArguments(int argc, char** argv) {
   return invocation;
 }
 
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
 std::string socketPath(const Invocation& invocation) {
   if (!invocation.socket.empty()) return invocation.socket;
   if (!invocation.configPath.empty()) {
-    return waypoint::app::loadConfig(invocation.configPath).control.socket;
+    try {
+      const auto control = waypoint::app::loadConfig(invocation.configPath).control;
+      // Without control.socket, a daemon under the unit listens in its RuntimeDirectory,
+      // which a shell's environment does not name.
+      if (!control.socketConfigured && !exists(control.socket) && exists(kUnitSocket)) {
+        return kUnitSocket;
+      }
+      return control.socket;
+    } catch (const waypoint::app::ConfigError&) {
+      // A file being edited may be broken; `reload` must still reach the daemon, which
+      // then refuses it and says why.
+      if (!exists(kUnitSocket)) throw;
+      return kUnitSocket;
+    }
   }
   if (const char* fromEnvironment = std::getenv("WAYPOINT_CONTROL_SOCKET")) return fromEnvironment;
-  return "/run/waypoint/control.sock";
+  return kUnitSocket;
 }
 
 // The request for the command words, or nullopt for a usage error.
@@ -306,7 +318,7 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stderr);
       return kUsageError;
     }
-    return checkConfig(words[1]);
+    return waypoint::app::checkConfigFile(words[1]);
   }
   const auto request = requestFor(*invocation);
   if (!request) {
@@ -320,9 +332,7 @@ int main(int argc, char** argv) {
     if (!reply.value("ok", false)) {
       std::fprintf(stderr, "waypointctl: %s: %s\n", words.front().c_str(),
                    reply.value("error", std::string("refused")).c_str());
-      if (!invocation->asJson && words.front() == "reload" && reply.contains("changed")) {
-        printReload(reply);
-      }
+      if (!invocation->asJson && words.front() == "reload") printCertificates(reply);
       return kRefused;
     }
     if (!invocation->asJson) printReply(words.front(), reply);

@@ -178,6 +178,23 @@ TlsContexts::TlsContexts(TlsSettings settings)
       server_(makeServerContext(settings_)),
       client_(makeClientContext(settings_)) {}
 
+std::optional<TlsContexts::Prepared> TlsContexts::prepare(std::string& why) const {
+  try {
+    auto server = makeServerContext(settings_);
+    auto client = makeClientContext(settings_);
+    return Prepared{settings_, std::move(server), std::move(client)};
+  } catch (const std::runtime_error& error) {
+    why = error.what();
+    return std::nullopt;
+  }
+}
+
+void TlsContexts::install(Prepared prepared) {
+  server_ = std::move(prepared.server);
+  client_ = std::move(prepared.client);
+  settings_ = std::move(prepared.settings);
+}
+
 TlsReloadResult TlsContexts::reload() { return reload(settings_); }
 
 TlsReloadResult TlsContexts::reload(TlsSettings settings) {

@@ -492,11 +492,25 @@ void Transports::useClientTls(const TlsSettings& settings) {
   impl_->tlsContexts.push_back(impl_->clientTls);
 }
 
-std::vector<TlsReloadReport> Transports::reloadTls() {
-  std::vector<TlsReloadReport> reports = impl_->tlsNames;
-  for (std::size_t i = 0; i < reports.size(); ++i)
-    reports[i].result = impl_->tlsContexts[i]->reload();
-  return reports;
+bool PreparedTlsReload::ok() const {
+  return std::all_of(reports.begin(), reports.end(),
+                     [](const TlsReloadReport& report) { return report.result.reloaded; });
+}
+
+PreparedTlsReload Transports::prepareTlsReload() const {
+  PreparedTlsReload prepared{impl_->tlsNames, {}};
+  for (std::size_t i = 0; i < prepared.reports.size(); ++i) {
+    auto& result = prepared.reports[i].result;
+    prepared.contexts.push_back(impl_->tlsContexts[i]->prepare(result.reason));
+    result.reloaded = prepared.contexts.back().has_value();
+  }
+  return prepared;
+}
+
+void Transports::commitTlsReload(PreparedTlsReload prepared) {
+  if (!prepared.ok()) return;
+  for (std::size_t i = 0; i < prepared.contexts.size(); ++i)
+    impl_->tlsContexts[i]->install(std::move(*prepared.contexts[i]));
 }
 
 void Transports::sweepNow() { impl_->sweep(); }

@@ -1068,6 +1068,9 @@ def test_ctl_connections_and_route_explain(args):
         lower = json.loads(waypointctl(args, d, "--json", "route", "explain",
                                        "invite sip:900@localhost").stdout)
         assert lower["rule"] == "default" and "case-sensitive" in lower["note"], lower
+        registration = waypointctl(args, d, "route", "explain", "REGISTER sip:localhost")
+        assert registration.returncode == 0 and "answered by the registrar" in registration.stdout, registration
+        assert "rule:" not in registration.stdout, registration.stdout
         bad = waypointctl(args, d, "route", "explain", "INVITE")
         assert bad.returncode == 1 and "METHOD URI" in bad.stderr, bad
         assert waypointctl(args, d, "route", "explain", "INVITE sip:a@b", "--from").returncode == 2
@@ -1839,18 +1842,19 @@ def test_tls_register_call(args):
         assert "made at an earlier start" in again and fingerprint in again, again
 
 
-def tls_reload(d, tls_at):
+def tls_reload(d, tls_at, routing=None):
     """SIGHUP; returns what the daemon said about the TLS context of the listener tls_at."""
     mark = d.log_mark()
-    d.reload()
-    return d.wait_log(f"{re.escape(tls_at)}: (certificate reloaded|reload refused)", since=mark)
+    d.reload(routing=routing)
+    return d.wait_log(f"{re.escape(tls_at)}: certificate (reloaded|refused)", since=mark)
 
 
 def test_tls_certificate_reload(args):
     """A configured chain (a test CA, a certificate for IP:127.0.0.1) verifies with the CA
     and the name 127.0.0.1. New files and SIGHUP: a connection made before keeps working,
-    new ones get the new certificate; a bad file on the next SIGHUP is refused with its
-    reason logged, and the renewed certificate stays in use."""
+    new ones get the new certificate; a bad file on the next SIGHUP refuses the whole
+    reload with its reason logged (a routing change in the same file does not apply), and
+    the renewed certificate stays in use."""
     work = tempfile.mkdtemp(prefix="waypoint-tls-")
     ca = make_test_ca(work)
     crt, key = make_certificate(work, "server", ca, "IP:127.0.0.1")
@@ -1870,10 +1874,14 @@ def test_tls_certificate_reload(args):
         assert old.transact(options_to_server(d.port + 1, old.local, "TLS")).code == 200
         with open(crt, "w") as f:
             f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
-        said = tls_reload(d, tls_at)
-        assert f"{tls_at}: reload refused, the current certificate stays" in said and crt in said, said
+        block = {"rules": [{"match": {"user": "frank"}, "reject": {"status": 403, "reason": "Forbidden"}}]}
+        said = tls_reload(d, tls_at, routing=block)
+        assert f"{tls_at}: certificate refused, the current one stays" in said and crt in said, said
+        assert "refused, nothing changed" in said, said
         with TlsClient(d.port + 1, cafile=ca[0]) as later:
             assert later.fingerprint() == second
+            frank = later.transact(make_invite("sip:frank@localhost", later.local, transport="TLS"))
+            assert frank.code != 403, "a reload refused for its certificate applied its routing"
         assert old.transact(options_to_server(d.port + 1, old.local, "TLS")).code == 200
         assert d.metrics()["tls_handshakes_completed"] == 3
 

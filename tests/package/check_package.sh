@@ -21,6 +21,21 @@ for path in ./usr/bin/waypointd ./usr/bin/waypointctl ./usr/lib/systemd/system/w
   grep -q " $path\$" <<<"$contents" || fail "$deb lacks $path"
 done
 
+grep -q '^-rw-r----- .* ./etc/waypoint/users.txt$' <<<"$contents" ||
+  fail "the users file (password hashes) is not mode 0640 in the package"
+grep -q '^-rw-r--r-- .* ./etc/waypoint/waypoint.yaml$' <<<"$contents" ||
+  fail "waypoint.yaml is not mode 0644 in the package"
+
+# A tree install keeps a file the operator edited (no conffiles there).
+mkdir -p "$work/stage/etc/waypoint"
+echo "# edited by the operator" >"$work/stage/etc/waypoint/waypoint.yaml"
+DESTDIR="$work/stage" cmake --install "$build" >"$work/install.log" 2>&1 ||
+  { cat "$work/install.log"; fail "cmake --install failed"; }
+grep -qx "# edited by the operator" "$work/stage/etc/waypoint/waypoint.yaml" ||
+  fail "cmake --install replaced an edited /etc/waypoint/waypoint.yaml"
+[[ "$(stat -c %a "$work/stage/etc/waypoint/users.txt")" == 640 ]] ||
+  fail "cmake --install left users.txt readable by everyone"
+
 info="$(dpkg-deb -I "$deb")"
 for field in "Package: waypoint" "Version: $(sed -n 's/^project(waypoint VERSION \([0-9.]*\).*/\1/p' "$source/CMakeLists.txt")" \
   "Section: net" "Depends: adduser" "libsofia-sip-ua0"; do
@@ -29,6 +44,8 @@ done
 for script in postinst prerm postrm conffiles; do
   grep -q " $script" <<<"$info" || fail "the package has no $script"
 done
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -q 'chgrp waypoint /etc/waypoint/users.txt' ||
+  fail "postinst does not give the users file to the waypoint group"
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/waypoint/waypoint.yaml ||
   fail "/etc/waypoint/waypoint.yaml is not a conffile"
 
@@ -36,7 +53,7 @@ mkdir "$work/root"
 dpkg-deb -x "$deb" "$work/root"
 unit="$work/root/usr/lib/systemd/system/waypointd.service"
 grep -q '^ExecStart=/usr/bin/waypointd ' "$unit" || fail "the packaged unit does not start /usr/bin/waypointd"
-grep -q '^ExecReload=/usr/bin/waypointctl reload$' "$unit" || fail "the packaged unit does not reload with waypointctl"
+grep -q '^ExecReload=/usr/bin/waypointctl -c /etc/waypoint/waypoint.yaml reload$' "$unit" || fail "the packaged unit does not reload with waypointctl"
 grep -q '^User=waypoint$' "$unit" || fail "the packaged unit does not run as the waypoint user"
 "$work/root/usr/bin/waypointd" --check-config -c "$work/root/etc/waypoint/waypoint.yaml" ||
   fail "the packaged config does not pass --check-config"

@@ -88,6 +88,9 @@ TEST(RouteExplainTest, TheReplyListsTargetGroupsInOrderOrTheAnswer) {
   EXPECT_EQ(answer["status"], 404);
   EXPECT_EQ(answer["reason"], "Not Found");
   EXPECT_TRUE(answer["target_groups"].empty());
+  EXPECT_FALSE(answer.contains("record_route"));  // nothing is forwarded
+  EXPECT_FALSE(answer.contains("authenticate"));
+  EXPECT_FALSE(describeRouted(*request, proxy::Routed{}).contains("rule"));
 }
 
 }  // namespace

@@ -217,6 +217,27 @@ TEST_F(TlsContextTest, ReloadWithABrokenCertificateKeepsTheCurrentContexts) {
   EXPECT_EQ(contexts.client(), client);
 }
 
+TEST_F(TlsContextTest, PreparedContextsAreNotInUseUntilInstalled) {
+  TlsContexts contexts(serverSettings());
+  const auto server = contexts.server();
+  writeServerCertificate("server", 3);
+  std::string why;
+
+  auto prepared = contexts.prepare(why);
+
+  ASSERT_TRUE(prepared) << why;
+  EXPECT_EQ(contexts.server(), server);  // a refusal elsewhere leaves this one as it is
+  const auto fresh = prepared->server;
+  contexts.install(std::move(*prepared));
+  EXPECT_EQ(contexts.server(), fresh);
+  EXPECT_EQ(loadedFingerprint(*contexts.server()), certificateFingerprint(path("server.crt")));
+
+  certs::writeText(path("server.crt"), "truncated by a renewal script\n");
+  EXPECT_FALSE(contexts.prepare(why));
+  EXPECT_THAT(why, HasSubstr(path("server.crt")));
+  EXPECT_EQ(contexts.server(), fresh);
+}
+
 TEST_F(TlsContextTest, ReloadWithChangedSettingsThatFailKeepsTheOldSettings) {
   TlsContexts contexts(serverSettings());
   TlsSettings changed = serverSettings();

@@ -51,6 +51,7 @@ struct ControlConfig {
   // Empty: no control socket. Default: $RUNTIME_DIRECTORY/control.sock under systemd,
   // else <state_dir>/control.sock.
   std::string socket;
+  bool socketConfigured = false;  // control.socket is in the file (not the default)
   unsigned mode = 0660;
   std::string group;  // empty: the daemon's own
 };

@@ -5,6 +5,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace waypoint::transport {
@@ -45,8 +46,20 @@ class TlsContexts {
   std::shared_ptr<boost::asio::ssl::context> client() const { return client_; }
   const TlsSettings& settings() const { return settings_; }
 
-  // Reads the certificate and key (and CA file) again into new contexts. On any failure
-  // the current contexts stay, and the reason is returned (the caller logs it).
+  // New contexts read from the files, not in use yet: a reload checks every certificate
+  // before it puts any in place.
+  struct Prepared {
+    TlsSettings settings;
+    std::shared_ptr<boost::asio::ssl::context> server;
+    std::shared_ptr<boost::asio::ssl::context> client;
+  };
+  // Reads the certificate and key (and CA file) again; nullopt with `why` on failure.
+  std::optional<Prepared> prepare(std::string& why) const;
+  // Puts prepared contexts in place (for new connections).
+  void install(Prepared prepared);
+
+  // prepare() and install() at once. On any failure the current contexts stay, and the
+  // reason is returned (the caller logs it).
   TlsReloadResult reload();
   // The same with changed settings, which are kept only if the new contexts are made.
   TlsReloadResult reload(TlsSettings settings);

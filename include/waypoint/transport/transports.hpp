@@ -90,6 +90,13 @@ struct TlsReloadReport {
   TlsReloadResult result;
 };
 
+// Every TLS context read again from its files, none in use yet.
+struct PreparedTlsReload {
+  std::vector<TlsReloadReport> reports;  // result.reloaded: this one's files are good
+  std::vector<std::optional<TlsContexts::Prepared>> contexts;
+  bool ok() const;  // every certificate and key is good
+};
+
 using MessageHandler = std::function<void(const Source& source, std::string_view bytes)>;
 using SendErrorHandler = std::function<void(const Destination& destination, std::error_code)>;
 // An ICMP error (port or host unreachable) came back for a UDP datagram sent to destination.
@@ -121,9 +128,11 @@ class Transports {
   // certificate, CA bundle, verification). Throws std::runtime_error as TlsContexts does.
   // Without it, sending over TLS fails with protocol_not_supported.
   void useClientTls(const TlsSettings& settings);
-  // Reads every TLS certificate and key again (SIGHUP). Established connections keep the
-  // context they were made with; a context whose files are now bad stays as it was.
-  std::vector<TlsReloadReport> reloadTls();
+  // A reload in two steps, so that one bad certificate changes none: prepareTlsReload()
+  // reads every TLS certificate and key again, and commitTlsReload() puts them in place
+  // when all are good. Established connections keep the context they were made with.
+  PreparedTlsReload prepareTlsReload() const;
+  void commitTlsReload(PreparedTlsReload prepared);
 
   // The endpoints actually bound (port 0 resolved), in listen() order.
   std::vector<std::pair<Protocol, Endpoint>> boundEndpoints() const;
