@@ -329,6 +329,7 @@ Daemon::Daemon(const Config& config) : parts_(std::make_unique<Parts>(config)) {
   if (p.authenticator) sweepAuthLater();
   armStopSignals();
   armControlSignals();
+  p.timerDriver->rearm();  // bindings restored from disk expire on time, traffic or not
   if (!p.config.control.socket.empty()) {
     ControlOperations operations;
     operations.status = [this] { return status(); };
