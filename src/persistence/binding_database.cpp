@@ -156,8 +156,11 @@ BindingDatabase::BindingDatabase(std::string path) : path_(std::move(path)) {
     exec(kCreateSchema, "cannot create the schema");
     exec("COMMIT", "cannot create the schema");
   } else if (found != kSchemaVersion) {
-    throw DatabaseError(path_ + ": schema version " + std::to_string(found) +
-                        ", this waypointd reads version " + std::to_string(kSchemaVersion));
+    throw DatabaseError(std::string(path_)
+                            .append(": schema version ")
+                            .append(std::to_string(found))
+                            .append(", this waypointd reads version ")
+                            .append(std::to_string(kSchemaVersion)));
   }
 }
 

@@ -57,7 +57,7 @@ class PersistenceTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string dir_ = (std::filesystem::temp_directory_path() /
-                      ("waypoint-persistence-test-" + std::to_string(::getpid())))
+                      std::string("waypoint-persistence-test-").append(std::to_string(::getpid())))
                          .string();
   std::string file_ = dir_ + "/bindings.sqlite";
   FakeClocks fake_;
