@@ -274,6 +274,23 @@ void flood(const Reader& r, const YAML::Node& node, auth::FloodSettings& f) {
     f.maxSources = r.unsignedValue(node["max_sources"], "max_sources", 1, 1 << 24);
 }
 
+// `registrar.persistence:` the binding database and how often it is written.
+void persistenceSettings(const Reader& r, const YAML::Node& node,
+                         persistence::PersistenceSettings& p) {
+  r.expectMap(node, "persistence");
+  r.onlyKeys(node, "persistence", {"enabled", "file", "batch_interval"});
+  if (node["enabled"]) p.enabled = r.boolean(node["enabled"], "enabled");
+  if (const auto file = node["file"]) {
+    p.file = r.string(file, "persistence file");
+    if (p.file.empty()) r.fail(file.Mark(), "persistence file must not be empty");
+  }
+  if (const auto interval = node["batch_interval"]) {
+    p.batchInterval = r.duration(interval, "batch_interval", std::chrono::milliseconds(10));
+    if (p.batchInterval > std::chrono::seconds(10))
+      r.fail(interval.Mark(), "batch_interval must be at most 10s (what a crash may lose)");
+  }
+}
+
 // systemd's StateDirectory= hands the directory over in $STATE_DIRECTORY.
 std::string defaultStateDir() {
   const char* fromSystemd = std::getenv("STATE_DIRECTORY");
@@ -429,9 +446,13 @@ Config loadConfig(const std::string& path) {
       config.transactions.send100Trying = r.boolean(trying, "send_100_trying");
     }
   }
+  config.registrar.persistence.file = config.stateDir + "/bindings.sqlite";
   if (const auto reg = root["registrar"]) {
     r.expectMap(reg, "registrar");
-    r.onlyKeys(reg, "registrar", {"min_expires", "max_expires", "default_expires", "max_contacts"});
+    r.onlyKeys(reg, "registrar",
+               {"min_expires", "max_expires", "default_expires", "max_contacts", "persistence"});
+    if (reg["persistence"])
+      persistenceSettings(r, reg["persistence"], config.registrar.persistence);
     using std::chrono::duration_cast;
     using std::chrono::seconds;
     auto& rc = config.registrar;

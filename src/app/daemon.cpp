@@ -27,6 +27,7 @@
 #include "waypoint/app/metrics.hpp"
 #include "waypoint/app/route_explain.hpp"
 #include "waypoint/app/route_secret.hpp"
+#include "waypoint/persistence/binding_persistence.hpp"
 #include "waypoint/proxy/local_identity.hpp"
 #include "waypoint/proxy/proxy.hpp"
 #include "waypoint/registrar/registrar.hpp"
@@ -254,7 +255,9 @@ struct Daemon::Parts {
                      timerDriver->rearm();
                    }),
         identity(listenAll(config, transports)),
-        registrar(locations, std::set<std::string>(config.domains.begin(), config.domains.end()),
+        bindingStore(config.registrar.persistence, locations),
+        registrar(bindingStore.store(),
+                  std::set<std::string>(config.domains.begin(), config.domains.end()),
                   registrarSettingsFrom(config, identity)),
         sender(transports),
         guard(config.flood),
@@ -301,6 +304,7 @@ struct Daemon::Parts {
   const proxy::LocalIdentity identity;
   const transaction::SteadyClock clock;
   registrar::InMemoryLocationStore locations;
+  persistence::BindingPersistence bindingStore;  // restores into locations, writes behind
   registrar::Registrar registrar;
   TransportSender sender;
   auth::SourceGuard guard;  // the dispatcher's flood check; the proxy may ban
@@ -325,6 +329,7 @@ Daemon::Daemon(const Config& config) : parts_(std::make_unique<Parts>(config)) {
   if (p.authenticator) sweepAuthLater();
   armStopSignals();
   armControlSignals();
+  p.timerDriver->rearm();  // bindings restored from disk expire on time, traffic or not
   if (!p.config.control.socket.empty()) {
     ControlOperations operations;
     operations.status = [this] { return status(); };
@@ -361,6 +366,7 @@ int Daemon::run() {
   spdlog::info("waypointd ready (version {})", WAYPOINT_VERSION);
   sd_notify(0, "READY=1");
   p.io.run();
+  p.bindingStore.stop();  // the final batch
   writeMetricsFile();
   spdlog::info("waypointd stopped");
   return EXIT_SUCCESS;
@@ -451,7 +457,7 @@ std::string Daemon::metricsText() {
   std::string text =
       renderMetrics(p.transports.counters(), p.dispatcher->counters(),
                     p.proxyCore->transactions().counters(), p.registrar, p.proxyCore->counters()) +
-      renderFloodMetrics(p.guard.counters());
+      renderFloodMetrics(p.guard.counters()) + renderPersistenceMetrics(p.bindingStore.counters());
   if (p.authenticator) text += renderAuthMetrics(p.authenticator->counters(), p.users->size());
   return text;
 }

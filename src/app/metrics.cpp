@@ -123,6 +123,17 @@ std::string renderFloodMetrics(const auth::SourceGuardCounters& f) {
   return out;
 }
 
+std::string renderPersistenceMetrics(const persistence::PersistenceCounters& p) {
+  std::string out;
+  counter(out, "registrar_persistence_batches_written", p.batchesWritten);
+  counter(out, "registrar_persistence_bindings_written", p.bindingsWritten);
+  counter(out, "registrar_persistence_write_errors", p.writeErrors);
+  counter(out, "registrar_persistence_restored", p.restored);
+  counter(out, "registrar_persistence_dropped_at_restore", p.droppedAtRestore);
+  counter(out, "registrar_persistence_failing", p.failing, "gauge");
+  return out;
+}
+
 bool writeMetricsFile(const std::string& path, const std::string& text) {
   const std::string temporary = path + ".tmp";
   {

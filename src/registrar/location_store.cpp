@@ -40,7 +40,9 @@ void InMemoryLocationStore::replace(std::string_view aor, std::vector<Binding> b
   aors_[key] = std::move(bindings);
 }
 
-std::size_t InMemoryLocationStore::expire(TimePoint now) {
+std::size_t InMemoryLocationStore::expire(TimePoint now) { return expire(now, {}); }
+
+std::size_t InMemoryLocationStore::expire(TimePoint now, const ExpiryVisitor& changed) {
   std::size_t removed = 0;
   while (!expiries_.empty() && expiries_.top().at <= now) {
     const std::string aor = expiries_.top().aor;
@@ -54,6 +56,7 @@ std::size_t InMemoryLocationStore::expire(TimePoint now) {
                    bindings.end());
     removed += before - bindings.size();
     bindings_ -= before - bindings.size();
+    if (before != bindings.size() && changed) changed(aor, bindings);
     if (bindings.empty()) {
       aors_.erase(found);
       remember(aor);

@@ -261,10 +261,12 @@ class Daemon:
         raise AssertionError(f"waypointd not ready after {START_TIMEOUT} s:\n{self._tail()}")
 
     def restart(self, timeout=10.0):
-        """SIGTERM (clean exit asserted), then the same config again on the same port.
+        """SIGTERM (clean exit asserted), then the same config again on the same port and
+        the same state_dir (so the binding database too). After kill(), no SIGTERM: it
+        only starts the new process.
 
-        Bindings live in memory, so they are gone afterwards; dialogs are not the
-        daemon's state and survive. If the port is briefly not bindable again, retries.
+        Dialogs are not the daemon's state and survive. If the port is briefly not
+        bindable again, retries.
         """
         self.stop()
         deadline = time.monotonic() + timeout
@@ -276,6 +278,13 @@ class Daemon:
                 raise AssertionError(f"waypointd did not restart on port {self.port} "
                                      f"(exit {self.proc.returncode}):\n{self._tail()}")
             time.sleep(0.2)
+
+    def kill(self):
+        """SIGKILL, as a crash would end it: nothing is flushed. restart() starts it again."""
+        assert self.proc.poll() is None, f"waypointd died during the test:\n{self._tail()}"
+        self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        self.stopped = True
 
     def reload(self, routing=None, text=None, timeout=REPLY_TIMEOUT):
         """Rewrites the config file (same port; the new routing, None for no routing

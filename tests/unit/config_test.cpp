@@ -243,6 +243,15 @@ class RegistrarConfigTest : public ::testing::Test {
                          << text;
     return path_;
   }
+  // The message of the ConfigError that loading `text` throws, or "no error".
+  std::string errorFor(const std::string& text) {
+    try {
+      loadConfig(write(text));
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  }
   void TearDown() override { std::filesystem::remove(path_); }
   std::string path_ = (std::filesystem::temp_directory_path() /
                        ("waypoint-registrar-config-" + std::to_string(::getpid()) + ".yaml"))
@@ -266,15 +275,35 @@ TEST_F(RegistrarConfigTest, DefaultsFollowRfc3261) {
   EXPECT_EQ(config.registrar.maxContacts, 10u);
 }
 
+TEST_F(RegistrarConfigTest, ReadsThePersistenceSection) {
+  const Config config = loadConfig(
+      write("registrar: { persistence: { enabled: false, file: /tmp/b.sqlite, batch_interval: "
+            "250ms } }\n"));
+  EXPECT_FALSE(config.registrar.persistence.enabled);
+  EXPECT_EQ(config.registrar.persistence.file, "/tmp/b.sqlite");
+  EXPECT_EQ(config.registrar.persistence.batchInterval, std::chrono::milliseconds(250));
+}
+
+TEST_F(RegistrarConfigTest, PersistenceIsOnInTheStateDirectoryByDefault) {
+  const Config config = loadConfig(write("state_dir: /srv/wp\n"));
+  EXPECT_TRUE(config.registrar.persistence.enabled);
+  EXPECT_EQ(config.registrar.persistence.file, "/srv/wp/bindings.sqlite");
+  EXPECT_EQ(config.registrar.persistence.batchInterval, std::chrono::milliseconds(100));
+}
+
+TEST_F(RegistrarConfigTest, RejectsABatchIntervalOutOfRangeAndUnknownKeys) {
+  EXPECT_THAT(errorFor("registrar: { persistence: { batch_interval: 5ms } }\n"),
+              HasSubstr("batch_interval must be at least 10ms"));
+  EXPECT_THAT(errorFor("registrar: { persistence: { batch_interval: 11s } }\n"),
+              HasSubstr("batch_interval must be at most 10s"));
+  EXPECT_THAT(errorFor("registrar: { persistence: { batch_interval: 100 } }\n"),
+              HasSubstr(".yaml:3:45: batch_interval must be a duration"));
+  EXPECT_THAT(errorFor("registrar: { persistence: { fsync: true } }\n"), HasSubstr("fsync"));
+  EXPECT_THAT(errorFor("registrar: { persistence: { file: \"\" } }\n"),
+              HasSubstr("persistence file must not be empty"));
+}
+
 TEST_F(RegistrarConfigTest, RejectsInconsistentExpiries) {
-  const auto errorFor = [&](const std::string& text) -> std::string {
-    try {
-      loadConfig(write(text));
-    } catch (const ConfigError& e) {
-      return e.what();
-    }
-    return "no error";
-  };
   EXPECT_THAT(errorFor("registrar: { min_expires: 10m, max_expires: 1m }\n"),
               HasSubstr("max_expires must not be shorter"));
   EXPECT_THAT(errorFor("registrar: { default_expires: 10s }\n"),

@@ -11,6 +11,7 @@
 #include "waypoint/auth/authenticator.hpp"
 #include "waypoint/auth/source_guard.hpp"
 #include "waypoint/config/yaml_reader.hpp"
+#include "waypoint/persistence/binding_persistence.hpp"
 #include "waypoint/routing/rules.hpp"
 #include "waypoint/transport/transports.hpp"
 
@@ -34,6 +35,7 @@ struct RegistrarConfig {
   std::chrono::seconds maxExpires{3600};
   std::chrono::seconds defaultExpires{3600};
   std::size_t maxContacts = 10;
+  persistence::PersistenceSettings persistence;  // registrar.persistence
 };
 
 struct LogConfig {

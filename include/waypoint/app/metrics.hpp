@@ -6,6 +6,7 @@
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/auth/authenticator.hpp"
 #include "waypoint/auth/source_guard.hpp"
+#include "waypoint/persistence/binding_writer.hpp"
 #include "waypoint/transport/transports.hpp"
 
 namespace waypoint::app {
@@ -19,6 +20,9 @@ std::string renderMetrics(const transport::TransportCounters& transport,
 std::string renderAuthMetrics(const auth::AuthCounters& auth, std::size_t users);
 // The flood guard's counters (waypoint_flood_*), appended to renderMetrics()'s text.
 std::string renderFloodMetrics(const auth::SourceGuardCounters& flood);
+// The binding database's counters (waypoint_registrar_persistence_*): failing is 1 while
+// bindings are not being saved (the file would not open, or the last batch failed).
+std::string renderPersistenceMetrics(const persistence::PersistenceCounters& persistence);
 
 // Writes through a temporary file and a rename, so a reader never sees half a file.
 // Returns false (and logs) on failure.

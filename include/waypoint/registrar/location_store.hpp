@@ -59,6 +59,11 @@ class InMemoryLocationStore final : public LocationStore {
   std::vector<Binding> lookup(std::string_view aor) const override;
   void replace(std::string_view aor, std::vector<Binding> bindings) override;
   std::size_t expire(TimePoint now) override;
+  // expire(), telling `changed` each AOR that lost bindings and what it has left (empty
+  // when it lost them all): a persistent store writes those lists behind it.
+  using ExpiryVisitor =
+      std::function<void(const std::string& aor, const std::vector<Binding>& left)>;
+  std::size_t expire(TimePoint now, const ExpiryVisitor& changed);
   std::optional<TimePoint> nextExpiry() override;
   bool known(std::string_view aor) const override;
   std::size_t aorCount() const override { return aors_.size(); }
