@@ -21,6 +21,42 @@ namespace waypoint::app {
 
 namespace {
 
+using config::KeyTable;
+
+// The keys of each mapping, for onlyKeys() and the reference test (configKeyTables()).
+const KeyTable kTlsKeys{"tls",
+                        {"certificate", "private_key", "ca_file", "min_version", "ciphers",
+                         "ciphersuites", "verify_peer", "require_client_certificate"}};
+const KeyTable kListenerKeys{"listen",
+                             {"transport", "address", "port", "advertise", "origins", "tls"}};
+const KeyTable kLimitsKeys{
+    "limits",
+    {"max_message_size", "udp_mtu", "udp_receive_buffer", "tcp_idle_timeout", "tcp_connect_timeout",
+     "tcp_max_connections_per_source", "tcp_max_connections", "handshake_timeout",
+     "max_queued_bytes", "max_handshakes_per_source"}};
+const KeyTable kSecurityKeys{
+    "security", {"route_secret", "previous_route_secrets", "server_header", "auth_secret"}};
+const KeyTable kAuthFailureKeys{"auth",
+                                {"free", "backoff", "max_backoff", "ban_after", "ban_time"}};
+const KeyTable kAuthKeys{"auth",
+                         {"users_file", "algorithms", "nonce_lifetime", "register", "calls",
+                          "exempt_trusted", "identity", "failures"}};
+const KeyTable kFloodKeys{"flood", {"enabled", "rate", "burst", "ban_time", "max_sources"}};
+const KeyTable kPersistenceKeys{"registrar", {"enabled", "file", "batch_interval"}};
+const KeyTable kControlKeys{"control", {"socket", "mode", "group"}};
+const KeyTable kTopLevelKeys{"", {"listen",  "domains",  "names",   "default_domain", "state_dir",
+                                  "trusted", "security", "timers",  "transactions",   "registrar",
+                                  "limits",  "log",      "metrics", "routing",        "proxy",
+                                  "tls",     "auth",     "flood",   "stop",           "control"}};
+const KeyTable kTimerKeys{"timers", {"t1", "t2", "t4"}};
+const KeyTable kTransactionKeys{"transactions", {"send_100_trying"}};
+const KeyTable kRegistrarKeys{
+    "registrar", {"min_expires", "max_expires", "default_expires", "max_contacts", "persistence"}};
+const KeyTable kProxyKeys{"proxy", {"timer_c", "max_forwards"}};
+const KeyTable kStopKeys{"stop", {"drain_time", "retry_after"}};
+const KeyTable kLogKeys{"log", {"level", "pattern"}};
+const KeyTable kMetricsKeys{"metrics", {"file"}};
+
 using config::Reader;
 
 // A listener's `advertise: HOST[:PORT]`: a name or an address others reach us by.
@@ -59,9 +95,7 @@ std::uint16_t defaultPort(Protocol protocol) {
 // The `tls:` section, at the top level or in a listener, over what is already in `tls`.
 void tlsSettings(const Reader& r, const YAML::Node& node, transport::TlsSettings& tls) {
   r.expectMap(node, "tls");
-  r.onlyKeys(node, "tls",
-             {"certificate", "private_key", "ca_file", "min_version", "ciphers", "ciphersuites",
-              "verify_peer", "require_client_certificate"});
+  r.onlyKeys(node, "tls", kTlsKeys);
   if (node["certificate"]) tls.certificateFile = r.string(node["certificate"], "certificate");
   if (node["private_key"]) tls.privateKeyFile = r.string(node["private_key"], "private_key");
   if (node["certificate"] && !node["private_key"])
@@ -85,7 +119,7 @@ void tlsSettings(const Reader& r, const YAML::Node& node, transport::TlsSettings
 transport::ListenerConfig listener(const Reader& r, const YAML::Node& node,
                                    const transport::TlsSettings& tls) {
   r.expectMap(node, "a listener");
-  r.onlyKeys(node, "listener", {"transport", "address", "port", "advertise", "origins", "tls"});
+  r.onlyKeys(node, "listener", kListenerKeys);
   transport::ListenerConfig result;
   if (!node["transport"])
     r.fail(node.Mark(), "listener needs 'transport' (udp, tcp, tls, ws or wss)");
@@ -124,10 +158,7 @@ transport::ListenerConfig listener(const Reader& r, const YAML::Node& node,
 
 void limits(const Reader& r, const YAML::Node& node, transport::TransportSettings& t) {
   r.expectMap(node, "limits");
-  r.onlyKeys(node, "limits",
-             {"max_message_size", "udp_mtu", "udp_receive_buffer", "tcp_idle_timeout",
-              "tcp_connect_timeout", "tcp_max_connections_per_source", "tcp_max_connections",
-              "handshake_timeout", "max_queued_bytes", "max_handshakes_per_source"});
+  r.onlyKeys(node, "limits", kLimitsKeys);
   if (node["max_message_size"])
     t.maxMessageSize = r.unsignedValue(node["max_message_size"], "max_message_size", 1024, 1 << 20);
   if (node["udp_mtu"]) t.udpMtu = r.unsignedValue(node["udp_mtu"], "udp_mtu", 200, 65535);
@@ -166,8 +197,7 @@ void limits(const Reader& r, const YAML::Node& node, transport::TransportSetting
 
 void security(const Reader& r, const YAML::Node& node, SecurityConfig& s) {
   r.expectMap(node, "security");
-  r.onlyKeys(node, "security",
-             {"route_secret", "previous_route_secrets", "server_header", "auth_secret"});
+  r.onlyKeys(node, "security", kSecurityKeys);
   auto secret = [&r](const YAML::Node& item, const std::string& what) {
     std::string value = r.string(item, what);
     if (value.size() < proxy::RouteTokenSigner::kMinSecretLength) {
@@ -194,7 +224,7 @@ void security(const Reader& r, const YAML::Node& node, SecurityConfig& s) {
 
 void failureLimits(const Reader& r, const YAML::Node& node, auth::FailureSettings& f) {
   r.expectMap(node, "failures");
-  r.onlyKeys(node, "failures", {"free", "backoff", "max_backoff", "ban_after", "ban_time"});
+  r.onlyKeys(node, "failures", kAuthFailureKeys);
   using std::chrono::seconds;
   if (node["free"])
     f.freeFailures = static_cast<unsigned>(r.unsignedValue(node["free"], "free", 0, 1000));
@@ -222,9 +252,7 @@ std::string besideConfig(const std::string& configPath, const std::string& path)
 
 void authSection(const Reader& r, const YAML::Node& node, AuthConfig& a) {
   r.expectMap(node, "auth");
-  r.onlyKeys(node, "auth",
-             {"users_file", "algorithms", "nonce_lifetime", "register", "calls", "exempt_trusted",
-              "identity", "failures"});
+  r.onlyKeys(node, "auth", kAuthKeys);
   if (const auto users = node["users_file"]) {
     a.usersFile = besideConfig(r.path(), r.string(users, "users_file"));
     if (a.usersFile.empty()) r.fail(users.Mark(), "users_file must not be empty");
@@ -262,7 +290,7 @@ void authSection(const Reader& r, const YAML::Node& node, AuthConfig& a) {
 // The `flood:` section: the per-source token bucket in front of the parser.
 void flood(const Reader& r, const YAML::Node& node, auth::FloodSettings& f) {
   r.expectMap(node, "flood");
-  r.onlyKeys(node, "flood", {"enabled", "rate", "burst", "ban_time", "max_sources"});
+  r.onlyKeys(node, "flood", kFloodKeys);
   if (node["enabled"]) f.enabled = r.boolean(node["enabled"], "enabled");
   if (node["rate"]) f.rate = static_cast<double>(r.unsignedValue(node["rate"], "rate", 1, 1e9));
   if (node["burst"]) f.burst = static_cast<double>(r.unsignedValue(node["burst"], "burst", 1, 1e9));
@@ -278,7 +306,7 @@ void flood(const Reader& r, const YAML::Node& node, auth::FloodSettings& f) {
 void persistenceSettings(const Reader& r, const YAML::Node& node,
                          persistence::PersistenceSettings& p) {
   r.expectMap(node, "persistence");
-  r.onlyKeys(node, "persistence", {"enabled", "file", "batch_interval"});
+  r.onlyKeys(node, "persistence", kPersistenceKeys);
   if (node["enabled"]) p.enabled = r.boolean(node["enabled"], "enabled");
   if (const auto file = node["file"]) {
     p.file = r.string(file, "persistence file");
@@ -312,7 +340,7 @@ std::string defaultControlSocket(const std::string& stateDir) {
 
 void control(const Reader& r, const YAML::Node& node, ControlConfig& control) {
   r.expectMap(node, "control");
-  r.onlyKeys(node, "control", {"socket", "mode", "group"});
+  r.onlyKeys(node, "control", kControlKeys);
   if (node["socket"]) {
     control.socket = r.string(node["socket"], "control socket");
     control.socketConfigured = true;
@@ -355,6 +383,16 @@ void checkReadableFile(const std::string& path) {
 
 }  // namespace
 
+std::vector<const config::KeyTable*> configKeyTables() {
+  std::vector<const KeyTable*> tables{
+      &kTlsKeys,   &kListenerKeys,    &kLimitsKeys,      &kSecurityKeys, &kAuthFailureKeys,
+      &kAuthKeys,  &kFloodKeys,       &kPersistenceKeys, &kControlKeys,  &kTopLevelKeys,
+      &kTimerKeys, &kTransactionKeys, &kRegistrarKeys,   &kProxyKeys,    &kStopKeys,
+      &kLogKeys,   &kMetricsKeys};
+  for (const auto* table : routing::RuleSet::keyTables()) tables.push_back(table);
+  return tables;
+}
+
 bool isLogLevel(const std::string& level) {
   static const std::set<std::string> levels{"trace", "debug",    "info", "warning",
                                             "error", "critical", "off"};
@@ -374,11 +412,7 @@ Config loadConfig(const std::string& path) {
   }
   if (!root || root.IsNull()) throw ConfigError(path + ":1:1: the configuration file is empty");
   r.expectMap(root, "the configuration");
-  r.onlyKeys(
-      root, "the configuration",
-      {"listen", "domains",      "names",     "default_domain", "state_dir", "trusted", "security",
-       "timers", "transactions", "registrar", "limits",         "log",       "metrics", "routing",
-       "proxy",  "tls",          "auth",      "flood",          "stop",      "control"});
+  r.onlyKeys(root, "the configuration", kTopLevelKeys);
 
   Config config;
   config.path = path;
@@ -429,7 +463,7 @@ Config loadConfig(const std::string& path) {
 
   if (const auto timers = root["timers"]) {
     r.expectMap(timers, "timers");
-    r.onlyKeys(timers, "timers", {"t1", "t2", "t4"});
+    r.onlyKeys(timers, "timers", kTimerKeys);
     if (timers["t1"])
       config.timers.t1 = r.duration(timers["t1"], "t1", std::chrono::milliseconds(1));
     if (timers["t2"])
@@ -441,7 +475,7 @@ Config loadConfig(const std::string& path) {
   }
   if (const auto transactions = root["transactions"]) {
     r.expectMap(transactions, "transactions");
-    r.onlyKeys(transactions, "transactions", {"send_100_trying"});
+    r.onlyKeys(transactions, "transactions", kTransactionKeys);
     if (const auto trying = transactions["send_100_trying"]) {
       config.transactions.send100Trying = r.boolean(trying, "send_100_trying");
     }
@@ -449,8 +483,7 @@ Config loadConfig(const std::string& path) {
   config.registrar.persistence.file = config.stateDir + "/bindings.sqlite";
   if (const auto reg = root["registrar"]) {
     r.expectMap(reg, "registrar");
-    r.onlyKeys(reg, "registrar",
-               {"min_expires", "max_expires", "default_expires", "max_contacts", "persistence"});
+    r.onlyKeys(reg, "registrar", kRegistrarKeys);
     if (reg["persistence"])
       persistenceSettings(r, reg["persistence"], config.registrar.persistence);
     using std::chrono::duration_cast;
@@ -478,7 +511,7 @@ Config loadConfig(const std::string& path) {
   if (const auto node = root["flood"]) flood(r, node, config.flood);
   if (const auto proxy = root["proxy"]) {
     r.expectMap(proxy, "proxy");
-    r.onlyKeys(proxy, "proxy", {"timer_c", "max_forwards"});
+    r.onlyKeys(proxy, "proxy", kProxyKeys);
     if (proxy["timer_c"])
       config.proxy.timerC = r.duration(proxy["timer_c"], "timer_c", std::chrono::milliseconds(1));
     if (proxy["max_forwards"]) {
@@ -491,7 +524,7 @@ Config loadConfig(const std::string& path) {
   if (const auto node = root["control"]) control(r, node, config.control);
   if (const auto stop = root["stop"]) {
     r.expectMap(stop, "stop");
-    r.onlyKeys(stop, "stop", {"drain_time", "retry_after"});
+    r.onlyKeys(stop, "stop", kStopKeys);
     if (stop["drain_time"]) {
       config.stop.drainTime =
           r.duration(stop["drain_time"], "drain_time", std::chrono::milliseconds(0));
@@ -503,7 +536,7 @@ Config loadConfig(const std::string& path) {
   }
   if (const auto log = root["log"]) {
     r.expectMap(log, "log");
-    r.onlyKeys(log, "log", {"level", "pattern"});
+    r.onlyKeys(log, "log", kLogKeys);
     if (log["level"]) {
       config.log.level = r.string(log["level"], "log level");
       if (!isLogLevel(config.log.level)) {
@@ -514,7 +547,7 @@ Config loadConfig(const std::string& path) {
   }
   if (const auto metrics = root["metrics"]) {
     r.expectMap(metrics, "metrics");
-    r.onlyKeys(metrics, "metrics", {"file"});
+    r.onlyKeys(metrics, "metrics", kMetricsKeys);
     if (metrics["file"]) config.metrics.file = r.string(metrics["file"], "metrics file");
   }
   if (const auto rules = root["routing"]) config.routing = routing::RuleSet::compile(rules, path);

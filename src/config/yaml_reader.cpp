@@ -22,8 +22,8 @@ void Reader::expectMap(const YAML::Node& node, const std::string& what) const {
 }
 
 void Reader::onlyKeys(const YAML::Node& map, const std::string& where,
-                      std::initializer_list<const char*> allowed) const {
-  const std::set<std::string> names(allowed.begin(), allowed.end());
+                      const KeyTable& allowed) const {
+  const std::set<std::string> names(allowed.keys.begin(), allowed.keys.end());
   std::map<std::string, YAML::Mark> seen;
   for (const auto& entry : map) {
     const std::string key = entry.first.Scalar();

@@ -16,6 +16,20 @@ namespace waypoint::routing {
 
 namespace {
 
+// The keys of each mapping of `routing:`, for onlyKeys() and RuleSet::keyTables().
+const config::KeyTable kDefaultKeys{"routing", {"reject", "forward"}};
+const config::KeyTable kRuleKeys{"routing",
+                                 {"name", "match", "location", "forward", "reject", "record_route",
+                                  "allow_preloaded_route", "authenticate"}};
+const config::KeyTable kLocationKeys{"routing", {"forking"}};
+const config::KeyTable kForwardKeys{"routing", {"to", "forking", "tls"}};
+const config::KeyTable kForwardTlsKeys{"routing", {"server_name", "verify_peer"}};
+const config::KeyTable kRejectKeys{"routing", {"status", "reason"}};
+const config::KeyTable kMatchKeys{"routing",
+                                  {"method", "user", "host", "from_host", "source", "transport"}};
+const config::KeyTable kUserPatternKeys{"routing", {"exact", "prefix", "regex"}};
+const config::KeyTable kRoutingKeys{"routing", {"default", "rules"}};
+
 // A user part longer than this never matches a regex. libstdc++'s std::regex recurses once
 // per character and overflows the stack on a user part of some ten thousand characters,
 // which any client can send; real user parts (numbers, names) are far shorter.
@@ -169,7 +183,7 @@ class Compiler {
 
   Decision defaultDecision(const YAML::Node& node) const {
     r_.expectMap(node, "routing default");
-    r_.onlyKeys(node, "routing default", {"reject", "forward"});
+    r_.onlyKeys(node, "routing default", kDefaultKeys);
     const auto [key, value] = onlyAction(node, "routing default", "reject or forward");
     Decision decision = action(key, value);
     decision.rule = "default";
@@ -179,9 +193,7 @@ class Compiler {
   std::shared_ptr<const Rule> rule(const YAML::Node& node, std::size_t number) {
     const std::string label = "rule " + std::to_string(number);
     r_.expectMap(node, label);
-    r_.onlyKeys(node, label,
-                {"name", "match", "location", "forward", "reject", "record_route",
-                 "allow_preloaded_route", "authenticate"});
+    r_.onlyKeys(node, label, kRuleKeys);
     std::string name = label;
     if (const auto given = node["name"]) {
       name = r_.string(given, "rule name");
@@ -259,7 +271,7 @@ class Compiler {
     decision.forking = Forking::parallel;
     if (node.IsNull()) return decision;  // `location:` with nothing after it
     r_.expectMap(node, "location");
-    r_.onlyKeys(node, "location", {"forking"});
+    r_.onlyKeys(node, "location", kLocationKeys);
     if (node["forking"]) decision.forking = forking(node["forking"]);
     return decision;
   }
@@ -269,7 +281,7 @@ class Compiler {
     decision.kind = Decision::Kind::forward;
     decision.forking = Forking::serial;
     r_.expectMap(node, "forward");
-    r_.onlyKeys(node, "forward", {"to", "forking", "tls"});
+    r_.onlyKeys(node, "forward", kForwardKeys);
     if (!node["to"]) r_.fail(node.Mark(), "forward needs 'to': one next hop URI or a list of them");
     for (const auto& hop : r_.oneOrMany(node["to"], "forward to"))
       decision.nextHops.push_back(nextHop(hop));
@@ -282,7 +294,7 @@ class Compiler {
   // certificate must carry, and whether it is checked at all.
   void forwardTls(const YAML::Node& node, Decision& decision) const {
     r_.expectMap(node, "forward tls");
-    r_.onlyKeys(node, "forward tls", {"server_name", "verify_peer"});
+    r_.onlyKeys(node, "forward tls", kForwardTlsKeys);
     if (node["server_name"]) {
       decision.tlsServerName = r_.string(node["server_name"], "server_name");
       if (decision.tlsServerName.empty() ||
@@ -323,7 +335,7 @@ class Compiler {
     Decision decision;
     decision.kind = Decision::Kind::reject;
     r_.expectMap(node, "reject");
-    r_.onlyKeys(node, "reject", {"status", "reason"});
+    r_.onlyKeys(node, "reject", kRejectKeys);
     if (!node["status"])
       r_.fail(node.Mark(), "reject needs 'status': a response code from 400 to 699");
     decision.status = static_cast<int>(r_.unsignedValue(node["status"], "reject status", 400, 699));
@@ -349,7 +361,7 @@ class Compiler {
   void conditions(const YAML::Node& match, Rule& rule) {
     if (match.IsNull()) return;  // `match:` with nothing after it matches everything
     r_.expectMap(match, "match");
-    r_.onlyKeys(match, "match", {"method", "user", "host", "from_host", "source", "transport"});
+    r_.onlyKeys(match, "match", kMatchKeys);
     if (const auto node = match["method"]) {
       for (const auto& item : r_.oneOrMany(node, "method")) rule.methods.push_back(method(item));
     }
@@ -414,7 +426,7 @@ class Compiler {
       r_.fail(node.Mark(),
               "user must be a string or one of { exact: ... }, { prefix: ... }, { regex: ... }");
     }
-    r_.onlyKeys(node, "user", {"exact", "prefix", "regex"});
+    r_.onlyKeys(node, "user", kUserPatternKeys);
     const auto entry = *node.begin();
     const std::string kind = entry.first.Scalar();
     pattern.text = r_.string(entry.second, "user " + kind);
@@ -488,7 +500,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const YAML::Node& routing,
   Compiler compiler(path);
   const Reader& r = compiler.reader();
   r.expectMap(routing, "routing");
-  r.onlyKeys(routing, "routing", {"default", "rules"});
+  r.onlyKeys(routing, "routing", kRoutingKeys);
   if (const auto node = routing["default"])
     result->unservedDefault_ = compiler.defaultDecision(node);
   if (const auto rules = routing["rules"]) {
@@ -499,6 +511,11 @@ std::shared_ptr<const RuleSet> RuleSet::compile(const YAML::Node& routing,
   }
   result->warnings_ = compiler.takeWarnings();
   return result;
+}
+
+std::vector<const config::KeyTable*> RuleSet::keyTables() {
+  return {&kDefaultKeys, &kRuleKeys,  &kLocationKeys,    &kForwardKeys, &kForwardTlsKeys,
+          &kRejectKeys,  &kMatchKeys, &kUserPatternKeys, &kRoutingKeys};
 }
 
 const Decision& RuleSet::decide(const RequestFacts& facts) const {

@@ -20,6 +20,10 @@ namespace waypoint::app {
 // A configuration error an operator can act on: "FILE:LINE:COLUMN: what is wrong".
 using ConfigError = config::ConfigError;
 
+// Every mapping's keys as the loader accepts them (the routing rules' included), for the
+// test that checks them against docs/configuration.md.
+std::vector<const config::KeyTable*> configKeyTables();
+
 struct TimerConfig {
   std::chrono::milliseconds t1{500};
   std::chrono::milliseconds t2{4000};

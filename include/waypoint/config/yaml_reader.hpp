@@ -19,6 +19,15 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The keys one mapping of the file may hold, and where the configuration reference
+// (docs/configuration.md) documents them: under the heading of `section`, the top-level
+// key the mapping is part of ("" for the top level itself). A test checks every table
+// against the reference, so a key cannot be added without its documentation.
+struct KeyTable {
+  std::string section;
+  std::vector<std::string> keys;
+};
+
 // Checks and converts the nodes of one YAML file; every method throws ConfigError that
 // names the file and the offending node's position. Holds only the file's path.
 class Reader {
@@ -35,8 +44,7 @@ class Reader {
 
   // Unknown keys are errors: a typo must not silently fall back to a default. So is a key
   // given twice (YAML parsers differ on which one wins).
-  void onlyKeys(const YAML::Node& map, const std::string& where,
-                std::initializer_list<const char*> allowed) const;
+  void onlyKeys(const YAML::Node& map, const std::string& where, const KeyTable& allowed) const;
 
   std::string string(const YAML::Node& node, const std::string& what) const;
 

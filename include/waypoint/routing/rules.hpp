@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "waypoint/config/yaml_reader.hpp"
 #include "waypoint/transport/address.hpp"
 
 namespace waypoint::routing {
@@ -86,6 +87,8 @@ class RuleSet {
   const Decision& decide(const RequestFacts& facts) const;
 
   std::size_t size() const;  // number of rules (not counting defaults)
+  // The keys of every mapping under `routing:` (for the configuration reference test).
+  static std::vector<const config::KeyTable*> keyTables();
   // What is valid but probably not meant, e.g. `method: invite` (methods are
   // case-sensitive): "FILE:LINE:COLUMN: ..." each, shown by --check-config and logged.
   const std::vector<std::string>& warnings() const { return warnings_; }
