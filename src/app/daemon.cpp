@@ -21,6 +21,7 @@
 #include "waypoint/app/config_sections.hpp"
 #include "waypoint/app/control_commands.hpp"
 #include "waypoint/app/control_server.hpp"
+#include "waypoint/app/diagnostics.hpp"
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/app/journal_log.hpp"
 #include "waypoint/app/local_addresses.hpp"
@@ -259,7 +260,8 @@ struct Daemon::Parts {
         registrar(bindingStore.store(),
                   std::set<std::string>(config.domains.begin(), config.domains.end()),
                   registrarSettingsFrom(config, identity)),
-        sender(transports),
+        diagnostics(io, clock),
+        sender(transports, diagnostics.forMessages()),
         guard(config.flood),
         watchdog(io),
         authSweep(io),
@@ -272,6 +274,7 @@ struct Daemon::Parts {
       authenticator = std::make_unique<auth::Authenticator>(
           *users, std::vector<std::string>{authSecret(config)}, wallClock, &guard,
           config.auth.settings);
+      authenticator->limitWarnings(diagnostics.warnings());
       spdlog::info("digest authentication on: {} users from {}", users->size(), users->path());
     } else {
       spdlog::warn("no auth.users_file: nobody is challenged, any phone may register and call");
@@ -284,9 +287,10 @@ struct Daemon::Parts {
         authenticator.get());
     proxyCore->setRules(config.routing);
     for (const auto& warning : config.routing->warnings()) spdlog::warn("{}", warning);
-    dispatcher = std::make_unique<Dispatcher>(sender, *proxyCore,
-                                              sip::ParseLimits{config.transport.maxMessageSize},
-                                              SourceFilter{guard, clock, config.trusted});
+    dispatcher = std::make_unique<Dispatcher>(
+        sender, *proxyCore, sip::ParseLimits{config.transport.maxMessageSize},
+        SourceFilter{guard, clock, config.trusted}, diagnostics.forMessages());
+    transports.limitWarnings(diagnostics.warnings());
     timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar, guard);
     transports.onUnreachable([this](const transport::Destination& destination, std::error_code) {
       proxyCore->transactions().destinationUnreachable(destination);
@@ -306,6 +310,7 @@ struct Daemon::Parts {
   registrar::InMemoryLocationStore locations;
   persistence::BindingPersistence bindingStore;  // restores into locations, writes behind
   registrar::Registrar registrar;
+  Diagnostics diagnostics;  // warning limits and message traces
   TransportSender sender;
   auth::SourceGuard guard;  // the dispatcher's flood check; the proxy may ban
   const auth::SystemWallClock wallClock;
@@ -342,6 +347,9 @@ Daemon::Daemon(const Config& config) : parts_(std::make_unique<Parts>(config)) {
     operations.connections = [this] { return connections(); };
     operations.routeExplain = [this](const RouteQuestion& question) {
       return explainRoute(question);
+    };
+    operations.trace = [this](const TraceRequest& request) {
+      return parts_->diagnostics.trace(request);
     };
     p.control = std::make_unique<ControlServer>(
         p.io,
@@ -430,6 +438,7 @@ void Daemon::stopNow() {
   p.watchdog.stop();
   p.authSweep.cancel();
   p.drainCheck.cancel();
+  p.diagnostics.stop();
   p.timerDriver->stop();
   p.transports.close();
   p.io.stop();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "waypoint/app/message_log.hpp"
 #include "waypoint/sip/text.hpp"
 #include "waypoint/sip/validation.hpp"
 
@@ -20,9 +21,26 @@ std::string describe(const transport::Source& source) {
 
 void TransportSender::send(const transport::Destination& destination, const std::string& bytes,
                            ErrorHandler onError) {
+  if (aids_.tracer != nullptr && aids_.tracer->active()) {
+    aids_.tracer->observe(MessageTracer::Direction::sent, destination.protocol, destination.remote,
+                          bytes);
+  }
+  // Parsed again only at debug level: the layers above hand over bytes, and the line
+  // wants the same fields as the one of a message received.
   if (spdlog::should_log(spdlog::level::debug)) {
-    const std::string_view firstLine = std::string_view(bytes).substr(0, bytes.find('\r'));
-    spdlog::debug("send \"{}\" to {}", firstLine, transport::toString(destination));
+    const sip::ParseResult parsed = sip::Message::parse(bytes);
+    std::string line;
+    if (parsed.message) {
+      line = messageLine("send", *parsed.message, destination.protocol, destination.remote);
+    } else {
+      const std::string_view firstLine = std::string_view(bytes).substr(0, bytes.find('\r'));
+      line = fmt::format("send \"{}\" to {}", firstLine, transport::toString(destination));
+    }
+    if (aids_.debugLines != nullptr) {
+      aids_.debugLines->write(std::move(line));
+    } else {
+      spdlog::debug("{}", line);
+    }
   }
   transports_.send(
       destination, bytes,
@@ -32,8 +50,8 @@ void TransportSender::send(const transport::Destination& destination, const std:
 }
 
 Dispatcher::Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits,
-                       std::optional<SourceFilter> filter)
-    : sender_(sender), proxy_(proxy), limits_(limits), filter_(std::move(filter)) {}
+                       std::optional<SourceFilter> filter, MessageAids aids)
+    : sender_(sender), proxy_(proxy), limits_(limits), filter_(std::move(filter)), aids_(aids) {}
 
 // Before any parsing, so that a flood costs a table lookup per message and no more. The
 // guard counts what it drops.
@@ -49,6 +67,7 @@ bool Dispatcher::admitted(const transport::Source& source) {
     case auth::SourceGuard::Verdict::pass:
       return true;
     case auth::SourceGuard::Verdict::banStarted:
+      if (!warningAllowed(log::reason::floodBan)) break;
       spdlog::warn("flood: {} banned for {}s (more than {} requests/s)",
                    transport::toString(address), filter_->guard.settings().banTime.count(),
                    filter_->guard.settings().rate);
@@ -61,10 +80,15 @@ bool Dispatcher::admitted(const transport::Source& source) {
 
 void Dispatcher::onMessage(const transport::Source& source, std::string_view bytes) {
   if (!admitted(source)) return;
+  if (aids_.tracer != nullptr && aids_.tracer->active()) {
+    aids_.tracer->observe(MessageTracer::Direction::received, source.protocol, source.remote,
+                          bytes);
+  }
   sip::ParseResult parsed = sip::Message::parse(bytes, limits_);
   if (!parsed.message) {
     ++counters_.messagesUnparseable;
-    spdlog::warn("drop {} bytes from {}: {}", bytes.size(), describe(source), parsed.error);
+    if (warningAllowed(log::reason::badPacket))
+      spdlog::warn("drop {} bytes from {}: {}", bytes.size(), describe(source), parsed.error);
     return;
   }
   sip::Message& message = *parsed.message;
@@ -74,22 +98,18 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
                                         : std::optional<std::string>(parsed.error);
     if (problem) {
       ++counters_.responsesDropped;
-      spdlog::warn("drop response {} from {}: {}", message.statusCode(), describe(source),
-                   *problem);
+      if (warningAllowed(log::reason::badPacket))
+        spdlog::warn("drop response {} from {}: {}", message.statusCode(), describe(source),
+                     *problem);
       return;
     }
     if (spdlog::should_log(spdlog::level::debug)) {
-      spdlog::debug("recv {} {} Call-ID {} from {}", message.statusCode(), message.reasonPhrase(),
-                    message.callId(), describe(source));
+      spdlog::debug("{}", messageLine("recv", message, source.protocol, source.remote));
     }
     proxy_.transactions().receiveResponse(message, source);
     return;
   }
   ++counters_.requestsReceived;
-  if (spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("recv {} Call-ID {} from {}", message.method(), message.callId(),
-                  describe(source));
-  }
   std::optional<sip::Rejection> rejection;
   if (!parsed.error.empty()) {
     rejection = sip::Rejection{400, parsed.error};
@@ -100,19 +120,55 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
     // Without a Via there is nowhere to send a response; an ACK is never answered.
     if (!message.topVia() || message.method() == "ACK") {
       ++counters_.requestsDropped;
-      spdlog::warn("drop {} from {}: {}", message.method(), describe(source), rejection->reason);
+      if (warningAllowed(log::reason::badPacket))
+        spdlog::warn("drop {} from {}: {}", message.method(), describe(source), rejection->reason);
+      if (spdlog::should_log(spdlog::level::debug)) {
+        spdlog::debug("{} decision: dropped (malformed: {})",
+                      messageLine("recv", message, source.protocol, source.remote),
+                      rejection->reason);
+      }
       return;
     }
     ++counters_.requestsMalformed;
-    spdlog::warn("reject {} from {}: {} {}", message.method(), describe(source), rejection->status,
-                 rejection->reason);
+    if (warningAllowed(log::reason::badPacket))
+      spdlog::warn("reject {} from {}: {} {}", message.method(), describe(source),
+                   rejection->status, rejection->reason);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("{} decision: answered {} {} (malformed)",
+                    messageLine("recv", message, source.protocol, source.remote), rejection->status,
+                    rejection->reason);
+    }
     respondStateless(source, message, rejection->status, rejection->reason);
     return;
   }
   // RFC 3261 §18.2.1 / RFC 3581 §4: received and rport on the top Via, so that every
   // response (and later every forwarded request) carries where this really came from.
   message.setTopViaReceived(transport::toString(source.remote.address), source.remote.port);
+  deliverRequest(message, source);
+}
+
+// At debug level the request's line is made before the layer takes the message, and the
+// proxy writes its decision into it while it handles the request.
+void Dispatcher::deliverRequest(sip::Message& message, const transport::Source& source) {
+  if (!spdlog::should_log(spdlog::level::debug)) {
+    proxy_.transactions().receiveRequest(message, source);
+    return;
+  }
+  std::string line = messageLine("recv", message, source.protocol, source.remote);
+  std::string decision;
+  if (aids_.debugLines != nullptr) aids_.debugLines->hold();
+  proxy_.explainInto(&decision);
   proxy_.transactions().receiveRequest(message, source);
+  proxy_.explainInto(nullptr);
+  if (decision.empty()) {
+    decision = "absorbed by its transaction (a retransmission or the ACK of a final response)";
+  }
+  line.append(" decision: ").append(decision);
+  if (aids_.debugLines != nullptr) {
+    aids_.debugLines->release(line);
+  } else {
+    spdlog::debug("{}", line);
+  }
 }
 
 void Dispatcher::respondStateless(const transport::Source& source, const sip::Message& request,

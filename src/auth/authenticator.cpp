@@ -149,23 +149,29 @@ AuthVerdict Authenticator::failure(const AuthAttempt& attempt, const std::string
   if (bySource.banStarted) {
     ++counters_.bans;
     if (guard_ != nullptr) guard_->ban(attempt.source, banTime, now);
-    spdlog::warn("auth: {} banned for {}s after {} failed attempts", source, banTime.count(),
-                 bySource.failures);
+    if (warningAllowed())
+      spdlog::warn("auth: {} banned for {}s after {} failed attempts", source, banTime.count(),
+                   bySource.failures);
   }
   if (byUser.banStarted) {
     ++counters_.bans;
-    spdlog::warn("auth: user {} locked for {}s after {} failed attempts (last from {})", userKey,
-                 banTime.count(), byUser.failures, source);
+    if (warningAllowed())
+      spdlog::warn("auth: user {} locked for {}s after {} failed attempts (last from {})", userKey,
+                   banTime.count(), byUser.failures, source);
   }
   AuthVerdict verdict = challenge(attempt, false);
   verdict.delay = std::max(bySource.delay, byUser.delay);
   return verdict;
 }
 
+bool Authenticator::warningAllowed() const {
+  return warnings_ == nullptr || warnings_->allow(log::reason::authBan);
+}
+
 void Authenticator::sweep(SteadyTime now) {
   for (const auto& key : failures_.sweep(now)) {
     // A source's ban runs in the guard, which logs its end; users are "user@realm".
-    if (key.find('@') != std::string::npos || guard_ == nullptr) {
+    if ((key.find('@') != std::string::npos || guard_ == nullptr) && warningAllowed()) {
       spdlog::warn("auth: lock of {} ended", key);
     }
   }

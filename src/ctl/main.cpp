@@ -33,6 +33,11 @@ constexpr const char* kUsage =
     "  route explain 'METHOD URI' [--from URI] [--source IP] [--transport T]\n"
     "                            which rule an initial request matches and its target\n"
     "                            set (nothing is sent)\n"
+    "  trace --source IP[:PORT] | --call-id ID [--count N] [--minutes M]\n"
+    "                            log whole SIP messages to and from IP, or of a call\n"
+    "                            (default: the first 1000, for 10 minutes)\n"
+    "  trace off [ID]            end every trace (or one)\n"
+    "  trace                     list the running traces\n"
     "  check-config FILE         check a configuration file (no daemon needed)\n"
     "The socket is -s SOCKET, else the control.socket of -c CONFIG (without one, the\n"
     "unit's /run/waypoint/control.sock when there is one), else\n"
@@ -193,6 +198,24 @@ void printRouteExplanation(const json& reply) {
   }
 }
 
+void printTraces(const json& reply) {
+  auto print = [](const json& trace) {
+    std::printf("trace %s: %s, %s of %s messages traced, %s s left\n", text(trace["id"]).c_str(),
+                text(trace["filter"]).c_str(), text(trace["traced"]).c_str(),
+                text(trace["max_messages"]).c_str(), text(trace["seconds_left"]).c_str());
+  };
+  if (reply.contains("trace")) {
+    std::printf("started ");
+    print(reply["trace"]);
+  } else if (reply.contains("stopped")) {
+    std::printf("%s trace(s) ended\n", text(reply["stopped"]).c_str());
+  } else {
+    const json traces = reply.value("traces", json::array());
+    if (traces.empty()) std::printf("no trace is running\n");
+    for (const auto& trace : traces) print(trace);
+  }
+}
+
 void printReply(const std::string& command, const json& reply) {
   if (command == "status") {
     printStatus(reply);
@@ -209,6 +232,8 @@ void printReply(const std::string& command, const json& reply) {
     printConnections(reply);
   } else if (command == "route") {
     printRouteExplanation(reply);
+  } else if (command == "trace") {
+    printTraces(reply);
   }
 }
 
@@ -269,12 +294,63 @@ std::string socketPath(const Invocation& invocation) {
   return kUnitSocket;
 }
 
+// A whole number above 0, or nullopt.
+std::optional<unsigned long> positive(const std::string& word) {
+  if (word.empty() || word.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  errno = 0;
+  const unsigned long value = std::strtoul(word.c_str(), nullptr, 10);
+  if (errno != 0 || value == 0) return std::nullopt;
+  return value;
+}
+
+// trace [--source IP[:PORT] | --call-id ID] [--count N] [--minutes M] | trace off [ID]
+// (--source is read with the route options).
+std::optional<json> traceRequestFor(const Invocation& invocation) {
+  const auto& words = invocation.words;
+  json request{{"command", "trace"}};
+  for (const auto& [option, value] : invocation.routeOptions.items()) {
+    if (option != "source") return std::nullopt;
+    request["source"] = value;
+  }
+  if (words.size() >= 2 && words[1] == "off") {
+    if (request.contains("source")) return std::nullopt;
+    request["off"] = true;
+    if (words.size() == 3) {
+      const auto id = positive(words[2]);
+      if (!id) return std::nullopt;
+      request["id"] = *id;
+    }
+    return words.size() <= 3 ? std::optional<json>(request) : std::nullopt;
+  }
+  for (std::size_t i = 1; i < words.size(); i += 2) {
+    if (i + 1 >= words.size()) return std::nullopt;
+    const std::string& option = words[i];
+    const std::string& value = words[i + 1];
+    if (option == "--call-id") {
+      request["call_id"] = value;
+    } else if (option == "--count" || option == "--minutes") {
+      const auto number = positive(value);
+      if (!number) return std::nullopt;
+      request[option == "--count" ? "count" : "minutes"] = *number;
+    } else {
+      return std::nullopt;
+    }
+  }
+  const bool started = request.contains("source") || request.contains("call_id");
+  if (!started && words.size() > 1) return std::nullopt;  // --count without what to trace
+  if (request.contains("source") && request.contains("call_id")) return std::nullopt;
+  return request;
+}
+
 // The request for the command words, or nullopt for a usage error.
 std::optional<json> requestFor(const Invocation& invocation) {
   const auto& words = invocation.words;
   const std::string& command = words.front();
   const std::size_t arguments = words.size() - 1;
   json request{{"command", command}};
+  if (command == "trace") return traceRequestFor(invocation);
   if (!invocation.routeOptions.empty() && command != "route") return std::nullopt;
   if ((command == "status" || command == "reload" || command == "connections") && arguments == 0)
     return request;

@@ -51,16 +51,22 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
   if (request.method() == "CANCEL" && handleCancel(server, request)) return;
   if (draining_) {
     ++counters_.drainRefused;
+    note_.add("answered 503 (stopping)");
     responder_.respond(layer_, server, request, 503, "Service Unavailable",
                        {"Retry-After: " + std::to_string(retryAfter_.count())});
     return;
   }
   std::string loopKey = loopKeyOf(request);
   if (const auto refusal = checkRequest(request, loopKey, identity_, counters_)) {
+    if (note_.active()) note_.add(fmt::format("answered {} {}", refusal->status, refusal->reason));
     responder_.respond(layer_, server, request, refusal->status, refusal->reason, refusal->headers);
     return;
   }
   Routed routed = router_.route(request, source, clock_.now());
+  // A request for the proxy itself is described by its local answer (proceed()).
+  if (note_.active() && (routed.status != 0 || !routed.groups.empty())) {
+    note_.add(describeRouted(routed));
+  }
   std::optional<auth::AuthAttempt> attempt = admissionFor(request, source, routed);
   if (!attempt) {
     proceed(server, request, source, std::move(loopKey), std::move(routed));
@@ -72,6 +78,7 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
     if (fromSource == 0) waitingBySource_.erase(source.remote.address);
     spdlog::warn("{} from {}: too many requests wait for authentication, answered 503",
                  request.method(), transport::toString(source.remote));
+    note_.add("answered 503 (too many requests wait for authentication)");
     responder_.respond(layer_, server, request, 503, "Service Unavailable", {"Retry-After: 5"});
     return;
   }
@@ -81,6 +88,11 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
                                                 std::move(loopKey), std::move(routed));
   entry->second.attempt = std::move(*attempt);
   entry->second.generation = nextGeneration_++;
+  if (note_.active()) {
+    note_.add(fmt::format("authentication ({}, realm {})",
+                          entry->second.attempt.proxy ? "407" : "401",
+                          entry->second.attempt.realm));
+  }
   checkCredentials(server);
 }
 
@@ -146,19 +158,25 @@ void Proxy::onVerdict(TransactionId server, std::uint64_t generation, auth::Auth
   Waiting& waiting = found->second;
   switch (verdict.kind) {
     case auth::AuthVerdict::Kind::wait:
+      note_.add("waits for the failed-login back-off");
       wakeups_.push(Wakeup{clock_.now() + verdict.delay, server, generation});
       return;
     case auth::AuthVerdict::Kind::challenge:
       if (verdict.delay.count() > 0) {
+        if (note_.active()) note_.add(fmt::format("answer {} held back", verdict.status));
         waiting.heldAnswer = std::move(verdict);
         wakeups_.push(Wakeup{clock_.now() + waiting.heldAnswer->delay, server, generation});
         return;
       }
+      if (note_.active()) note_.add(fmt::format("answered {} {}", verdict.status, verdict.reason));
       responder_.respond(layer_, server, waiting.request, verdict.status, verdict.reason,
                          std::move(verdict.headers));
       forget(found);
       return;
     case auth::AuthVerdict::Kind::authenticated:
+      if (note_.active() && verdict.user) {
+        note_.add(fmt::format("authenticated as {}", verdict.user->user));
+      }
       break;
   }
   if (!verdict.user || !identityAllowed(waiting.request, waiting.attempt, *verdict.user)) {
@@ -167,6 +185,7 @@ void Proxy::onVerdict(TransactionId server, std::uint64_t generation, auth::Auth
                  waiting.request.method(), transport::toString(waiting.source.remote),
                  verdict.user ? verdict.user->user : "", waiting.attempt.realm,
                  waiting.request.method() == "REGISTER" ? "To" : "From");
+    note_.add("answered 403 (the identity is someone else's)");
     responder_.respond(layer_, server, waiting.request, 403, "Forbidden");
     forget(found);
     return;
@@ -214,11 +233,15 @@ void Proxy::proceed(TransactionId server, sip::Message& request, const transport
     if (answerLocally(server, request, source)) return;
     routed.status = 404;
     routed.reason = "Not Found";
+    note_.add("answered 404 (not served here)");
+  } else if (routed.status != 0 && note_.active()) {
+    note_.add(fmt::format("answered {}", routed.status));
   }
   if (routed.status != 0) {
     responder_.respond(layer_, server, request, routed.status, routed.reason);
     return;
   }
+  note_.add("forwarded");
   forwarder_.start(server, std::move(request), source, std::move(loopKey), std::move(routed));
 }
 
@@ -230,6 +253,7 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request,
   if (request.method() == "REGISTER" && (toUs || registrar_.domainOf(*uri))) {
     ++counters_.registersHandled;
     const registrar::RegistrarReply reply = registrar_.handle(request, source, clock_.now());
+    if (note_.active()) note_.add(fmt::format("registrar {} {}", reply.status, reply.reason));
     if (reply.status >= 300) {
       spdlog::info("REGISTER from {} {} refused: {} {}", transport::toString(source.protocol),
                    transport::toString(source.remote), reply.status, reply.reason);
@@ -240,6 +264,7 @@ bool Proxy::answerLocally(TransactionId server, sip::Message& request,
   }
   if (request.method() == "OPTIONS" && toUs) {
     ++counters_.optionsAnswered;
+    note_.add("answered 200 (OPTIONS to the proxy)");
     layer_.respond(server, 200, responder_.response(request, 200, "OK", kOptionsHeaders));
     return true;
   }
@@ -251,6 +276,7 @@ bool Proxy::handleCancel(TransactionId server, sip::Message& cancel) {
   const auto invite = layer_.inviteForCancel(cancel);
   if (!invite) return false;
   responder_.respond(layer_, server, cancel, 200, "OK");
+  note_.add("answered 200, its INVITE cancelled");
   if (const auto waiting = waiting_.find(*invite); waiting != waiting_.end()) {
     // Cancelled before it was admitted: nothing went downstream (§16.10: 487 upstream).
     responder_.respond(layer_, *invite, waiting->second.request, 487, "Request Terminated");
@@ -287,15 +313,19 @@ void Proxy::onServerFailure(TransactionId server) {
 void Proxy::onAck(sip::Message& ack, const transport::Source& source) {
   if (const auto mf = ack.maxForwards(); mf && *mf == 0) {
     ++counters_.statelessDropped;
+    note_.add("dropped (Max-Forwards 0)");
     return;
   }
   Routed routed = router_.route(ack, source, clock_.now());
+  if (note_.active()) note_.add(describeRouted(routed));
   if (routed.status != 0 || routed.groups.empty() || routed.groups.front().empty()) {
     ++counters_.statelessDropped;
+    note_.add("dropped (nowhere to send it)");
     spdlog::debug("ACK Call-ID {} from {}: nowhere to send it", ack.callId(),
                   transport::toString(source.remote));
     return;
   }
+  note_.add("forwarded statelessly");
   forwarder_.forwardAck(ack, routed.groups.front().front());
 }
 

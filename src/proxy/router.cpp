@@ -124,7 +124,9 @@ Routed Router::routePreloaded(sip::Message& request, const transport::Source& so
   // the Request-URI, says where this request goes.
   if (decision.kind == routing::Decision::Kind::reject && decision.rule != "default") {
     ++counters_.rulesRejected;
-    return refusal(decision.status, decision.reason);
+    Routed rejected = refusal(decision.status, decision.reason);
+    rejected.rule = decision.rule;
+    return rejected;
   }
   if (!isTrusted(source.remote.address) && !decision.allowPreloadedRoute) {
     ++counters_.preloadedRoutesDenied;
@@ -133,7 +135,10 @@ Routed Router::routePreloaded(sip::Message& request, const transport::Source& so
                    request.method(), request.requestUri(), transport::toString(source.remote),
                    request.routes().front().uri, decision.rule);
     }
-    return refusal(403, "Preload Route denied");
+    Routed denied = refusal(403, "Preload Route denied");
+    denied.rule = decision.rule;
+    denied.why = "source not trusted";
+    return denied;
   }
   // Loose routing to the next element of the Route set (§16.6 steps 6-7).
   const auto next = sip::parseUri(request.routes().front().uri);
@@ -148,6 +153,8 @@ Routed Router::routePreloaded(sip::Message& request, const transport::Source& so
   Routed routed;
   routed.recordRoute = recordRoute && decision.recordRoute.value_or(true);
   routed.authenticate = decision.authenticate;
+  routed.rule = decision.rule;
+  routed.preloaded = true;
   routed.groups.push_back({Target{request.requestUri(), *destination, {}}});
   return routed;
 }
@@ -287,6 +294,7 @@ Routed Router::routeToLocation(const std::optional<sip::Uri>& requestUri,
     const bool known = hideUnknownUsers_ || registrar_.store().known(aor);
     routed.status = known ? 480 : 404;
     routed.reason = known ? "Temporarily Unavailable" : "Not Found";
+    routed.why = known ? "no binding" : "no such user";
     return routed;
   }
   std::stable_sort(

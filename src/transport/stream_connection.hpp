@@ -164,8 +164,9 @@ class StreamConnection final
   void readFailed(const boost::system::error_code& ec) {
     namespace websocket = boost::beast::websocket;
     if (ec == websocket::error::message_too_big) {  // Beast's read_message_max
-      spdlog::warn("closing {} connection from {}: message too large", toString(protocol()),
-                   toString(remote()));
+      if (host_.warningAllowed(log::reason::badPacket))
+        spdlog::warn("closing {} connection from {}: message too large", toString(protocol()),
+                     toString(remote()));
       close(CloseReason::oversize, std::make_error_code(std::errc::connection_reset));
       return;
     }
@@ -199,8 +200,9 @@ class StreamConnection final
           ++host_.counters().keepalivesReceived;
           break;
         case Framer::Kind::error:
-          spdlog::warn("closing {} connection from {}: {}", toString(protocol()),
-                       toString(remote()), framer_.reason());
+          if (host_.warningAllowed(log::reason::badPacket))
+            spdlog::warn("closing {} connection from {}: {}", toString(protocol()),
+                         toString(remote()), framer_.reason());
           close(framer_.oversize() ? CloseReason::oversize : CloseReason::framing);
           return false;
       }

@@ -60,8 +60,9 @@ void startTlsHandshake(const std::shared_ptr<Conn>& connection, TlsStream& tls,
     if (connection->state() == ConnectionState::closed) return;  // timed out or shut down
     if (ec) {
       ++host.counters().tlsHandshakesFailed;
-      spdlog::warn("TLS handshake {} {} failed: {}", side == TlsStream::server ? "from" : "with",
-                   toString(connection->remote()), tlsFailureReason(tls.native_handle(), ec));
+      if (host.warningAllowed(log::reason::tlsHandshake))
+        spdlog::warn("TLS handshake {} {} failed: {}", side == TlsStream::server ? "from" : "with",
+                     toString(connection->remote()), tlsFailureReason(tls.native_handle(), ec));
       connection->fail(std::make_error_code(std::errc::connection_reset));
       return;
     }

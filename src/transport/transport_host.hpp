@@ -5,6 +5,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "waypoint/log/warning_limiter.hpp"
 #include "waypoint/transport/clock.hpp"
 #include "waypoint/transport/transports.hpp"
 
@@ -28,6 +29,9 @@ class TransportHost {
   virtual TransportCounters& counters() = 0;
   virtual const TransportSettings& settings() const = 0;
   virtual const TransportClock& clock() const = 0;
+  // Whether a warning of this kind may be logged now (the daemon's log::WarningLimiter);
+  // the counters count the event either way.
+  virtual bool warningAllowed(std::string_view /*reason*/) { return true; }
 };
 
 }  // namespace waypoint::transport

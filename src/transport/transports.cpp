@@ -124,6 +124,9 @@ struct Transports::Impl final : TransportHost {
   TransportCounters& counters() override { return transportCounters; }
   const TransportSettings& settings() const override { return transportSettings; }
   const TransportClock& clock() const override { return transportClock; }
+  bool warningAllowed(std::string_view reason) override {
+    return warningLimiter == nullptr || warningLimiter->allow(reason);
+  }
 
   void adopt(const std::shared_ptr<Connection>& connection) {
     table.add(connection);
@@ -148,6 +151,7 @@ struct Transports::Impl final : TransportHost {
   TransportSettings transportSettings;
   MessageHandler onMessage;
   UnreachableHandler onUnreachable;
+  log::WarningLimiter* warningLimiter = nullptr;
   const TransportClock& transportClock;
   TransportCounters transportCounters;
   std::vector<std::unique_ptr<UdpListener>> udpListeners;
@@ -183,8 +187,9 @@ void Transports::Impl::adoptAccepted(tcp::socket socket, const StreamListener& l
   if (ec) return;  // gone before we looked
   if (!table.admits(peer.address(), transportSettings)) {
     ++transportCounters.tcpConnectionsRejected;
-    spdlog::warn("rejecting {} connection from {}: connection limit reached",
-                 toString(listener.protocol), toString(toEndpoint(peer)));
+    if (warningAllowed(log::reason::refusedConnection))
+      spdlog::warn("rejecting {} connection from {}: connection limit reached",
+                   toString(listener.protocol), toString(toEndpoint(peer)));
     socket.close(ec);
     return;
   }
@@ -224,9 +229,10 @@ void Transports::Impl::adoptTls(tcp::socket socket, const StreamListener& listen
   auto slot = handshakes->reserve(remote.address, transportSettings.maxHandshakesPerSource);
   if (!slot) {
     ++transportCounters.tlsHandshakesRefusedLimit;
-    spdlog::warn("refusing {} connection from {}: {} TLS handshakes from there in progress",
-                 toString(listener.protocol), toString(remote),
-                 transportSettings.maxHandshakesPerSource);
+    if (warningAllowed(log::reason::refusedConnection))
+      spdlog::warn("refusing {} connection from {}: {} TLS handshakes from there in progress",
+                   toString(listener.protocol), toString(remote),
+                   transportSettings.maxHandshakesPerSource);
     boost::system::error_code ignored;
     socket.close(ignored);
     return;
@@ -485,6 +491,8 @@ void Transports::close() {
 void Transports::onUnreachable(UnreachableHandler handler) {
   impl_->onUnreachable = std::move(handler);
 }
+
+void Transports::limitWarnings(log::WarningLimiter& limiter) { impl_->warningLimiter = &limiter; }
 
 void Transports::useClientTls(const TlsSettings& settings) {
   impl_->clientTls = std::make_shared<TlsContexts>(settings);

@@ -227,8 +227,9 @@ void UdpListener::handle(std::size_t n, const Endpoint& from, const Endpoint& to
   ++host_.counters().udpDatagramsReceived;
   if (n > host_.settings().maxMessageSize) {
     ++host_.counters().udpOversizeDropped;
-    spdlog::warn("drop UDP datagram from {}: larger than {} bytes", toString(from),
-                 host_.settings().maxMessageSize);
+    if (host_.warningAllowed(log::reason::badPacket))
+      spdlog::warn("drop UDP datagram from {}: larger than {} bytes", toString(from),
+                   host_.settings().maxMessageSize);
     return;
   }
   const std::string_view bytes = stripLeadingCrlf(std::string_view(buffer_.data(), n));

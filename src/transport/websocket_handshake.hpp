@@ -87,8 +87,9 @@ class WebSocketHandshake : public std::enable_shared_from_this<WebSocketHandshak
     if (verdict == UpgradeVerdict::accept) {
       accept();
     } else {
-      spdlog::info("refusing WebSocket handshake from {}: {}{}", toString(connection_->remote()),
-                   refusal(verdict, 11).body(), ec ? " (" + ec.message() + ")" : std::string());
+      if (host_.warningAllowed(log::reason::webSocketRefused))
+        spdlog::info("refusing WebSocket handshake from {}: {}{}", toString(connection_->remote()),
+                     refusal(verdict, 11).body(), ec ? " (" + ec.message() + ")" : std::string());
       refuse(verdict);
     }
   }
@@ -105,8 +106,9 @@ class WebSocketHandshake : public std::enable_shared_from_this<WebSocketHandshak
     stream.async_accept(parser_.get(), [self](boost::system::error_code ec) {
       if (self->connection_->state() == ConnectionState::closed) return;
       if (ec) {
-        spdlog::warn("WebSocket handshake with {} failed: {}",
-                     toString(self->connection_->remote()), ec.message());
+        if (self->host_.warningAllowed(log::reason::webSocketRefused))
+          spdlog::warn("WebSocket handshake with {} failed: {}",
+                       toString(self->connection_->remote()), ec.message());
         self->connection_->fail(std::make_error_code(std::errc::connection_reset));
         return;
       }

@@ -1079,6 +1079,111 @@ def test_ctl_connections_and_route_explain(args):
         for name in ("proxy_requests_forwarded", "proxy_rules_rejected", "requests_received"):
             assert after[name] == before[name], f"route explain changed {name}: {before[name]} -> {after[name]}"
         assert phone.recv(0.3) is None, "route explain sent a request to the phone"
+def test_debug_log_routing(args):
+    """At debug level every message in and out has one line, found by its Call-ID; a
+    request's line names the routing decision: the registrar's answer, the rule and the
+    target set of a call."""
+    routing = {"rules": [{"name": "local-calls", "match": {"method": "INVITE"}, "location": {}}]}
+    with Daemon(args.daemon, routing=routing) as d, UdpClient(d.port) as phone, UdpClient(d.port) as caller:
+        register = make_register("bob", phone.local)
+        assert phone.transact(register).code == 200
+        invite = make_invite("sip:bob@localhost", caller.local)
+        caller.send(invite.data)
+        got = phone.next_request("INVITE")
+        phone.reply(got, 486, "Busy Here")
+        final, _ = caller.final_response(invite)
+        assert final.code == 486, final
+        caller.send(make_ack(invite, final).data)
+        phone_at = hostport(*phone.local)
+        caller_at = hostport(*caller.local)
+
+        registers = d.log_lines(rf"\[debug\] recv REGISTER .*call-id={re.escape(register.call_id)} ")
+        assert len(registers) == 1, registers
+        assert f"peer={phone_at} transport=UDP decision: registrar 200 OK" in registers[0], registers[0]
+
+        # The INVITE in: its fields and where it went, on one line.
+        line = d.wait_log(rf"\[debug\] recv INVITE sip:bob@localhost call-id={re.escape(invite.call_id)} ")
+        assert line.count("\n") == 0, line
+        assert f'cseq="1 INVITE"' in line and f"peer={caller_at} transport=UDP" in line, line
+        assert "from-tag=" in line and "to-tag=- " in line, line
+        assert f'decision: rule "local-calls": sip:bob@{phone_at} (UDP {phone_at}); forwarded' in line, line
+        # Every message of the call is found by its Call-ID, in both directions.
+        call = d.log_lines(rf"\[debug\] .*call-id={re.escape(invite.call_id)} ")
+        sent = [l for l in call if "] send " in l]
+        assert any(f"send INVITE sip:bob@{phone_at}" in l and f"peer={phone_at}" in l for l in sent), call
+        assert any("send 486 Busy Here" in l and f"peer={caller_at}" in l for l in sent), call
+        assert any("recv 486 Busy Here" in l for l in call), call
+
+
+def test_trace_at_runtime(args):
+    """waypointctl trace --call-id X: the OPTIONS with that Call-ID and its 200 are logged
+    whole at info level; another Call-ID is not; `trace` lists it, `trace off` ends it,
+    and a trace with --count ends by itself."""
+    with Daemon(args.daemon, log_level="info") as d, UdpClient(d.port) as c:
+        traced = make_request("OPTIONS", "sip:localhost", c.local)
+        other = make_request("OPTIONS", "sip:localhost", c.local)
+        started = waypointctl(args, d, "trace", "--call-id", traced.call_id)
+        assert started.returncode == 0 and "started trace 1" in started.stdout, started
+        listed = waypointctl(args, d, "trace")
+        assert listed.returncode == 0 and f"call-id {traced.call_id}" in listed.stdout, listed
+
+        mark = d.log_mark()
+        assert_options_ok(c.transact(other))
+        assert_options_ok(c.transact(traced))
+        log = d.stderr(since=mark)
+        assert d.wait_log(r"\[info\] trace 1 send to UDP", since=mark), log
+        log = d.stderr(since=mark)
+        # The whole request, line by line, as it came.
+        request_lines = traced.data.decode().split("\r\n")
+        for text in request_lines:
+            if text:
+                assert f"trace 1| {text}" in log, f"{text!r} not traced:\n{log}"
+        assert re.search(r"trace 1 recv from UDP [0-9.:]+ \(\d+ bytes\)", log), log
+        assert "trace 1| SIP/2.0 200 OK" in log, log
+        assert other.call_id not in log, f"a Call-ID not traced shows:\n{log}"
+
+        off = waypointctl(args, d, "trace", "off")
+        assert off.returncode == 0 and "1 trace(s) ended" in off.stdout, off
+        assert "no trace is running" in waypointctl(args, d, "trace").stdout
+        mark = d.log_mark()
+        assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local, call_id=traced.call_id)))
+        assert "trace 1|" not in d.stderr(since=mark), "traced after trace off"
+
+        # By source, bounded: two messages (the OPTIONS and its 200), then it ends by itself.
+        by_source = waypointctl(args, d, "trace", "--source", hostport(*c.local), "--count", "2")
+        assert by_source.returncode == 0 and "started trace 2" in by_source.stdout, by_source
+        mark = d.log_mark()
+        for _ in range(3):
+            assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
+        ended = d.wait_log(r"trace 2 ended \(its message count is reached\)", since=mark)
+        assert ended, d.stderr(since=mark)
+        assert len(d.log_lines(r"\] trace 2 (recv|send)", since=mark)) == 2, d.stderr(since=mark)
+
+        bad = waypointctl(args, d, "trace", "--source", "phone.example.com")
+        assert bad.returncode == 1 and "not an IP address" in bad.stderr, bad
+        assert waypointctl(args, d, "trace", "--count", "5").returncode == 2
+
+
+def test_warnings_rate_limited(args):
+    """A bounded burst of garbage datagrams: the first few get a warning each, then one
+    line counts the rest; the metric counts them all and OPTIONS is still answered."""
+    burst = 200
+    with Daemon(args.daemon, log_level="info") as d, UdpClient(d.port) as c:
+        mark = d.log_mark()
+        for i in range(burst):
+            c.send(b"not SIP at all %d\r\n\r\n" % i)
+        # Datagrams from one socket are read in order: this 200 comes after the garbage.
+        assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
+        m = d.metrics()
+        assert m["messages_unparseable"] == burst, m
+        warned = d.log_lines(r"\[warning\] drop \d+ bytes from UDP", since=mark)
+        assert 1 <= len(warned) <= 5, f"{len(warned)} warnings for {burst} bad datagrams"
+        # The suppressed count comes when the interval (60 s) is over, or at stop.
+        d.stop()
+        summary = d.log_lines(r"similar warnings suppressed in the last \d+ s \(bad packet\)", since=mark)
+        assert len(summary) == 1, d.stderr(since=mark)[-2000:]
+        suppressed = int(re.search(r"\] (\d+) similar", summary[0]).group(1))
+        assert suppressed + len(warned) == burst, (summary, len(warned))
 
 
 def test_ctl_reload(args):

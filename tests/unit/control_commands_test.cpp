@@ -27,6 +27,10 @@ class ControlCommandsTest : public ::testing::Test {
       lastQuestion_ = question;
       return nlohmann::json{{"rule", "default"}};
     };
+    operations_.trace = [this](const TraceRequest& request) {
+      lastTrace_ = request;
+      return nlohmann::json::object();
+    };
   }
   nlohmann::json ask(std::string_view request) {
     return nlohmann::json::parse(handleControlRequest(request, operations_));
@@ -35,6 +39,7 @@ class ControlCommandsTest : public ::testing::Test {
   std::string lastAor_ = "unset";
   std::string lastContact_ = "unset";
   RouteQuestion lastQuestion_{"unset", "unset", "unset", "unset"};
+  std::optional<TraceRequest> lastTrace_;
 };
 
 TEST_F(ControlCommandsTest, CommandsReachTheirOperationWithTheirArguments) {
@@ -76,6 +81,44 @@ TEST_F(ControlCommandsTest, BadRequestsGetAClearErrorAndReachNoOperation) {
   EXPECT_EQ(ask(R"({"command":"route-explain"})")["error"], "route-explain needs a 'request'");
   EXPECT_EQ(lastAor_, "unset");
   EXPECT_EQ(lastQuestion_.requestLine, "unset");
+}
+
+}  // namespace
+}  // namespace waypoint::app
+
+namespace waypoint::app {
+namespace {
+
+TEST_F(ControlCommandsTest, TraceListsStartsAndStops) {
+  EXPECT_TRUE(ask(R"({"command":"trace"})")["ok"]);
+  ASSERT_TRUE(lastTrace_);
+  EXPECT_EQ(lastTrace_->action, TraceRequest::Action::list);
+
+  ask(R"({"command":"trace","call_id":"abc@host","count":20,"minutes":3})");
+  EXPECT_EQ(lastTrace_->action, TraceRequest::Action::start);
+  EXPECT_EQ(lastTrace_->callId, "abc@host");
+  EXPECT_EQ(lastTrace_->count, 20u);
+  EXPECT_EQ(lastTrace_->time, std::chrono::minutes(3));
+
+  ask(R"({"command":"trace","source":"192.0.2.7"})");
+  EXPECT_EQ(lastTrace_->source, "192.0.2.7");
+  EXPECT_EQ(lastTrace_->count, std::nullopt);
+
+  ask(R"({"command":"trace","off":true,"id":2})");
+  EXPECT_EQ(lastTrace_->action, TraceRequest::Action::stop);
+  EXPECT_EQ(lastTrace_->id, 2u);
+}
+
+TEST_F(ControlCommandsTest, BadTraceArgumentsAreRefusedBeforeTheOperation) {
+  lastTrace_.reset();
+  EXPECT_EQ(ask(R"({"command":"trace","source":"192.0.2.7","call_id":"x"})")["error"],
+            "a trace is by 'source' or by 'call_id', not both");
+  EXPECT_EQ(ask(R"({"command":"trace","call_id":"x","count":0})")["error"],
+            "'count' must be a whole number above 0");
+  EXPECT_EQ(ask(R"({"command":"trace","call_id":"x","minutes":-1})")["error"],
+            "'minutes' must be a whole number above 0");
+  EXPECT_EQ(ask(R"({"command":"trace","off":"yes"})")["error"], "'off' must be true or false");
+  EXPECT_FALSE(lastTrace_);
 }
 
 }  // namespace

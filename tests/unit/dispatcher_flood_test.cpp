@@ -6,17 +6,13 @@
 #include <string>
 
 #include "fakes.hpp"
+#include "proxy_rig.hpp"
 #include "waypoint/app/dispatcher.hpp"
 #include "waypoint/auth/source_guard.hpp"
-#include "waypoint/proxy/proxy.hpp"
-#include "waypoint/registrar/location_store.hpp"
-#include "waypoint/registrar/registrar.hpp"
+#include "waypoint/log/warning_limiter.hpp"
 
 namespace waypoint::testkit {
 namespace {
-
-using transport::Protocol;
-using transport::Source;
 
 std::string options(int n) {
   return "OPTIONS sip:203.0.113.1 SIP/2.0\r\n"
@@ -35,26 +31,14 @@ auth::FloodSettings threePerSecond() {
   return s;
 }
 
-class DispatcherFloodTest : public ::testing::Test {
+class DispatcherFloodTest : public ::testing::Test, public ProxyRig {
  protected:
   DispatcherFloodTest() {
-    identity.addListener(Protocol::udp, endpoint("203.0.113.1", 5060));
-    proxy = std::make_unique<proxy::Proxy>(clock, sender, transaction::LayerSettings{}, identity,
-                                           registrar, proxy::ProxySettings{});
     dispatcher = std::make_unique<app::Dispatcher>(
         sender, *proxy, sip::ParseLimits{},
         app::SourceFilter{guard, clock, {*transport::parseAddressBlock("198.51.100.0/24")}});
   }
-  Source from(const char* address) {
-    return Source{Protocol::udp, endpoint("203.0.113.1", 5060), endpoint(address, 5060), 0};
-  }
 
-  FakeClock clock;
-  FakeSender sender{clock};
-  proxy::LocalIdentity identity;
-  registrar::InMemoryLocationStore store;
-  registrar::Registrar registrar{store, {"example.com"}, registrar::RegistrarSettings{}};
-  std::unique_ptr<proxy::Proxy> proxy;
   auth::SourceGuard guard{threePerSecond()};
   std::unique_ptr<app::Dispatcher> dispatcher;
 };
@@ -86,6 +70,27 @@ TEST_F(DispatcherFloodTest, BanFromOutsideDropsTheSource) {
   EXPECT_TRUE(sender.sent().empty());
   clock.advance(std::chrono::seconds(10));
   dispatcher->onMessage(from("192.0.2.99"), options(1));
+  EXPECT_EQ(sender.sent().size(), 1u);
+}
+
+// Bad packets are warned about through the limiter: a burst of garbage makes the first
+// few warnings and one count, and the counter still counts each.
+TEST_F(DispatcherFloodTest, GarbageWarningsAreLimitedButEachIsCounted) {
+  std::vector<std::string> summaries;
+  log::WarningLimiter warnings(
+      log::WarningLimits{2, std::chrono::seconds(60)}, [this] { return clock.now(); },
+      [&summaries](const std::string& line) { summaries.push_back(line); });
+  app::Dispatcher limited(sender, *proxy, sip::ParseLimits{}, std::nullopt,
+                          app::MessageAids{nullptr, &warnings, nullptr});
+  for (int n = 0; n < 50; ++n) limited.onMessage(from("192.0.2.99"), "garbage");
+  EXPECT_EQ(limited.counters().messagesUnparseable, 50u);
+  EXPECT_EQ(warnings.suppressedTotal(), 48u);
+  clock.advance(std::chrono::seconds(60));
+  warnings.flush();
+  EXPECT_EQ(summaries, std::vector<std::string>{
+                           "48 similar warnings suppressed in the last 60 s (bad packet)"});
+  // Good traffic is still served.
+  limited.onMessage(from("192.0.2.99"), options(0));
   EXPECT_EQ(sender.sent().size(), 1u);
 }
 

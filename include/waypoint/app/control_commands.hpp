@@ -2,8 +2,11 @@
 // The control socket's commands. A request is one JSON object {"command": NAME, ...}; the
 // reply is {"ok": true, ...} with the command's fields, or {"ok": false, "error": WHY}.
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +21,19 @@ struct RouteQuestion {
   std::string transport;    // udp, tcp, tls, ws, wss; "" for udp
 };
 
+// "trace": {} lists the running traces; {"off": true} ends them (or "id": N, that one);
+// {"source": "IP[:PORT]"} or {"call_id": ID} starts one, with optional "count" (messages)
+// and "minutes".
+struct TraceRequest {
+  enum class Action { list, start, stop };
+  Action action = Action::list;
+  std::string source;
+  std::string callId;
+  std::optional<std::uint64_t> id;
+  std::optional<std::size_t> count;
+  std::optional<std::chrono::minutes> time;
+};
+
 // What the daemon does for each command; each returns the reply's fields (and may set
 // "ok": false with an "error").
 struct ControlOperations {
@@ -28,6 +44,7 @@ struct ControlOperations {
   std::function<nlohmann::json(const std::string& level)> logLevel;
   std::function<nlohmann::json()> connections;
   std::function<nlohmann::json(const RouteQuestion& question)> routeExplain;
+  std::function<nlohmann::json(const TraceRequest& request)> trace;
 };
 
 std::string handleControlRequest(std::string_view request, const ControlOperations& operations);

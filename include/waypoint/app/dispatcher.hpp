@@ -2,13 +2,18 @@
 // Where every message from the transports goes first: drop it unparsed when its source
 // floods (the SourceGuard), parse and validate, answer a malformed request with its 400
 // statelessly, then hand the message to the transaction layer, whose user is the proxy.
+// It logs one debug line per message (with the proxy's decision for a request), shows the
+// messages a running trace matches, and limits the warnings a peer can repeat at will.
 
 #include <cstdint>
 #include <optional>
 #include <string_view>
 #include <vector>
 
+#include "waypoint/app/message_log.hpp"
+#include "waypoint/app/message_trace.hpp"
 #include "waypoint/auth/source_guard.hpp"
+#include "waypoint/log/warning_limiter.hpp"
 #include "waypoint/proxy/proxy.hpp"
 #include "waypoint/sip/message.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
@@ -25,15 +30,27 @@ struct DispatcherCounters {
   std::uint64_t responsesDropped = 0;
 };
 
-// Sends the transaction layer's messages through the transports.
+// The troubleshooting aids the dispatcher and the sender share, owned by the daemon
+// (Diagnostics). Each may be null: then nothing is traced, every warning is logged, and
+// debug lines are written at once.
+struct MessageAids {
+  MessageTracer* tracer = nullptr;
+  log::WarningLimiter* warnings = nullptr;
+  DebugLines* debugLines = nullptr;
+};
+
+// Sends the transaction layer's messages through the transports, with a debug line for
+// each and the messages a running trace matches.
 class TransportSender final : public transaction::Sender {
  public:
-  explicit TransportSender(transport::Transports& transports) : transports_(transports) {}
+  explicit TransportSender(transport::Transports& transports, MessageAids aids = {})
+      : transports_(transports), aids_(aids) {}
   void send(const transport::Destination& destination, const std::string& bytes,
             ErrorHandler onError) override;
 
  private:
   transport::Transports& transports_;
+  MessageAids aids_;
 };
 
 // The flood check before parsing. The daemon owns the guard (the proxy bans through it
@@ -48,7 +65,7 @@ class Dispatcher {
  public:
   // Without a filter nothing is rate-limited (the unit tests, the fuzzer, the benchmarks).
   Dispatcher(transaction::Sender& sender, proxy::Proxy& proxy, sip::ParseLimits limits,
-             std::optional<SourceFilter> filter = std::nullopt);
+             std::optional<SourceFilter> filter = std::nullopt, MessageAids aids = {});
 
   void onMessage(const transport::Source& source, std::string_view bytes);
   const DispatcherCounters& counters() const { return counters_; }
@@ -57,11 +74,16 @@ class Dispatcher {
   void respondStateless(const transport::Source& source, const sip::Message& request, int status,
                         std::string_view reason);
   bool admitted(const transport::Source& source);
+  bool warningAllowed(std::string_view reason) const {
+    return aids_.warnings == nullptr || aids_.warnings->allow(reason);
+  }
+  void deliverRequest(sip::Message& message, const transport::Source& source);
 
   transaction::Sender& sender_;
   proxy::Proxy& proxy_;
   sip::ParseLimits limits_;
   std::optional<SourceFilter> filter_;
+  MessageAids aids_;
   DispatcherCounters counters_;
 };
 

@@ -21,6 +21,7 @@
 #include "waypoint/auth/nonce.hpp"
 #include "waypoint/auth/source_guard.hpp"
 #include "waypoint/auth/user_store.hpp"
+#include "waypoint/log/warning_limiter.hpp"
 
 namespace waypoint::auth {
 
@@ -95,8 +96,13 @@ class Authenticator {
   // ban ends in the guard, which logs it.
   void sweep(SteadyTime now);
   const AuthCounters& counters() const { return counters_; }
+  // The ban and lock warnings go through this limiter (a spread-out guessing attack bans
+  // many sources); it must outlive the authenticator. Without one each is logged.
+  void limitWarnings(log::WarningLimiter& limiter) { warnings_ = &limiter; }
 
  private:
+  bool warningAllowed() const;
+
   // `source` is the attempt's address as text, the failure limiter's key for it.
   AuthVerdict failure(const AuthAttempt& attempt, const std::string& source,
                       std::string_view userKey, SteadyTime now);
@@ -109,6 +115,7 @@ class Authenticator {
   AuthSettings settings_;
   FailureLimiter failures_;
   AuthCounters counters_;
+  log::WarningLimiter* warnings_ = nullptr;
   // Alive while the object is: a store answering after it is gone finds it expired.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "waypoint/auth/authenticator.hpp"
+#include "waypoint/proxy/decision_note.hpp"
 #include "waypoint/proxy/forwarder.hpp"
 #include "waypoint/proxy/identifiers.hpp"
 #include "waypoint/proxy/local_identity.hpp"
@@ -104,6 +105,11 @@ class Proxy final : public transaction::TransactionUser {
     return responder_.response(request, status, reason, std::move(extraHeaders));
   }
 
+  // While `text` is set, each request handled appends how it was decided (the rule and
+  // targets, or why it was answered here) to it; nullptr stops it. The dispatcher sets it
+  // around one request at debug level only.
+  void explainInto(std::string* text) { note_.attach(text); }
+
   // transaction::TransactionUser
   void onRequest(TransactionId server, sip::Message& request,
                  const transport::Source& source) override;
@@ -171,6 +177,7 @@ class Proxy final : public transaction::TransactionUser {
   bool draining_ = false;
   std::chrono::seconds retryAfter_{0};
   std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<>> wakeups_;
+  DecisionNote note_;
 };
 
 }  // namespace waypoint::proxy

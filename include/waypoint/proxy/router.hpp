@@ -37,6 +37,10 @@ struct Routed {
   std::string reason;
   std::string rule;             // the routing rule that decided, "" when no rule was asked
   bool rejectedByRule = false;  // status is the rule's reject (not a location miss)
+  // For the debug log: whether a preloaded Route set was followed, and why a refusal was
+  // made when its reason does not say.
+  bool preloaded = false;
+  std::string why;
 };
 
 // The flow an in-dialog request with a valid token goes to, given the flow it arrived on,

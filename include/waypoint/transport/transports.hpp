@@ -20,6 +20,10 @@
 #include "waypoint/transport/clock.hpp"
 #include "waypoint/transport/tls_context.hpp"
 
+namespace waypoint::log {
+class WarningLimiter;
+}
+
 namespace waypoint::transport {
 
 struct ListenerConfig {
@@ -146,6 +150,10 @@ class Transports {
 
   // Who learns of ICMP errors for UDP datagrams (RFC 3261 §17.1.4 transport errors).
   void onUnreachable(UnreachableHandler handler);
+  // Warnings a peer can repeat at will (refused connections, failed TLS and WebSocket
+  // handshakes, oversize or unframeable messages) go through this limiter; it must outlive
+  // the transports. Without one every such warning is logged.
+  void limitWarnings(log::WarningLimiter& limiter);
 
   // Closes the connections that are idle or not established in time now (the sweep timer
   // does this periodically).
