@@ -39,6 +39,21 @@ transport::HostPort advertisedName(const Reader& r, const YAML::Node& node) {
   return *parsed;
 }
 
+// `metrics.listen: ADDRESS:PORT` (an IP address, IPv6 in brackets); "" turns it off.
+std::optional<transport::Endpoint> metricsListen(const Reader& r, const YAML::Node& node) {
+  const std::string text = r.string(node, "metrics listen");
+  if (text.empty()) return std::nullopt;
+  const auto parsed = transport::parseHostPort(text);
+  const auto address = parsed ? transport::parseIpAddress(parsed->host) : std::nullopt;
+  if (!address || !parsed->port) {
+    r.fail(node.Mark(),
+           "metrics listen must be ADDRESS:PORT with an IP address (\"127.0.0.1:9260\", "
+           "\"[::1]:9260\"), or \"\" for no HTTP endpoint (got '" +
+               text + "')");
+  }
+  return transport::Endpoint{*address, *parsed->port};
+}
+
 using transport::Protocol;
 
 bool isSecure(Protocol protocol) { return protocol == Protocol::tls || protocol == Protocol::wss; }
@@ -514,8 +529,9 @@ Config loadConfig(const std::string& path) {
   }
   if (const auto metrics = root["metrics"]) {
     r.expectMap(metrics, "metrics");
-    r.onlyKeys(metrics, "metrics", {"file"});
+    r.onlyKeys(metrics, "metrics", {"file", "listen"});
     if (metrics["file"]) config.metrics.file = r.string(metrics["file"], "metrics file");
+    if (metrics["listen"]) config.metrics.listen = metricsListen(r, metrics["listen"]);
   }
   if (const auto rules = root["routing"]) config.routing = routing::RuleSet::compile(rules, path);
   return config;

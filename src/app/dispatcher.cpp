@@ -18,6 +18,13 @@ std::string describe(const transport::Source& source) {
 
 }  // namespace
 
+MethodLabel methodLabel(std::string_view method) {
+  for (std::size_t i = 0; i + 1 < methodLabels.size(); ++i) {
+    if (method == methodLabels[i]) return static_cast<MethodLabel>(i);
+  }
+  return MethodLabel::other;
+}
+
 void TransportSender::send(const transport::Destination& destination, const std::string& bytes,
                            ErrorHandler onError) {
   if (spdlog::should_log(spdlog::level::debug)) {
@@ -69,7 +76,7 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
   }
   sip::Message& message = *parsed.message;
   if (message.isResponse()) {
-    ++counters_.responsesReceived;
+    ++counters_.responsesReceived[metrics::statusClassIndex(message.statusCode())];
     auto problem = parsed.error.empty() ? sip::validateResponse(message)
                                         : std::optional<std::string>(parsed.error);
     if (problem) {
@@ -85,7 +92,7 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
     proxy_.transactions().receiveResponse(message, source);
     return;
   }
-  ++counters_.requestsReceived;
+  ++counters_.requestsReceived[methodLabel(message.method())];
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("recv {} Call-ID {} from {}", message.method(), message.callId(),
                   describe(source));

@@ -60,10 +60,11 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
     responder_.respond(layer_, server, request, refusal->status, refusal->reason, refusal->headers);
     return;
   }
-  Routed routed = router_.route(request, source, clock_.now());
+  const TimePoint received = clock_.now();
+  Routed routed = router_.route(request, source, received);
   std::optional<auth::AuthAttempt> attempt = admissionFor(request, source, routed);
   if (!attempt) {
-    proceed(server, request, source, std::move(loopKey), std::move(routed));
+    proceed(server, request, source, std::move(loopKey), std::move(routed), received);
     return;
   }
   std::size_t& fromSource = waitingBySource_[source.remote.address];
@@ -78,7 +79,7 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
   ++fromSource;
   // The layer lets the TU take the request: it waits here for its admission.
   auto [entry, inserted] = waiting_.try_emplace(server, std::move(request), source,
-                                                std::move(loopKey), std::move(routed));
+                                                std::move(loopKey), std::move(routed), received);
   entry->second.attempt = std::move(*attempt);
   entry->second.generation = nextGeneration_++;
   checkCredentials(server);
@@ -183,8 +184,9 @@ void Proxy::onVerdict(TransactionId server, std::uint64_t generation, auth::Auth
   const transport::Source source = waiting.source;
   std::string loopKey = std::move(waiting.loopKey);
   Routed routed = std::move(waiting.routed);
+  const TimePoint received = waiting.received;
   forget(found);
-  proceed(server, request, source, std::move(loopKey), std::move(routed));
+  proceed(server, request, source, std::move(loopKey), std::move(routed), received);
 }
 
 void Proxy::forget(std::unordered_map<TransactionId, Waiting>::iterator waiting) {
@@ -209,7 +211,7 @@ bool Proxy::identityAllowed(const sip::Message& request, const auth::AuthAttempt
 }
 
 void Proxy::proceed(TransactionId server, sip::Message& request, const transport::Source& source,
-                    std::string loopKey, Routed routed) {
+                    std::string loopKey, Routed routed, TimePoint received) {
   if (routed.status == 0 && routed.groups.empty()) {
     if (answerLocally(server, request, source)) return;
     routed.status = 404;
@@ -219,7 +221,8 @@ void Proxy::proceed(TransactionId server, sip::Message& request, const transport
     responder_.respond(layer_, server, request, routed.status, routed.reason);
     return;
   }
-  forwarder_.start(server, std::move(request), source, std::move(loopKey), std::move(routed));
+  forwarder_.start(server, std::move(request), source, std::move(loopKey), std::move(routed),
+                   received);
 }
 
 bool Proxy::answerLocally(TransactionId server, sip::Message& request,

@@ -109,8 +109,8 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
                std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 2; }));
   EXPECT_EQ(serverGot_[0].second, kOptions);
-  EXPECT_EQ(client_.counters().tcpConnectionsOpened, 1u);
-  EXPECT_EQ(server_.counters().tcpConnectionsAccepted, 1u);
+  EXPECT_EQ(client_.counters().connectionsOpened.total(), 1u);
+  EXPECT_EQ(server_.counters().connectionsAccepted.total(), 1u);
   const Source& from = serverGot_[0].first;
   EXPECT_EQ(from.protocol, Protocol::tcp);
   EXPECT_NE(from.connectionId, 0u);
@@ -124,7 +124,7 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
       std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return clientGot_.size() == 1; }));
   EXPECT_EQ(clientGot_[0].second, kOptions);
-  EXPECT_EQ(server_.counters().tcpConnectionsOpened, 0u);
+  EXPECT_EQ(server_.counters().connectionsOpened.total(), 0u);
   EXPECT_EQ(server_.counters().sendErrors, 0u);
 }
 
@@ -223,8 +223,8 @@ TEST_F(TlsLoopbackTest, ConnectsVerifiesTheServerAndRepliesOverTheSameConnection
   EXPECT_EQ(clientGot_[0].first.protocol, Protocol::tls);
   EXPECT_EQ(client_.counters().tlsHandshakesCompleted, 1u);
   EXPECT_EQ(server_.counters().tlsHandshakesCompleted, 1u);
-  EXPECT_EQ(server_.counters().tcpConnectionsOpened, 0u);
-  EXPECT_EQ(client_.counters().tcpConnectionsOpened, 1u);
+  EXPECT_EQ(server_.counters().connectionsOpened.total(), 0u);
+  EXPECT_EQ(client_.counters().connectionsOpened.total(), 1u);
 }
 
 TEST_F(TlsLoopbackTest, AServerWhoseCertificateNamesAnotherHostIsRefused) {
@@ -274,7 +274,7 @@ TEST_F(TlsLoopbackTest, AHandshakeThatNeverStartsIsClosedAfterTheHandshakeTimeou
   const Endpoint serverAt = listenTls(guarded);
   asio::ip::tcp::socket silent(io_);
   silent.connect(asio::ip::tcp::endpoint(serverAt.address, serverAt.port));
-  ASSERT_TRUE(runUntil([&] { return guarded.counters().tcpConnectionsAccepted == 1; }));
+  ASSERT_TRUE(runUntil([&] { return guarded.counters().connectionsAccepted.total() == 1; }));
   clock.advance(std::chrono::seconds(9));
   guarded.sweepNow();
   EXPECT_EQ(guarded.counters().tcpOpenConnections, 1u);
