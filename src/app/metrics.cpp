@@ -95,33 +95,6 @@ std::string renderMetrics(const MetricSources& sources) {
   return out;
 }
 
-// TRANSITION
-std::string renderMetrics(const transport::TransportCounters& t, const DispatcherCounters& d,
-                          const transaction::TransactionCounters& x, registrar::Registrar& reg,
-                          const proxy::ProxyCounters& p) {
-  static const auth::SourceGuardCounters noFlood;
-  std::string text = renderMetrics(MetricSources{
-      t, d, x, reg.counters(), reg.gauges(), p, noFlood, nullptr, {}, {}, WAYPOINT_VERSION, 0});
-  return text.substr(0, text.find("# HELP waypoint_flood_dropped"));
-}
-std::string renderAuthMetrics(const auth::AuthCounters& a, std::size_t users) {
-  std::string out;
-  render(out, auth::authMetrics, a);
-  render(out, auth::authGaugeMetrics, auth::AuthGauges{users});
-  return out;
-}
-std::string renderFloodMetrics(const auth::SourceGuardCounters& f) {
-  std::string out;
-  render(out, auth::floodMetrics, f);
-  return out;
-}
-
-std::string renderPersistenceMetrics(const persistence::PersistenceCounters& p) {
-  std::string out;
-  render(out, persistence::persistenceMetrics, persistence::metricValues(p));
-  return out;
-}
-
 bool writeMetricsFile(const std::string& path, const std::string& text) {
   const std::string temporary = path + ".tmp";
   {

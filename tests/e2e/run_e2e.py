@@ -2897,7 +2897,7 @@ def test_metrics_http(args):
         message = make_request("MESSAGE", "sip:alice@localhost", caller.local)
         caller.send(message.data)
         phone.reply(phone.next_request("MESSAGE"), 200, "OK")
-        assert caller.final_response(message).code == 200
+        assert caller.final_response(message)[0].code == 200
         status, headers, body = _http_get(d.metrics_port, "/metrics")
         assert status == 200, (status, body)
         assert headers["content-type"].startswith("text/plain; version=0.0.4"), headers

@@ -35,15 +35,6 @@ struct MetricSources {
 
 std::string renderMetrics(const MetricSources& sources);
 
-// TRANSITION (removed once the daemon builds MetricSources): the old three-part form.
-std::string renderMetrics(const transport::TransportCounters& transport,
-                          const DispatcherCounters& dispatcher,
-                          const transaction::TransactionCounters& transactions,
-                          registrar::Registrar& registrar, const proxy::ProxyCounters& proxy);
-std::string renderAuthMetrics(const auth::AuthCounters& auth, std::size_t users);
-std::string renderFloodMetrics(const auth::SourceGuardCounters& flood);
-std::string renderPersistenceMetrics(const persistence::PersistenceCounters& persistence);
-
 // Writes through a temporary file and a rename, so a reader never sees half a file.
 // Returns false (and logs why) on failure.
 [[nodiscard]] bool writeMetricsFile(const std::string& path, const std::string& text);
