@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "run_until.hpp"
 #include "transport_fakes.hpp"
 #include "waypoint/transport/address.hpp"
 #include "waypoint/transport/self_signed_certificate.hpp"
@@ -80,14 +81,7 @@ constexpr std::string_view kOptions =
 class TransportsLoopbackTest : public ::testing::Test {
  protected:
   // Runs the loop until the condition holds; the deadline only bounds a broken test.
-  bool runUntil(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      io_.run_for(std::chrono::milliseconds(10));
-      if (io_.stopped()) io_.restart();
-    }
-    return done();
-  }
+  bool runUntil(const std::function<bool()>& done) { return testkit::runUntil(io_, done); }
 
   asio::io_context io_;
   std::vector<std::pair<Source, std::string>> serverGot_;
