@@ -81,7 +81,7 @@ def one_run(args, with_auth, rate):
                          count, args.seconds * 4 + 10)
             used = cpu_seconds(daemon.proc.pid) - before
             metrics = daemon.metrics()
-    successes = int(metrics.get("registrar_registers_accepted", 0))
+    successes = int(metrics.get("registrar_registers_accepted_total", 0))
     failed = count - successes
     return {"rate": rate, "count": count, "ok": successes, "failed": failed,
             "cpu_per_1000": 1000 * used / max(successes, 1), "sipp_rc": p.returncode}

@@ -138,7 +138,7 @@ def wait_until(check, what, limit=WAIT_LIMIT):
 
 
 def wait_open_connections(d, count):
-    d.wait_metric("tcp_open_connections", lambda v: v == count, timeout=WAIT_LIMIT)
+    d.wait_metric("connections_open", lambda v: v == count, timeout=WAIT_LIMIT)
 
 
 # ---------------------------------------------------------------- clients in worker processes
@@ -295,8 +295,8 @@ def test_handshake(args):
             p.join(timeout=30)
         wait_open_connections(d, 0)
         after_cpu, after_m = daemon_cpu(d.proc.pid), d.metrics()
-    completed = after_m["tls_handshakes_completed"] - before_m["tls_handshakes_completed"]
-    failed = after_m["tls_handshakes_failed"] - before_m["tls_handshakes_failed"]
+    completed = after_m["tls_handshakes_completed_total"] - before_m["tls_handshakes_completed_total"]
+    failed = after_m["tls_handshakes_failed_total"] - before_m["tls_handshakes_failed_total"]
     cpu_ticks, cpu_sched = (a - b for a, b in zip(after_cpu, before_cpu))
     return {"handshakes": args.handshakes, "completed": completed, "failed": failed,
             "protocol": list(infos[0]), "wall_s": wall, "per_wall_s": args.handshakes / wall,
@@ -421,8 +421,8 @@ def test_calls(args, transport):
     result = {"calls": args.calls, "pairs": args.workers, "wall_s": wall, "calls_per_wall_s": args.calls / wall,
               "daemon_cpu_s": sched, "daemon_cpu_s_ticks": ticks,
               "daemon_cpu_s_per_1000_calls": 1e3 * sched / args.calls,
-              "tls_handshakes_completed": m.get("tls_handshakes_completed"),
-              "tcp_connections_opened": m.get("tcp_connections_opened")}
+              "tls_handshakes_completed_total": m.get("tls_handshakes_completed_total"),
+              "connections_opened_total": m.get("connections_opened_total")}
     if out:
         result["user_instructions_per_call"] = round(callgrind_instructions(out, d.proc.pid) / args.calls)
     return result

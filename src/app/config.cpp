@@ -55,7 +55,7 @@ const KeyTable kRegistrarKeys{
 const KeyTable kProxyKeys{"proxy", {"timer_c", "max_forwards"}};
 const KeyTable kStopKeys{"stop", {"drain_time", "retry_after"}};
 const KeyTable kLogKeys{"log", {"level", "pattern"}};
-const KeyTable kMetricsKeys{"metrics", {"file"}};
+const KeyTable kMetricsKeys{"metrics", {"file", "listen"}};
 
 using config::Reader;
 
@@ -73,6 +73,21 @@ transport::HostPort advertisedName(const Reader& r, const YAML::Node& node) {
   if (address && address->is_unspecified())
     r.fail(node.Mark(), "advertise must name a reachable host, not a wildcard address");
   return *parsed;
+}
+
+// `metrics.listen: ADDRESS:PORT` (an IP address, IPv6 in brackets); "" turns it off.
+std::optional<transport::Endpoint> metricsListen(const Reader& r, const YAML::Node& node) {
+  const std::string text = r.string(node, "metrics listen");
+  if (text.empty()) return std::nullopt;
+  const auto parsed = transport::parseHostPort(text);
+  const auto address = parsed ? transport::parseIpAddress(parsed->host) : std::nullopt;
+  if (!address || !parsed->port) {
+    r.fail(node.Mark(),
+           "metrics listen must be ADDRESS:PORT with an IP address (\"127.0.0.1:9260\", "
+           "\"[::1]:9260\"), or \"\" for no HTTP endpoint (got '" +
+               text + "')");
+  }
+  return transport::Endpoint{*address, *parsed->port};
 }
 
 using transport::Protocol;
@@ -549,6 +564,7 @@ Config loadConfig(const std::string& path) {
     r.expectMap(metrics, "metrics");
     r.onlyKeys(metrics, "metrics", kMetricsKeys);
     if (metrics["file"]) config.metrics.file = r.string(metrics["file"], "metrics file");
+    if (metrics["listen"]) config.metrics.listen = metricsListen(r, metrics["listen"]);
   }
   if (const auto rules = root["routing"]) config.routing = routing::RuleSet::compile(rules, path);
   return config;

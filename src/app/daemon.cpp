@@ -26,6 +26,7 @@
 #include "waypoint/app/journal_log.hpp"
 #include "waypoint/app/local_addresses.hpp"
 #include "waypoint/app/metrics.hpp"
+#include "waypoint/app/metrics_http.hpp"
 #include "waypoint/app/route_explain.hpp"
 #include "waypoint/app/route_secret.hpp"
 #include "waypoint/persistence/binding_persistence.hpp"
@@ -323,10 +324,14 @@ struct Daemon::Parts {
   transaction::TimePoint drainDeadline{};
   asio::signal_set controlSignals;
   std::unique_ptr<ControlServer> control;
+  std::unique_ptr<MetricsHttpServer> metricsHttp;
   // The running value of each section, to report what a reload changes; sections that
   // need a restart keep their running text, so they are reported until then.
   ConfigSections runningSections;
   const std::chrono::steady_clock::time_point startedAt = std::chrono::steady_clock::now();
+  const std::int64_t startedAtUnix = std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count();
 };
 
 Daemon::Daemon(const Config& config) : parts_(std::make_unique<Parts>(config)) {
@@ -359,6 +364,10 @@ Daemon::Daemon(const Config& config) : parts_(std::make_unique<Parts>(config)) {
           return handleControlRequest(request, operations);
         });
     spdlog::info("control socket {}", p.control->path());
+  }
+  if (p.config.metrics.listen) {
+    p.metricsHttp =
+        startMetricsHttp(p.io, *p.config.metrics.listen, [this] { return metricsText(); });
   }
 }
 
@@ -463,12 +472,12 @@ void Daemon::armControlSignals() {
 
 std::string Daemon::metricsText() {
   auto& p = *parts_;
-  std::string text =
-      renderMetrics(p.transports.counters(), p.dispatcher->counters(),
-                    p.proxyCore->transactions().counters(), p.registrar, p.proxyCore->counters()) +
-      renderFloodMetrics(p.guard.counters()) + renderPersistenceMetrics(p.bindingStore.counters());
-  if (p.authenticator) text += renderAuthMetrics(p.authenticator->counters(), p.users->size());
-  return text;
+  return renderMetrics(MetricSources{
+      p.transports.counters(), p.dispatcher->counters(), p.proxyCore->transactions().counters(),
+      p.registrar.counters(), p.registrar.gauges(), p.proxyCore->counters(), p.guard.counters(),
+      p.authenticator ? &p.authenticator->counters() : nullptr,
+      auth::AuthGauges{p.users ? p.users->size() : 0},
+      persistence::metricValues(p.bindingStore.counters()), WAYPOINT_VERSION, p.startedAtUnix});
 }
 
 bool Daemon::writeMetricsFile() {

@@ -19,6 +19,13 @@ std::string describe(const transport::Source& source) {
 
 }  // namespace
 
+MethodLabel methodLabel(std::string_view method) {
+  for (std::size_t i = 0; i + 1 < methodLabels.size(); ++i) {
+    if (method == methodLabels[i]) return static_cast<MethodLabel>(i);
+  }
+  return MethodLabel::other;
+}
+
 void TransportSender::send(const transport::Destination& destination, const std::string& bytes,
                            ErrorHandler onError) {
   if (aids_.tracer != nullptr && aids_.tracer->active()) {
@@ -93,7 +100,7 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
   }
   sip::Message& message = *parsed.message;
   if (message.isResponse()) {
-    ++counters_.responsesReceived;
+    ++counters_.responsesReceived[metrics::statusClassIndex(message.statusCode())];
     auto problem = parsed.error.empty() ? sip::validateResponse(message)
                                         : std::optional<std::string>(parsed.error);
     if (problem) {
@@ -109,7 +116,7 @@ void Dispatcher::onMessage(const transport::Source& source, std::string_view byt
     proxy_.transactions().receiveResponse(message, source);
     return;
   }
-  ++counters_.requestsReceived;
+  ++counters_.requestsReceived[methodLabel(message.method())];
   std::optional<sip::Rejection> rejection;
   if (!parsed.error.empty()) {
     rejection = sip::Rejection{400, parsed.error};

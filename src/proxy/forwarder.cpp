@@ -104,6 +104,8 @@ struct Forwarder::Context {
   std::string method;
   bool invite = false;
   std::string loopKey;
+  TimePoint received;
+  bool forwardTimed = false;  // the first branch went out: received -> forward observed
   Interface inbound;
   Flow caller;
   bool recordRoute = false;
@@ -137,7 +139,7 @@ Forwarder::Forwarder(const transaction::Clock& clock, transaction::Sender& sende
 Forwarder::~Forwarder() = default;
 
 void Forwarder::start(TransactionId server, sip::Message request, const transport::Source& source,
-                      std::string loopKey, Routed routed) {
+                      std::string loopKey, Routed routed, TimePoint received) {
   request.decrementMaxForwards(settings_.maxForwards);
   const std::string method(request.method());
   auto owned = std::make_unique<Context>(std::move(request));
@@ -147,6 +149,7 @@ void Forwarder::start(TransactionId server, sip::Message request, const transpor
   context.method = method;
   context.invite = context.method == "INVITE";
   context.loopKey = std::move(loopKey);
+  context.received = received;
   context.caller = Flow{source.protocol, source.remote};
   context.inbound = identity_.arrivalInterface(source.protocol, source.local);
   context.recordRoute = routed.recordRoute;
@@ -250,6 +253,11 @@ bool Forwarder::startBranch(Context& context, const Target& target) {
   branch.client =
       layer_.startClient(transaction::ClientRequest{std::move(*request), branch.destination, true});
   ++counters_.requestsForwarded;
+  if (!context.forwardTimed) {
+    context.forwardTimed = true;
+    counters_.requestForward.observe(
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - context.received));
+  }
   const std::size_t index = context.branches.size();
   branchByClient_[branch.client] = BranchRef{context.id, index};
   context.branches.push_back(std::move(branch));

@@ -62,14 +62,15 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
     responder_.respond(layer_, server, request, refusal->status, refusal->reason, refusal->headers);
     return;
   }
-  Routed routed = router_.route(request, source, clock_.now());
+  const TimePoint received = clock_.now();
+  Routed routed = router_.route(request, source, received);
   // A request for the proxy itself is described by its local answer (proceed()).
   if (note_.active() && (routed.status != 0 || !routed.groups.empty())) {
     note_.add(describeRouted(routed));
   }
   std::optional<auth::AuthAttempt> attempt = admissionFor(request, source, routed);
   if (!attempt) {
-    proceed(server, request, source, std::move(loopKey), std::move(routed));
+    proceed(server, request, source, std::move(loopKey), std::move(routed), received);
     return;
   }
   std::size_t& fromSource = waitingBySource_[source.remote.address];
@@ -85,7 +86,7 @@ void Proxy::onRequest(TransactionId server, sip::Message& request,
   ++fromSource;
   // The layer lets the TU take the request: it waits here for its admission.
   auto [entry, inserted] = waiting_.try_emplace(server, std::move(request), source,
-                                                std::move(loopKey), std::move(routed));
+                                                std::move(loopKey), std::move(routed), received);
   entry->second.attempt = std::move(*attempt);
   entry->second.generation = nextGeneration_++;
   if (note_.active()) {
@@ -202,8 +203,9 @@ void Proxy::onVerdict(TransactionId server, std::uint64_t generation, auth::Auth
   const transport::Source source = waiting.source;
   std::string loopKey = std::move(waiting.loopKey);
   Routed routed = std::move(waiting.routed);
+  const TimePoint received = waiting.received;
   forget(found);
-  proceed(server, request, source, std::move(loopKey), std::move(routed));
+  proceed(server, request, source, std::move(loopKey), std::move(routed), received);
 }
 
 void Proxy::forget(std::unordered_map<TransactionId, Waiting>::iterator waiting) {
@@ -228,7 +230,7 @@ bool Proxy::identityAllowed(const sip::Message& request, const auth::AuthAttempt
 }
 
 void Proxy::proceed(TransactionId server, sip::Message& request, const transport::Source& source,
-                    std::string loopKey, Routed routed) {
+                    std::string loopKey, Routed routed, TimePoint received) {
   if (routed.status == 0 && routed.groups.empty()) {
     if (answerLocally(server, request, source)) return;
     routed.status = 404;
@@ -242,7 +244,8 @@ void Proxy::proceed(TransactionId server, sip::Message& request, const transport
     return;
   }
   note_.add("forwarded");
-  forwarder_.start(server, std::move(request), source, std::move(loopKey), std::move(routed));
+  forwarder_.start(server, std::move(request), source, std::move(loopKey), std::move(routed),
+                   received);
 }
 
 bool Proxy::answerLocally(TransactionId server, sip::Message& request,

@@ -302,6 +302,7 @@ bool TransactionLayer::respond(TransactionId server, int status, std::string byt
   const Actions actions =
       std::visit([status](auto& m) { return m.onTuResponse(status); }, t.machine);
   if (actions.has(Kind::sendResponse)) {
+    ++counters_.responsesSent[metrics::statusClassIndex(status)];
     if (t.key.starts_with("2|") && status >= 200) {
       sip::ParseResult parsed = sip::Message::parse(bytes);
       if (parsed.message && parsed.message->to()) t.responseToTag = parsed.message->to()->tag;

@@ -117,7 +117,10 @@ struct Transports::Impl final : TransportHost {
     if (onUnreachable) onUnreachable(destination, ec);
   }
   void closed(Connection& connection) override {
+    const std::size_t before = table.size();
     table.remove(connection);
+    if (table.size() < before)
+      --transportCounters.connectionsOpen[connectionIndex(connection.protocol())];
     transportCounters.tcpOpenConnections = table.size();
   }
   bool shuttingDown() const override { return isClosed; }
@@ -130,6 +133,7 @@ struct Transports::Impl final : TransportHost {
 
   void adopt(const std::shared_ptr<Connection>& connection) {
     table.add(connection);
+    ++transportCounters.connectionsOpen[connectionIndex(connection->protocol())];
     transportCounters.tcpOpenConnections = table.size();
     startSweep();
   }
@@ -193,7 +197,7 @@ void Transports::Impl::adoptAccepted(tcp::socket socket, const StreamListener& l
     socket.close(ec);
     return;
   }
-  ++transportCounters.tcpConnectionsAccepted;
+  ++transportCounters.connectionsAccepted[connectionIndex(listener.protocol)];
   socket.set_option(tcp::no_delay(true), ec);
   // On a wildcard listener this is the address the peer connected to, not 0.0.0.0.
   const auto local = socket.local_endpoint(ec);
@@ -274,7 +278,7 @@ void Transports::Impl::connect(const std::shared_ptr<Conn>& connection, tcp::soc
           connection->fail(toStdError(ec));
           return;
         }
-        ++transportCounters.tcpConnectionsOpened;
+        ++transportCounters.connectionsOpened[connectionIndex(connection->protocol())];
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         then(toEndpoint(socket.local_endpoint(ignored)));

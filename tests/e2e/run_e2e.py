@@ -8,6 +8,7 @@ Set WAYPOINT_E2E_KEEP=1 to keep the daemon's temp directory (config, stderr, met
 import argparse
 import contextlib
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -29,7 +30,8 @@ from waypoint_e2e import (REPLY_TIMEOUT, SDP, Baresip, BrowserPhone, Daemon, Dia
                           TcpClient, TlsClient, TlsServer, UdpClient, WsClient, assert_options_ok, authenticated,
                           challenged, challenges, digest_response, free_port, ha1_hex, hostport,
                           ipv6_loopback_usable, make_ack, make_certificate, make_invite, make_register, make_request,
-                          make_response, make_test_ca, parse_auth_params, parse_message, parse_uri, remove_temp_dir,
+                          make_response, make_test_ca, parse_auth_params, parse_message, parse_metrics, parse_uri,
+                          remove_temp_dir,
                           token, udp_final)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,14 +50,14 @@ def test_options_udp(args):
     with Daemon(args.daemon) as d:
         args.sipp.run("options_uac.xml", "127.0.0.1", d.port, "u1")
         # >= : on a loaded machine SIPp may retransmit over UDP, and each copy is answered.
-        assert d.metrics()["options_answered"] >= 1
+        assert d.metrics()["options_answered_total"] >= 1
 
 
 def test_options_tcp(args):
     with Daemon(args.daemon) as d:
         args.sipp.run("options_uac.xml", "127.0.0.1", d.port, "t1")
         m = d.metrics()
-        assert m["options_answered"] == 1 and m["tcp_connections_accepted"] == 1, m
+        assert m["options_answered_total"] == 1 and m["connections_accepted_total"] == 1, m
 
 
 def test_malformed_udp(args):
@@ -69,7 +71,7 @@ def test_malformed_udp(args):
         r = c.transact(mismatch)
         assert (r.code, r.reason) == (400, "CSeq method mismatch"), f"got {r.code} {r.reason}"
         assert r.header("call-id") == [mismatch.call_id], r.header("call-id")
-        assert d.metrics()["requests_malformed"] == 2
+        assert d.metrics()['messages_invalid_total{reason="request_rejected"}'] == 2
 
         # Without a Via a request cannot be answered: it is dropped. The server handles one
         # socket's datagrams in order, so if it had answered, that answer would come
@@ -80,9 +82,9 @@ def test_malformed_udp(args):
         assert not c.unmatched, f"request without Via was answered: {c.unmatched}"
 
         m = d.metrics()
-        assert m["requests_malformed"] == 2, \
+        assert m['messages_invalid_total{reason="request_rejected"}'] == 2, \
             f"requests_malformed counts requests answered 400; the dropped one without Via must not count: {m}"
-        assert m["options_answered"] == 1, m
+        assert m["options_answered_total"] == 1, m
 
 
 def test_garbage_then_options(args):
@@ -104,9 +106,9 @@ def test_garbage_then_options(args):
         # before it was read (and survived).
         assert_options_ok(c.transact(options_to_server(d.port, c.local)))
         m = d.metrics()
-        assert m["messages_unparseable"] > 0, m
-        assert m["options_answered"] == 1, m
-        assert m["udp_datagrams_received"] >= len(garbage), m  # +1 OPTIONS, the empty one may not count
+        assert m['messages_invalid_total{reason="unparseable"}'] > 0, m
+        assert m["options_answered_total"] == 1, m
+        assert m["udp_datagrams_received_total"] >= len(garbage), m  # +1 OPTIONS, the empty one may not count
 
         # The metrics file is also written at clean exit (checked after stop below).
         os.remove(d.metrics_path)
@@ -145,9 +147,9 @@ def test_tcp_framing(args):
         assert_options_ok(c.transact(options_to_server(d.port, c.local, "TCP")))
 
         m = d.metrics()
-        assert m["tcp_messages_received"] == 4, m
-        assert m["keepalives_received"] == 1, m
-        assert m["options_answered"] == 4, m
+        assert m["stream_messages_received_total"] == 4, m
+        assert m["keepalives_received_total"] == 1, m
+        assert m["options_answered_total"] == 4, m
 
 
 def test_tcp_no_content_length(args):
@@ -157,8 +159,8 @@ def test_tcp_no_content_length(args):
             c.send(req.data)
             assert c.wait_closed(), "a message without Content-Length on TCP did not close the connection"
             assert b"SIP/2.0 200" not in c.buf, f"answered instead of closing: {c.buf!r}"
-        m = d.wait_metric("tcp_connections_closed_framing", lambda v: v >= 1)
-        assert m["tcp_connections_closed_framing"] == 1, m
+        m = d.wait_metric('connections_closed_total{reason="framing"}', lambda v: v >= 1)
+        assert m['connections_closed_total{reason="framing"}'] == 1, m
         with TcpClient(d.port) as c:  # still serving
             assert_options_ok(c.transact(options_to_server(d.port, c.local, "TCP")))
 
@@ -175,9 +177,9 @@ def test_tcp_oversize(args):
                 pass  # the server may close before it has read everything
             assert c.wait_closed(), "a 5000-byte message with max_message_size 2048 did not close the connection"
             assert b"SIP/2.0 200" not in c.buf, f"oversize message was answered: {c.buf[:200]!r}"
-        m = d.wait_metric("tcp_connections_closed_oversize", lambda v: v >= 1)
-        assert m["tcp_connections_closed_oversize"] == 1, m
-        assert m["options_answered"] == 0, m
+        m = d.wait_metric('connections_closed_total{reason="oversize"}', lambda v: v >= 1)
+        assert m['connections_closed_total{reason="oversize"}'] == 1, m
+        assert m["options_answered_total"] == 0, m
         with TcpClient(d.port) as c:  # a message within the limit still works
             assert_options_ok(c.transact(options_to_server(d.port, c.local, "TCP")))
 
@@ -198,9 +200,9 @@ def test_tcp_connection_limit(args):
         finally:
             first.close()
             second.close()
-        m = d.wait_metric("tcp_connections_rejected", lambda v: v >= 1)
-        assert m["tcp_connections_rejected"] >= 1, m
-        assert m["options_answered"] == 4, m
+        m = d.wait_metric("connections_rejected_total", lambda v: v >= 1)
+        assert m["connections_rejected_total"] >= 1, m
+        assert m["options_answered_total"] == 4, m
 
 
 def test_tcp_idle_timeout(args):
@@ -210,8 +212,8 @@ def test_tcp_idle_timeout(args):
             started = time.monotonic()
             assert busy.wait_closed(timeout=10), "an idle connection was not closed within 10 s (timeout 1s)"
             assert time.monotonic() - started >= 0.5, "closed well before the idle timeout"
-        m = d.wait_metric("tcp_connections_closed_idle", lambda v: v >= 1)
-        assert m["tcp_connections_closed_idle"] == 1, m
+        m = d.wait_metric('connections_closed_total{reason="idle"}', lambda v: v >= 1)
+        assert m['connections_closed_total{reason="idle"}'] == 1, m
 
 
 def test_invite_not_found(args):
@@ -243,9 +245,9 @@ def test_invite_not_found(args):
         assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
 
         m = d.metrics()
-        assert m["proxy_responses_generated"] == 4, m  # the ACK ends in the transaction
-        assert m["transactions_acks_absorbed"] == 1, m
-        assert m["options_answered"] == 1, m
+        assert m["proxy_responses_generated_total"] == 4, m  # the ACK ends in the transaction
+        assert m["transactions_acks_absorbed_total"] == 1, m
+        assert m["options_answered_total"] == 1, m
 
 
 def test_responses_dropped(args):
@@ -258,7 +260,7 @@ def test_responses_dropped(args):
         assert_options_ok(c.transact(options_to_server(d.port, c.local)))
         assert not c.unmatched, f"a response was answered: {c.unmatched}"
         m = d.metrics()
-        assert m["proxy_stateless_dropped"] == 1, m  # no Via below ours: nowhere to go
+        assert m["proxy_stateless_dropped_total"] == 1, m  # no Via below ours: nowhere to go
 
 
 LISTEN = "listen: [ { transport: udp, address: 127.0.0.1, port: 5060 } ]\n"
@@ -329,7 +331,7 @@ def test_ipv6(args):
         with UdpClient(d.port, host="::1") as c:
             assert_options_ok(c.transact(options_to_server(d.port, c.local, host="::1")))
         args.sipp.run("options_uac.xml", "::1", d.port, "u1")
-        assert d.metrics()["options_answered"] >= 2  # >= : SIPp may retransmit over UDP
+        assert d.metrics()["options_answered_total"] >= 2  # >= : SIPp may retransmit over UDP
 
 
 # ---------------------------------------------------------------- runner
@@ -351,9 +353,9 @@ def test_options_retransmitted(args):
         # Byte-identical: the stored response is resent, not a new one (same To tag).
         assert len({a.raw for a in answers}) == 1, [a.raw for a in answers]
         m = d.metrics()
-        assert m["options_answered"] == 1, m
-        assert m["transactions_server_created"] == 1, m
-        assert m["transactions_request_retransmissions_absorbed"] == 2, m
+        assert m["options_answered_total"] == 1, m
+        assert m["transactions_server_created_total"] == 1, m
+        assert m["transactions_request_retransmissions_absorbed_total"] == 2, m
 
 
 def test_invite_server_transaction(args):
@@ -377,11 +379,11 @@ def test_invite_server_transaction(args):
         ack_data = re.sub(rb"From: [^\r]*", b"From: " + first.header("from")[0].encode(), ack.data)
         ack_data = re.sub(rb"To: [^\r]*", b"To: " + to.encode(), ack_data)
         c.send(ack_data)
-        m = d.wait_metric("transactions_acks_absorbed", lambda v: v == 1)
-        assert m["transactions_acks_absorbed"] == 1, m
-        assert m["proxy_responses_generated"] == 1, m
-        assert m["proxy_stateless_dropped"] == 0, m  # the ACK was absorbed, not routed
-        assert m["transactions_response_retransmissions_sent"] >= 3, m
+        m = d.wait_metric("transactions_acks_absorbed_total", lambda v: v == 1)
+        assert m["transactions_acks_absorbed_total"] == 1, m
+        assert m["proxy_responses_generated_total"] == 1, m
+        assert m["proxy_stateless_dropped_total"] == 0, m  # the ACK was absorbed, not routed
+        assert m["transactions_response_retransmissions_sent_total"] >= 3, m
 
 
 def test_via_received_rport(args):
@@ -401,8 +403,8 @@ def test_register_sipp(args):
         args.sipp.run("register_uac.xml", "127.0.0.1", d.port, "u1")
         m = d.metrics()
         assert m["registrar_bindings"] == 0 and m["registrar_aors"] == 0, m
-        assert m["registrar_registers_accepted"] == 4, m
-        assert m["registrar_registers_rejected"] == 2, m
+        assert m["registrar_registers_accepted_total"] == 4, m
+        assert m["registrar_registers_rejected_total"] == 2, m
 
 
 def test_register_nat_binding(args):
@@ -563,7 +565,7 @@ def test_register_contacts(args):
         assert r.code == 200 and not r.header("contact"), r.header("contact")
         m = d.metrics()
         assert m["registrar_bindings"] == 0 and m["registrar_aors"] == 0, m
-        assert m["registrar_registers_accepted"] == 5 and m["registrar_registers_rejected"] == 1, m
+        assert m["registrar_registers_accepted_total"] == 5 and m["registrar_registers_rejected_total"] == 1, m
 
 
 def run_call(args, d, callee_scenario, caller_scenario):
@@ -607,7 +609,7 @@ def test_call_basic(args):
         assert only_response(caller, "BYE").code == 200
 
         m = d.metrics()
-        assert m["send_errors"] == 0 and m["udp_unreachable"] == 0, m
+        assert m["send_errors_total"] == 0 and m["udp_unreachable_total"] == 0, m
 
 
 def test_call_unknown_user_404(args):
@@ -621,7 +623,7 @@ def test_call_unknown_user_404(args):
         final, _ = call_final(c, "sip:bob@example.invalid")
         assert final.code == 404, f"sip:bob@example.invalid got {final.code} {final.reason}"
         m = d.metrics()
-        assert m["send_errors"] == 0, m
+        assert m["send_errors_total"] == 0, m
 
 
 def test_call_unregistered_480(args):
@@ -636,7 +638,7 @@ def test_call_unregistered_480(args):
             f"unregistered carol got {final.code} {final.reason}"
 
         register_phone(phone, "dave", expires=1)
-        d.wait_metric("registrar_bindings_expired", lambda v: v >= 1, timeout=5)
+        d.wait_metric("registrar_bindings_expired_total", lambda v: v >= 1, timeout=5)
         final, _ = call_final(c, "sip:dave@localhost")
         assert (final.code, final.reason) == (480, "Temporarily Unavailable"), \
             f"expired dave got {final.code} {final.reason}"
@@ -661,9 +663,9 @@ def test_cancel_during_ringing(args):
 
         assert only_response(caller, "CANCEL").code == 200
         assert only_response(caller, "INVITE").code == 487
-        m = d.wait_metric("transactions_acks_absorbed", lambda v: v >= 1)
-        assert m["transactions_acks_absorbed"] >= 1, m  # the caller's ACK for the 487
-        assert m["proxy_cancels_received"] == 1, m
+        m = d.wait_metric("transactions_acks_absorbed_total", lambda v: v >= 1)
+        assert m["transactions_acks_absorbed_total"] >= 1, m  # the caller's ACK for the 487
+        assert m["proxy_cancels_received_total"] == 1, m
 
 
 def test_busy_486(args):
@@ -704,7 +706,7 @@ def test_parallel_fork(args):
         received_once(winner, "BYE", "winner")
         assert not loser.received("BYE"), "the cancelled branch got a BYE"
         m = d.metrics()
-        assert m["proxy_branches_cancelled"] == 1, m
+        assert m["proxy_branches_cancelled_total"] == 1, m
 
 
 def test_serial_fork_q(args):
@@ -763,7 +765,7 @@ def test_invite_retransmission_absorbed(args):
         ack = phone.next_request("ACK")
         assert ack.header_values("via")[0] == forwarded.header_values("via")[0], "ACK not for the forwarded INVITE"
         m = d.metrics()
-        assert m["transactions_request_retransmissions_absorbed"] >= 2, m
+        assert m["transactions_request_retransmissions_absorbed_total"] >= 2, m
 
 
 def test_max_forwards_483(args):
@@ -783,7 +785,7 @@ def test_max_forwards_483(args):
         final, _ = c.final_response(invite)
         assert final.code == 486, final
         c.send(make_ack(invite, final).data)
-        assert d.metrics()["proxy_max_forwards_exceeded"] == 1
+        assert d.metrics()["proxy_max_forwards_exceeded_total"] == 1
 
 
 def test_loop_482(args):
@@ -794,7 +796,7 @@ def test_loop_482(args):
     with Daemon(args.daemon, routing=routing) as d, UdpClient(d.port) as c:
         final, _ = call_final(c, "sip:loop@example.invalid")
         assert (final.code, final.reason) == (482, "Loop Detected"), final
-        assert d.metrics()["proxy_loops_detected"] >= 1
+        assert d.metrics()["proxy_loops_detected_total"] >= 1
 
 
 def test_dead_next_hop_408(args):
@@ -822,7 +824,7 @@ def test_dead_next_hop_408(args):
             assert len(copies) >= 5, f"next hop got {len(copies)} copies of the INVITE"
             assert len({m.raw for m in copies}) == 1, "retransmissions differ from the first INVITE"
             m = d.metrics()
-            assert m["transactions_client_timeouts"] >= 1, m
+            assert m["transactions_client_timeouts_total"] >= 1, m
 
 
 def test_tcp_to_udp_double_rr(args):
@@ -865,8 +867,8 @@ def test_tcp_to_udp_double_rr(args):
         assert_via_is_proxy(bye, d.port, "tcp", 2, "callee's BYE at the caller")
         assert only_response(callee, "BYE").code == 200
         m = d.metrics()
-        assert m["send_errors"] == 0, m
-        assert m["tcp_connections_opened"] == 0, f"the caller's own connection was not reused: {m}"
+        assert m["send_errors_total"] == 0, m
+        assert m["connections_opened_total"] == 0, f"the caller's own connection was not reused: {m}"
 
 
 def test_nat_contact(args):
@@ -898,8 +900,8 @@ def test_nat_contact(args):
             assert tcp_phone.read_message().method == "ACK"
 
         m = d.metrics()
-        assert m["send_errors"] == 0 and m["udp_unreachable"] == 0, m
-        assert m["tcp_connections_opened"] == 0, f"the daemon opened a connection instead of reusing the phone's: {m}"
+        assert m["send_errors_total"] == 0 and m["udp_unreachable_total"] == 0, m
+        assert m["connections_opened_total"] == 0, f"the daemon opened a connection instead of reusing the phone's: {m}"
 
 
 def test_stop_drains(args):
@@ -1076,7 +1078,7 @@ def test_ctl_connections_and_route_explain(args):
         assert bad.returncode == 1 and "METHOD URI" in bad.stderr, bad
         assert waypointctl(args, d, "route", "explain", "INVITE sip:a@b", "--from").returncode == 2
         after = d.metrics()
-        for name in ("proxy_requests_forwarded", "proxy_rules_rejected", "requests_received"):
+        for name in ("proxy_requests_forwarded_total", "proxy_rules_rejected_total", "requests_received_total"):
             assert after[name] == before[name], f"route explain changed {name}: {before[name]} -> {after[name]}"
         assert phone.recv(0.3) is None, "route explain sent a request to the phone"
 def test_debug_log_routing(args):
@@ -1281,8 +1283,8 @@ def test_registration_survives_restart(args):
         assert restored and "restored 2 bindings of 2 AORs from " + \
             os.path.join(d.state_dir, "bindings.sqlite") in restored[0], restored
         # No SIP traffic yet: only the timer armed at start can remove dave's binding.
-        m = d.wait_metric("registrar_bindings_expired", lambda v: v >= 1, timeout=12)
-        assert m["registrar_bindings_expired"] == 1 and m["registrar_bindings"] == 1, m
+        m = d.wait_metric("registrar_bindings_expired_total", lambda v: v >= 1, timeout=12)
+        assert m["registrar_bindings_expired_total"] == 1 and m["registrar_bindings"] == 1, m
         after = listed_bindings(args, d)["sip:carol@localhost"][0]
         assert after["contact"] == before["contact"] == f"sip:carol@{hostport(*phone.local)}", after
         assert after["flow"]["transport"] == "UDP" and after["flow"]["remote"] == before["flow"]["remote"], after
@@ -1304,7 +1306,7 @@ def test_registration_survives_restart(args):
         busy, _ = c.final_response(invite)
         c.send(make_ack(invite, busy).data)
         assert busy.code == 486, busy
-        assert d.metrics()["registrar_persistence_restored"] == 2
+        assert d.metrics()["registrar_persistence_restored_total"] == 2
 
 
 def test_persistence_kill9_burst(args):
@@ -1363,8 +1365,8 @@ def test_persistence_corrupt_db(args):
         c.send(make_ack(invite, busy).data)
         assert busy.code == 486, busy
         m = d.metrics()
-        assert m["registrar_persistence_write_errors"] >= 1 and m["registrar_persistence_failing"] == 1, m
-        assert m["registrar_persistence_batches_written"] == 0, m
+        assert m["registrar_persistence_write_errors_total"] >= 1 and m["registrar_persistence_failing"] == 1, m
+        assert m["registrar_persistence_batches_written_total"] == 0, m
         with open(db, "rb") as f:
             assert f.read() == garbage, "the corrupt database was changed"
 
@@ -1407,7 +1409,7 @@ def test_lf_only_invite(args):
         assert final.code == 200, f"the caller got {final.code} {final.reason}"
         assert len(final.header_values("via")) == 1, final.header_values("via")
         m = d.metrics()
-        assert m["proxy_responses_generated"] == 0, m
+        assert m["proxy_responses_generated_total"] == 0, m
 
 
 def test_mtu_tcp_refused_udp_retry(args):
@@ -1436,9 +1438,9 @@ def test_mtu_tcp_refused_udp_retry(args):
         final, _ = c.final_response(invite)
         assert final.code == 200, f"the caller got {final.code} {final.reason}"
         m = d.metrics()
-        assert m["transactions_requests_moved_to_tcp"] == 1, m
-        assert m["transactions_requests_retried_over_udp"] == 1, m
-        assert m["proxy_responses_generated"] == 0, m
+        assert m["transactions_requests_moved_to_tcp_total"] == 1, m
+        assert m["transactions_requests_retried_over_udp_total"] == 1, m
+        assert m["proxy_responses_generated_total"] == 0, m
 
 
 def test_bye_after_restart(args):
@@ -1596,7 +1598,7 @@ def test_preloaded_route_refused(args):
             stranger.send(make_ack(spam, r).data)
             assert victim.received() == [], "the daemon relayed a preloaded Route to a third host"
             m = d.metrics()
-            assert m["proxy_preloaded_routes_denied"] == 2 and m["proxy_requests_forwarded"] == 0, m
+            assert m["proxy_preloaded_routes_denied_total"] == 2 and m["proxy_requests_forwarded_total"] == 0, m
             assert d.stderr().count("preloaded Route") == 1, "one log line per source per minute"
 
         with Daemon(args.daemon, extra="trusted: [127.0.0.1/32]") as d, UdpClient(d.port) as gateway:
@@ -1605,7 +1607,7 @@ def test_preloaded_route_refused(args):
             gateway.send(invite.data)
             got = victim.received(timeout=REPLY_TIMEOUT)
             assert got and got[0].startswith(b"INVITE sip:carol@pstn.example "), got
-            assert d.metrics()["proxy_preloaded_routes_denied"] == 0
+            assert d.metrics()["proxy_preloaded_routes_denied_total"] == 0
 
 
 def call_with_record_route(d, caller, phone, user):
@@ -1655,7 +1657,7 @@ def test_forged_route_token_refused(args):
         assert (r.code, r.reason) == (403, "Route Token Not For This Request"), f"got {r.code} {r.reason}"
         assert victim.received() == [], "a forged or borrowed token steered a request to a third host"
         m = d.metrics()
-        assert m["proxy_route_tokens_rejected"] == 2 and m["proxy_dialog_requests_refused"] == 1, m
+        assert m["proxy_route_tokens_rejected_total"] == 2 and m["proxy_dialog_requests_refused_total"] == 1, m
 
         hangup = dialog.request("BYE")  # the real hang-up still works
         caller.send(hangup.data)
@@ -1871,8 +1873,8 @@ def test_rfc4475_torture(args):
                     assert r is not None and not r.is_request, f"{name}: no response"
                     assert r.code == code and word in r.reason, f"{name}: got {r.code} {r.reason}"
                 else:  # "response" or "dropped": counted, and nothing comes of it
-                    counted = ("responses_received",) if expected == "response" else \
-                        ("messages_unparseable", "requests_dropped", "responses_dropped")
+                    counted = ("responses_received_total",) if expected == "response" else \
+                        ('messages_invalid_total{reason="unparseable"}', 'messages_invalid_total{reason="request_dropped"}', 'messages_invalid_total{reason="response_dropped"}')
                     deadline = time.monotonic() + REPLY_TIMEOUT
                     while True:
                         after = d.metrics()
@@ -1882,7 +1884,7 @@ def test_rfc4475_torture(args):
                     got = [m for s in senders.values() if (m := fresh(s, 0.3)) is not None] + phone.drain(0)
                     assert not got, f"{name}: something was sent: {got}"
                     if expected == "response":
-                        assert after.get("responses_dropped", 0) == before.get("responses_dropped", 0), \
+                        assert after.get('messages_invalid_total{reason="response_dropped"}', 0) == before.get('messages_invalid_total{reason="response_dropped"}', 0), \
                             f"{name}: a valid response was refused"
             # Nothing reached the phone that should not have (dblreq's trailing INVITE).
             leftovers = [m for m in phone.drain(0.5) if m.is_request]
@@ -1918,8 +1920,8 @@ def test_ws_register(args):
         assert r.header("contact") == [f"<sip:abcd@{WsClient.HOST};transport=ws>;expires=300"], r.header("contact")
         assert r.header_values("via")[0].startswith("SIP/2.0/WS df7jal23ls0d.invalid;"), r.header("via")
         m = d.metrics()
-        assert m["ws_handshakes_accepted"] == 1 and m["registrar_bindings"] == 1, m
-        assert m["send_errors"] == 0, m
+        assert m["ws_handshakes_accepted_total"] == 1 and m["registrar_bindings"] == 1, m
+        assert m["send_errors_total"] == 0, m
 
 
 def ws_call(caller, phone, d, hang_up_from_ws):
@@ -1984,7 +1986,7 @@ def test_ws_call(args):
         ws_call(caller, phone, d, hang_up_from_ws=False)
         ws_call(caller, phone, d, hang_up_from_ws=True)
         m = d.metrics()
-        assert m["send_errors"] == 0 and m["ws_sends_without_connection"] == 0, m
+        assert m["send_errors_total"] == 0 and m["ws_sends_without_connection_total"] == 0, m
 
 
 def test_ws_handshake_refused(args):
@@ -2005,12 +2007,12 @@ def test_ws_handshake_refused(args):
                     break
                 answer += chunk
             assert answer.startswith(b"HTTP/1.1 426 "), answer
-        m = d.wait_metric("tcp_open_connections", lambda v: v == 0)
-        assert m["ws_handshakes_refused_subprotocol"] == 1 and m["ws_handshakes_refused_request"] == 1, m
+        m = d.wait_metric("connections_open", lambda v: v == 0)
+        assert m['ws_handshakes_refused_total{reason="subprotocol"}'] == 1 and m['ws_handshakes_refused_total{reason="request"}'] == 1, m
         with WsClient(d.port + 1) as phone:
             register_ws_phone(phone, "abcd")
         m = d.metrics()
-        assert m["ws_handshakes_accepted"] == 1 and m["registrar_bindings"] == 1, m
+        assert m["ws_handshakes_accepted_total"] == 1 and m["registrar_bindings"] == 1, m
 
 
 # ---------------------------------------------------------------- TLS (RFC 3261 §26, RFC 5922)
@@ -2064,8 +2066,8 @@ def test_tls_register_call(args):
             tls_phone_calls_udp_callee(args, d, phone)
             fingerprint = phone.fingerprint()
             m = d.metrics()
-            assert m["tls_handshakes_completed"] == 1 and m["tls_handshakes_failed"] == 0, m
-            assert m["send_errors"] == 0 and m["tcp_connections_opened"] == 0, m
+            assert m["tls_handshakes_completed_total"] == 1 and m["tls_handshakes_failed_total"] == 0, m
+            assert m["send_errors_total"] == 0 and m["connections_opened_total"] == 0, m
         # A restart finds the certificate instead of making another one.
         mark = d.log_mark()
         d.restart()
@@ -2114,7 +2116,7 @@ def test_tls_certificate_reload(args):
             frank = later.transact(make_invite("sip:frank@localhost", later.local, transport="TLS"))
             assert frank.code != 403, "a reload refused for its certificate applied its routing"
         assert old.transact(options_to_server(d.port + 1, old.local, "TLS")).code == 200
-        assert d.metrics()["tls_handshakes_completed"] == 3
+        assert d.metrics()["tls_handshakes_completed_total"] == 3
 
 
 def test_tls_handshake_guard(args):
@@ -2128,23 +2130,23 @@ def test_tls_handshake_guard(args):
         with TcpClient(tls_port) as plain:
             plain.send(options_to_server(tls_port, plain.local, "TLS").data)
             assert plain.wait_closed(), "plain text on the TLS port did not close the connection"
-        d.wait_metric("tls_handshakes_failed", lambda v: v == 1)
+        d.wait_metric("tls_handshakes_failed_total", lambda v: v == 1)
         silent = [TcpClient(tls_port) for _ in range(2)]
         try:
-            d.wait_metric("tcp_connections_accepted", lambda v: v == 3)
+            d.wait_metric("connections_accepted_total", lambda v: v == 3)
             with TcpClient(tls_port) as third:
                 assert third.wait_closed(), "a third handshake from one source was not refused"
-            assert d.wait_metric("tls_handshakes_refused_limit", lambda v: v == 1)
+            assert d.wait_metric("tls_handshakes_refused_limit_total", lambda v: v == 1)
             for client in silent:
                 assert client.wait_closed(), "a client that never handshakes stayed connected"
         finally:
             for client in silent:
                 client.close()
-        d.wait_metric("tcp_open_connections", lambda v: v == 0)
+        d.wait_metric("connections_open", lambda v: v == 0)
         with TlsClient(tls_port) as phone:
             register_tls_phone(phone)
         m = d.metrics()
-        assert m["tls_handshakes_completed"] == 1 and m["registrar_bindings"] == 1, m
+        assert m["tls_handshakes_completed_total"] == 1 and m["registrar_bindings"] == 1, m
 
 
 def test_tls_outgoing_verification(args):
@@ -2175,7 +2177,7 @@ def test_tls_outgoing_verification(args):
             assert invite.method == "INVITE" and invite.header_values("via")[0].upper().startswith("SIP/2.0/TLS")
         assert named.server_names == ["gw.example"], named.server_names
         m = d.metrics()
-        assert m["tls_handshakes_failed"] == 1 and m["tls_handshakes_completed"] == 2, m
+        assert m["tls_handshakes_failed_total"] == 1 and m["tls_handshakes_completed_total"] == 2, m
 
 
 def test_tls_mutual(args):
@@ -2199,11 +2201,11 @@ def test_tls_mutual(args):
                     assert refused.wait_closed(), f"client certificate {certfile} was accepted"
             except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
                 pass
-        d.wait_metric("tls_handshakes_failed", lambda v: v == 2)
+        d.wait_metric("tls_handshakes_failed_total", lambda v: v == 2)
         with TlsClient(d.port + 1, certfile=client_crt, keyfile=client_key) as trunk:
             register_tls_phone(trunk)
         m = d.metrics()
-        assert m["tls_handshakes_completed"] == 1 and m["registrar_bindings"] == 1, m
+        assert m["tls_handshakes_completed_total"] == 1 and m["registrar_bindings"] == 1, m
 
 
 def test_wss_call(args):
@@ -2220,8 +2222,8 @@ def test_wss_call(args):
         stream_phone_call(caller, phone, d, d.port + 1, contact, hang_up_from_phone=False)
         stream_phone_call(caller, phone, d, d.port + 1, contact, hang_up_from_phone=True)
         m = d.metrics()
-        assert m["tls_handshakes_completed"] == 1 and m["ws_handshakes_accepted"] == 1, m
-        assert m["send_errors"] == 0 and m["ws_sends_without_connection"] == 0, m
+        assert m["tls_handshakes_completed_total"] == 1 and m["ws_handshakes_accepted_total"] == 1, m
+        assert m["send_errors_total"] == 0 and m["ws_sends_without_connection_total"] == 0, m
 
 
 # ---------------------------------------------------------------- a browser phone (JsSIP)
@@ -2284,8 +2286,8 @@ def test_browser_call(args):
         # tries TCP toward the SIPp phone first, which refuses, and sends it over UDP
         # again (RFC 3261 §18.1.1). That refused connection is the only send error.
         m = d.metrics()
-        assert m["transactions_requests_moved_to_tcp"] == m["transactions_requests_retried_over_udp"] == 1, m
-        assert m["send_errors"] == 1 and m["ws_sends_without_connection"] == 0, m
+        assert m["transactions_requests_moved_to_tcp_total"] == m["transactions_requests_retried_over_udp_total"] == 1, m
+        assert m["send_errors_total"] == 1 and m["ws_sends_without_connection_total"] == 0, m
 
 
 # ---------------------------------------------------------------- a softphone (baresip)
@@ -2326,7 +2328,7 @@ def baresip_call(args, d, tls_port, cafile, passwords=None):
         for phone in (alice, bob):
             phone.expect(r"\{0/TLS/v4\} 200 OK \(\) \[1 binding\]")
         m = d.wait_metric("registrar_bindings", lambda v: v == 2)
-        assert m["registrar_bindings"] == 2 and m["tls_handshakes_completed"] == 2, m
+        assert m["registrar_bindings"] == 2 and m["tls_handshakes_completed_total"] == 2, m
 
         alice.command("/dial sip:bob@localhost")
         bob.expect(r"answering call .* from sip:alice@localhost")
@@ -2347,9 +2349,9 @@ def baresip_call(args, d, tls_port, cafile, passwords=None):
         assert_via_is_proxy(byes[0], tls_port, "tls", 2, "the BYE at bob")
         m = d.metrics()
         # Nothing but the phones' two connections: waypoint opened none to bob's Contact.
-        assert m["tls_handshakes_completed"] == 2 and m["tls_handshakes_failed"] == 0, m
-        assert m["tcp_connections_accepted"] == 2 and m["tcp_connections_opened"] == 0, m
-        assert m["send_errors"] == 0 and m["transactions_transport_errors"] == 0, m
+        assert m["tls_handshakes_completed_total"] == 2 and m["tls_handshakes_failed_total"] == 0, m
+        assert m["connections_accepted_total"] == 2 and m["connections_opened_total"] == 0, m
+        assert m["send_errors_total"] == 0 and m["transactions_transport_errors_total"] == 0, m
         return invite, byes[0]
 
 
@@ -2423,7 +2425,7 @@ def test_wildcard_listener(args):
         with TcpClient(d.port, host=WILDCARD_ADDRESS) as tcp_caller:
             rr = wildcard_call(d, tcp_caller, phone, "bob", (WILDCARD_ADDRESS, d.port))
             assert len(rr) == 2 and "transport=tcp" in rr[1], f"TCP caller, UDP phone: {rr}"
-        assert d.metrics()["send_errors"] == 0
+        assert d.metrics()["send_errors_total"] == 0
         p = run([args.daemon, "--check-config", "-c", d.config_path])
         assert p.returncode == 0, p.stderr
         assert f"UDP 0.0.0.0:{d.port}: wildcard" in p.stdout, p.stdout
@@ -2519,10 +2521,10 @@ def test_flood_one_source(args):
             late.send(options_to_server(d.port, late.local).data)
             assert late.recv(1.0) is None, "a banned source got an answer"
         m = d.metrics()
-        assert m["flood_bans"] >= 1 and m["flood_dropped"] > 0, m
+        assert m["flood_bans_total"] >= 1 and m["flood_dropped_total"] > 0, m
         assert m["flood_active_bans"] == 1, m
         # SIPp's own source was never limited: every call completed (exit 0 above).
-        assert m["proxy_requests_forwarded"] >= 100 and m["proxy_stateless_forwarded"] >= 50, m
+        assert m["proxy_requests_forwarded_total"] >= 100 and m["proxy_stateless_forwarded_total"] >= 50, m
 
 
 def test_flood_trusted_exempt(args):
@@ -2534,9 +2536,9 @@ def test_flood_trusted_exempt(args):
             assert_options_ok(late.transact(options_to_server(d.port, late.local)))
         elapsed = time.monotonic() - started
         m = d.metrics()
-        assert m["flood_bans"] == 0 and m["flood_dropped"] == 0, m
+        assert m["flood_bans_total"] == 0 and m["flood_dropped_total"] == 0, m
         # More than an untrusted source's bucket could have taken in that time.
-        assert m["requests_received"] > 400 + 200 * elapsed, (elapsed, m)
+        assert m["requests_received_total"] > 400 + 200 * elapsed, (elapsed, m)
         assert not d.log_lines(r"flood: "), d.log_lines(r"flood: ")
 
 
@@ -2551,14 +2553,14 @@ def test_flood_ban_ends(args):
         with flood_client(d.port) as late:
             assert_options_ok(late.transact(options_to_server(d.port, late.local)))
         m = d.metrics()
-        assert m["flood_active_bans"] == 0 and m["flood_bans"] == 1, m
+        assert m["flood_active_bans"] == 0 and m["flood_bans_total"] == 1, m
 
         d.extra = "flood: { rate: 100000, burst: 100000 }"
         assert "reloaded" in d.reload(routing=d.routing)
         flood_options(d.port, count=1000, pause=0.01)
         with flood_client(d.port) as late:
             assert_options_ok(late.transact(options_to_server(d.port, late.local)))
-        assert d.metrics()["flood_bans"] == 1
+        assert d.metrics()["flood_bans_total"] == 1
 
 
 # ---------------------------------------------------------------- digest authentication
@@ -2648,7 +2650,7 @@ def test_auth_sha256_client(args):
         got, bye = complete_call(caller, phone, "bob", invite)
         assert not got.header("proxy-authorization"), got.header("proxy-authorization")
         m = d.metrics()
-        assert m["auth_challenges"] == 2 and m["auth_successes"] == 2 and m["auth_failures"] == 0, m
+        assert m["auth_challenges_total"] == 2 and m["auth_successes_total"] == 2 and m["auth_failures_total"] == 0, m
 
 
 def sipp_credentials(who, auth_uri):
@@ -2680,7 +2682,7 @@ def test_auth_sipp_md5(args):
         assert not invite.header("proxy-authorization"), invite.header("proxy-authorization")
         assert invite.cseq() == (2, "INVITE"), invite.cseq()
         m = d.metrics()
-        assert m["auth_successes"] == 2 and m["auth_failures"] == 0, m
+        assert m["auth_successes_total"] == 2 and m["auth_failures_total"] == 0, m
         assert m["registrar_bindings"] == 1, m
 
 
@@ -2700,7 +2702,7 @@ def test_auth_baresip_call(args):
             invite, bye = baresip_call(args, d, d.port + 1, ca[0], {"alice": alice.password, "bob": bob.password})
             assert not invite.header("proxy-authorization"), invite.header("proxy-authorization")
             m = d.metrics()
-            assert m["auth_successes"] >= 3 and m["auth_failures"] == 0, m  # two REGISTERs, the INVITE
+            assert m["auth_successes_total"] >= 3 and m["auth_failures_total"] == 0, m  # two REGISTERs, the INVITE
     finally:
         remove_temp_dir(work)
 
@@ -2742,7 +2744,7 @@ def test_auth_unknown_equals_wrong(args):
         assert outside["alice"] == outside["nobody"], outside
         assert not phone.drain(0.2), "a call with wrong credentials reached bob"
         m = d.metrics()
-        assert m["auth_failures"] == 4 and m["auth_successes"] == 1, m
+        assert m["auth_failures_total"] == 4 and m["auth_successes_total"] == 1, m
 
 
 def test_auth_replayed_nonce(args):
@@ -2757,7 +2759,7 @@ def test_auth_replayed_nonce(args):
         phone.send(request.data)  # a retransmission: the same bytes, the same branch
         again, _ = phone.final_response(request)
         assert again.code == 200, again
-        assert d.metrics()["auth_replays"] == 0, "a retransmission was taken for a replay"
+        assert d.metrics()["auth_replays_total"] == 0, "a retransmission was taken for a replay"
 
         replay = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost", nc=1),), 3))
         assert (replay.code, replay.reason) == (401, "Unauthorized"), replay
@@ -2767,7 +2769,7 @@ def test_auth_replayed_nonce(args):
         ok = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost", nc=2),), 4))
         assert ok.code == 200, f"the next nonce count got {ok}"
         m = d.metrics()
-        assert m["auth_replays"] == 1 and m["auth_successes"] == 2, m
+        assert m["auth_replays_total"] == 1 and m["auth_successes_total"] == 2, m
 
 
 def test_auth_nonce_survives_restart(args):
@@ -2787,7 +2789,7 @@ def test_auth_nonce_survives_restart(args):
             phone.talk_to(other.port)
             ok = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost"),), 3))
             assert ok.code == 200, f"the other instance refused the first one's nonce: {ok}"
-            assert other.metrics()["auth_challenges"] == 0, "the other instance challenged again"
+            assert other.metrics()["auth_challenges_total"] == 0, "the other instance challenged again"
 
 
 def test_auth_exemptions(args):
@@ -2813,7 +2815,7 @@ def test_auth_exemptions(args):
         assert got.code == 407, f"a SUBSCRIBE under authenticate: true got {got}"
         got = udp_final(phone, make_invite("sip:bob@localhost", phone.local, from_=from_alice))
         assert got.code == 407, f"an INVITE from a local user, untrusted source, got {got}"
-        assert d.metrics()["auth_challenges"] == 2, d.metrics()
+        assert d.metrics()["auth_challenges_total"] == 2, d.metrics()
 
 
 def test_auth_stale_nonce(args):
@@ -2832,7 +2834,7 @@ def test_auth_stale_nonce(args):
         ok = udp_final(phone, build((alice.answer("REGISTER", "sip:localhost"),), 4))
         assert ok.code == 200, f"the retry after stale=true got {ok}"
         m = d.metrics()
-        assert m["auth_stale"] == 1 and m["auth_failures"] == 0, m
+        assert m["auth_stale_total"] == 1 and m["auth_failures_total"] == 0, m
 
 
 def test_auth_from_spoofing(args):
@@ -2858,7 +2860,7 @@ def test_auth_from_spoofing(args):
         _, ok, _ = authenticated(c, register_builder(c, "bob", registrant="carol"), carol, expect=(401,))
         assert ok.code == 200, f"carol (register_for bob) got {ok}"
         m = d.metrics()
-        assert m["registrar_bindings"] == 2 and m["proxy_identity_refused"] == 2, m
+        assert m["registrar_bindings"] == 2 and m["proxy_identity_refused_total"] == 2, m
 
 
 def test_auth_credentials_removed(args):
@@ -2874,7 +2876,7 @@ def test_auth_credentials_removed(args):
         got, _ = complete_call(caller, phone, "bob", invite)
         assert got.header("proxy-authorization") == [theirs], got.header("proxy-authorization")
         assert not got.header("authorization"), got.header("authorization")
-        assert d.metrics()["auth_successes"] == 2
+        assert d.metrics()["auth_successes_total"] == 2
 
 
 def scanner(binary, what):
@@ -2916,7 +2918,7 @@ def test_auth_svwar(args):
         for phone in (phone105, phone110):
             assert not phone.drain(0.2), "a scanner's request reached a registered phone"
         m = d.metrics()
-        assert m["auth_successes"] == 2 and m["registrar_bindings"] == 2, m
+        assert m["auth_successes_total"] == 2 and m["registrar_bindings"] == 2, m
 
 
 def test_auth_svcrack(args):
@@ -2941,9 +2943,9 @@ def test_auth_svcrack(args):
         output = run_sipvicious(svcrack, d.port, "-u", victim.user, "-d", dictionary, "--domain", "localhost",
                                 "-t", "0.5", "--maximumtime", "3", timeout=120)
         assert victim.password not in output, f"svcrack found the password:\n{output[-3000:]}"
-        m = d.wait_metric("auth_bans", lambda v: v >= 1)
+        m = d.wait_metric("auth_bans_total", lambda v: v >= 1)
         # The source is banned, and user 100 locked as well (bans counts both).
-        assert m["auth_bans"] >= 1 and m["auth_failures"] >= 20, m
+        assert m["auth_bans_total"] >= 1 and m["auth_failures_total"] >= 20, m
         banned = d.log_lines(r"auth: 127\.0\.0\.1 banned for 900s after 20 failed attempts")
         assert banned and "[warning]" in banned[0], f"no ban line at warning:\n{d.stderr()[-3000:]}"
 
@@ -2976,6 +2978,76 @@ def test_auth_users_reload(args):
         d.reload(None)
         register_with_auth(phone, bob)
         register_with_auth(phone, alice)
+
+
+def _http_get(port, target, method="GET"):
+    """(status, headers {lower name: value}, body) of one HTTP request to the daemon."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REPLY_TIMEOUT)
+    try:
+        conn.request(method, target)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
+    finally:
+        conn.close()
+
+
+def test_metrics_http(args):
+    """GET /metrics (issue 11): Prometheus text over HTTP with HELP/TYPE, _total counters,
+    labelled series, build info and the forward histogram; other paths 404, other
+    methods 405; a garbage request gets its connection closed and the daemon goes on."""
+    with Daemon(args.daemon, metrics_http=True) as d, UdpClient(d.port) as phone, UdpClient(d.port) as caller:
+        assert_options_ok(phone.transact(options_to_server(d.port, phone.local)))
+        register_phone(phone, "alice")
+        # One forwarded request for the histogram: caller -> waypoint -> alice's phone.
+        message = make_request("MESSAGE", "sip:alice@localhost", caller.local)
+        caller.send(message.data)
+        phone.reply(phone.next_request("MESSAGE"), 200, "OK")
+        assert caller.final_response(message)[0].code == 200
+        status, headers, body = _http_get(d.metrics_port, "/metrics")
+        assert status == 200, (status, body)
+        assert headers["content-type"].startswith("text/plain; version=0.0.4"), headers
+        assert "# HELP waypoint_options_answered_total " in body, body[:2000]
+        assert "# TYPE waypoint_options_answered_total counter\n" in body, body[:2000]
+        assert "# TYPE waypoint_registrar_bindings gauge\n" in body, body[:2000]
+        m = parse_metrics(body)
+        assert m["options_answered_total"] == 1, m
+        assert m['requests_received_total{method="OPTIONS"}'] == 1, m
+        assert m['requests_received_total{method="REGISTER"}'] == 1, m
+        assert m['requests_received_total{method="MESSAGE"}'] == 1, m
+        assert m['responses_received_total{class="2xx"}'] == 1, m
+        assert m['responses_sent_total{class="2xx"}'] == 3, m
+        assert m['connections_open{transport="tcp"}'] == 0, m
+        assert m["registrar_bindings"] == 1, m
+        version = subprocess.run([args.daemon, "--version"], capture_output=True, text=True).stdout.split()[-1]
+        assert f'waypoint_build_info{{version="{version}"}} 1\n' in body, body[:2000]
+        assert abs(m["process_start_time_seconds"] - time.time()) < 300, m["process_start_time_seconds"]
+        assert "# TYPE waypoint_request_forward_seconds histogram\n" in body, body[:2000]
+        assert m["request_forward_seconds_count"] == 1, m
+        assert m['request_forward_seconds_bucket{le="+Inf"}'] == 1, m
+        assert 0 < m["request_forward_seconds_sum"] < 5, m
+        # The file (SIGUSR1) comes from the same tables: the same names.
+        assert set(d.metrics()) == set(m), set(d.metrics()) ^ set(m)
+
+        status, _, _ = _http_get(d.metrics_port, "/other")
+        assert status == 404, status
+        status, headers, _ = _http_get(d.metrics_port, "/metrics", method="POST")
+        assert status == 405 and headers.get("allow") == "GET", (status, headers)
+
+        # Garbage instead of HTTP: the connection is closed unanswered.
+        with socket.create_connection(("127.0.0.1", d.metrics_port), timeout=REPLY_TIMEOUT) as s:
+            s.sendall(b"\x16\x03\x01\x00\xa5garbage that is not HTTP\r\n\r\n")
+            assert s.recv(4096) == b"", "garbage was answered"
+        # A header section past the limit (8 KiB) is refused the same way.
+        with socket.create_connection(("127.0.0.1", d.metrics_port), timeout=REPLY_TIMEOUT) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+            try:
+                assert not s.recv(4096).startswith(b"HTTP/1.1 200"), "an oversized request was answered"
+            except ConnectionResetError:
+                pass  # closed with our bytes unread: a reset
+        # The daemon goes on: SIP and HTTP still answer.
+        assert_options_ok(phone.transact(options_to_server(d.port, phone.local)))
+        status, _, body = _http_get(d.metrics_port, "/metrics")
+        assert status == 200 and parse_metrics(body)["options_answered_total"] == 2, body[:2000]
 
 
 TESTS = {name[len("test_"):]: f for name, f in globals().items() if name.startswith("test_")}

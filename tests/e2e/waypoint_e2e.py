@@ -129,7 +129,7 @@ class Daemon:
 
     def __init__(self, binary, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")), limits=None, timers=None,
                  domains=("localhost",), names=("localhost",), routing=None, registrar=None, log_level="debug",
-                 extra=None, auth=None, users=None):
+                 extra=None, auth=None, users=None, metrics_http=False):
         self.binary = binary
         self.timers = {"t1": "500ms", "t2": "4s", "t4": "5s"}
         self.timers.update(timers or {})
@@ -145,6 +145,9 @@ class Daemon:
         self.extra = extra  # more top-level YAML (trusted:, security:, default_domain: ...)
         self.auth = auth
         self.users = users
+        # metrics.listen on a free loopback port (self.metrics_port) instead of off.
+        self.metrics_http = metrics_http
+        self.metrics_port = None
         # mkdtemp, not TemporaryDirectory, whose finalizer would delete a kept directory.
         self.dir = tempfile.mkdtemp(prefix="waypoint-e2e-")
         self.config_path = os.path.join(self.dir, "waypoint.yaml")
@@ -198,7 +201,7 @@ class Daemon:
             "timers: { " + ", ".join(f"{k}: {v}" for k, v in self.timers.items()) + " }",
             f"limits: {{ {limits} }}",
             f"log: {{ level: {self.log_level} }}",
-            f"metrics: {{ file: {_yaml_str(self.metrics_path)} }}",
+            f"metrics: {{ file: {_yaml_str(self.metrics_path)}, listen: {_yaml_str(self._metrics_listen())} }}",
             f"state_dir: {_yaml_str(self.state_dir)}",
         ]
         if self.extra:
@@ -210,6 +213,13 @@ class Daemon:
         if routing is not None:
             lines.append(_routing_yaml(routing).replace("${port}", str(self.port)))
         return "\n".join(lines) + "\n"
+
+    def _metrics_listen(self):
+        if not self.metrics_http:
+            return ""  # off: the default (127.0.0.1:9260) would collide between daemons
+        if self.metrics_port is None:
+            self.metrics_port = free_port(kinds=(socket.SOCK_STREAM,))
+        return f"127.0.0.1:{self.metrics_port}"
 
     def write_config(self, text=None):
         """Writes the config (or the given text, verbatim), choosing a port if none yet."""
@@ -447,12 +457,26 @@ def _routing_yaml(routing):
 
 
 def read_metrics(path):
-    values = {}
     with open(path) as f:
-        for line in f:
-            m = re.match(r"waypoint_(\w+)(?:\{[^}]*\})?\s+(\S+)\s*$", line)
-            if m:
-                values[m.group(1)] = float(m.group(2))
+        return parse_metrics(f.read())
+
+
+def parse_metrics(text):
+    """Prometheus text: {name: value}, the name without "waypoint_", a labelled series
+    with its labels as written (requests_received_total{method="INVITE"}), and a labelled
+    family (not a histogram's buckets) also under its bare name as the sum of its series
+    (requests_received_total: every method)."""
+    values = {}
+    sums = {}
+    for line in text.splitlines():
+        m = re.match(r"(?:waypoint_)?([a-z_0-9]+)(\{[^}]*\})?\s+(\S+)\s*$", line)
+        if m:
+            name, labels, value = m.group(1), m.group(2), float(m.group(3))
+            values[name + (labels or "")] = value
+            if labels and not labels.startswith("{le="):
+                sums[name] = sums.get(name, 0.0) + value
+    for name, total in sums.items():
+        values.setdefault(name, total)
     return values
 
 

@@ -64,6 +64,23 @@ TEST_F(ConfigTest, AppliesDefaultsToAMinimalFile) {
   EXPECT_EQ(config.transport.tcpIdleTimeout, std::chrono::seconds(600));
   EXPECT_EQ(config.log.level, "info");
   EXPECT_TRUE(config.metrics.file.empty());
+  ASSERT_TRUE(config.metrics.listen);
+  EXPECT_EQ(transport::toString(*config.metrics.listen), "127.0.0.1:9260");
+}
+
+TEST_F(ConfigTest, MetricsListenTakesAnAddressAndPortOrNothing) {
+  const Config v6 =
+      loadConfig(write(std::string(kMinimal) + "metrics: { listen: \"[::1]:9100\" }\n"));
+  ASSERT_TRUE(v6.metrics.listen);
+  EXPECT_EQ(transport::toString(*v6.metrics.listen), "[::1]:9100");
+  const Config off = loadConfig(write(std::string(kMinimal) + "metrics: { listen: \"\" }\n"));
+  EXPECT_FALSE(off.metrics.listen);
+  for (const char* bad : {"localhost:9260", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999"}) {
+    const std::string error =
+        errorFor(std::string(kMinimal) + "metrics:\n  listen: \"" + bad + "\"\n");
+    EXPECT_THAT(error, StartsWith(path_ + ":4:11: ")) << bad;
+    EXPECT_THAT(error, HasSubstr("metrics listen must be ADDRESS:PORT")) << bad;
+  }
 }
 
 TEST_F(ConfigTest, ParsesDurationsWithUnits) {

@@ -49,7 +49,7 @@ TEST_F(DispatcherFloodTest, BannedSourceIsNeitherParsedNorAnswered) {
   dispatcher->onMessage(from("192.0.2.99"), options(3));  // starts the ban
   dispatcher->onMessage(from("192.0.2.99"), "garbage");
   EXPECT_EQ(sender.sent().size(), 3u);
-  EXPECT_EQ(dispatcher->counters().requestsReceived, 3u);
+  EXPECT_EQ(dispatcher->counters().requestsReceived.total(), 3u);
   EXPECT_EQ(dispatcher->counters().messagesUnparseable, 0u);
   EXPECT_EQ(guard.counters().dropped, 2u);
   EXPECT_EQ(guard.counters().floodBans, 1u);

@@ -176,6 +176,19 @@ class ProxyAuthTest : public ::testing::Test {
     return answerChallenge(headerOf(lastResponse(), "WWW-Authenticate"), user, password,
                            branch + "b", from);
   }
+  // An INVITE from fromUser to toUser from `phone`: its 407, then the INVITE again with
+  // `user`'s credentials (the store has not answered yet).
+  void inviteWithCredentials(const std::string& fromUser, const std::string& toUser,
+                             const std::string& branch, const std::string& user,
+                             const std::string& password) {
+    receive(request("INVITE", fromUser, toUser, branch + "a"), phone);
+    const std::string challenge = headerOf(lastResponse(), "Proxy-Authenticate");
+    receive(request("INVITE", fromUser, toUser, branch + "b",
+                    credentialsFor(challenge, "Proxy-Authorization", "INVITE",
+                                   "sip:" + toUser + "@biloxi.example.com", user, password,
+                                   auth::Algorithm::sha256)),
+            phone);
+  }
   // A REGISTER answering `challenge` as `user` with `password`; the store answers.
   std::string answerChallenge(const std::string& challenge, const std::string& user,
                               const std::string& password, const std::string& branch,
@@ -303,15 +316,26 @@ TEST_F(ProxyAuthTest, InviteFromLocalUserIsForwardedWithoutOurCredentialsButWith
   EXPECT_NE(kept[0].find("far.example"), std::string::npos);
 }
 
+// The receive -> forward histogram (issue 11) includes the wait for the user store.
+TEST_F(ProxyAuthTest, ForwardTimeIncludesTheWaitForTheStore) {
+  ASSERT_EQ(firstLine(registerAs("bob", "bob-secret", "b", otherPhone)), "SIP/2.0 200 OK");
+  inviteWithCredentials("alice", "bob", "t", "alice", "alice-secret");
+  clock.advance(30ms);
+  users.answerAll();
+  ASSERT_EQ(sent("INVITE ").size(), 1u);
+  const metrics::Histogram& forward = proxy->counters().requestForward;
+  EXPECT_EQ(forward.count, 1u);
+  EXPECT_EQ(forward.sum, 30ms);
+  // Bounds ..., 10 ms, 25 ms, 50 ms, ...: 30 ms falls in the 50 ms bucket.
+  const auto& bounds = metrics::Histogram::boundsMicroseconds;
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    EXPECT_EQ(forward.buckets[i], bounds[i] == 50000 ? 1u : 0u) << "bucket " << bounds[i];
+  }
+}
+
 TEST_F(ProxyAuthTest, AuthenticatedUserCannotCallAsSomeoneElse) {
-  receive(request("INVITE", "bob", "alice", "x1"), phone);
-  const std::string challenge = headerOf(lastResponse(), "Proxy-Authenticate");
   // alice's own credentials, but the From says bob.
-  receive(request("INVITE", "bob", "alice", "x2",
-                  credentialsFor(challenge, "Proxy-Authorization", "INVITE",
-                                 "sip:alice@biloxi.example.com", "alice", "alice-secret",
-                                 auth::Algorithm::sha256)),
-          phone);
+  inviteWithCredentials("bob", "alice", "x", "alice", "alice-secret");
   users.answerAll();
   EXPECT_EQ(firstLine(lastResponse()), "SIP/2.0 403 Forbidden");
   EXPECT_EQ(proxy->counters().identityRefused, 1u);

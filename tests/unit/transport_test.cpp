@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "run_until.hpp"
 #include "transport_fakes.hpp"
 #include "waypoint/transport/address.hpp"
 #include "waypoint/transport/self_signed_certificate.hpp"
@@ -80,14 +81,7 @@ constexpr std::string_view kOptions =
 class TransportsLoopbackTest : public ::testing::Test {
  protected:
   // Runs the loop until the condition holds; the deadline only bounds a broken test.
-  bool runUntil(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      io_.run_for(std::chrono::milliseconds(10));
-      if (io_.stopped()) io_.restart();
-    }
-    return done();
-  }
+  bool runUntil(const std::function<bool()>& done) { return testkit::runUntil(io_, done); }
 
   asio::io_context io_;
   std::vector<std::pair<Source, std::string>> serverGot_;
@@ -109,8 +103,8 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
                std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 2; }));
   EXPECT_EQ(serverGot_[0].second, kOptions);
-  EXPECT_EQ(client_.counters().tcpConnectionsOpened, 1u);
-  EXPECT_EQ(server_.counters().tcpConnectionsAccepted, 1u);
+  EXPECT_EQ(client_.counters().connectionsOpened.total(), 1u);
+  EXPECT_EQ(server_.counters().connectionsAccepted.total(), 1u);
   const Source& from = serverGot_[0].first;
   EXPECT_EQ(from.protocol, Protocol::tcp);
   EXPECT_NE(from.connectionId, 0u);
@@ -124,7 +118,7 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
       std::string(kOptions));
   ASSERT_TRUE(runUntil([&] { return clientGot_.size() == 1; }));
   EXPECT_EQ(clientGot_[0].second, kOptions);
-  EXPECT_EQ(server_.counters().tcpConnectionsOpened, 0u);
+  EXPECT_EQ(server_.counters().connectionsOpened.total(), 0u);
   EXPECT_EQ(server_.counters().sendErrors, 0u);
 }
 
@@ -223,8 +217,8 @@ TEST_F(TlsLoopbackTest, ConnectsVerifiesTheServerAndRepliesOverTheSameConnection
   EXPECT_EQ(clientGot_[0].first.protocol, Protocol::tls);
   EXPECT_EQ(client_.counters().tlsHandshakesCompleted, 1u);
   EXPECT_EQ(server_.counters().tlsHandshakesCompleted, 1u);
-  EXPECT_EQ(server_.counters().tcpConnectionsOpened, 0u);
-  EXPECT_EQ(client_.counters().tcpConnectionsOpened, 1u);
+  EXPECT_EQ(server_.counters().connectionsOpened.total(), 0u);
+  EXPECT_EQ(client_.counters().connectionsOpened.total(), 1u);
 }
 
 TEST_F(TlsLoopbackTest, AServerWhoseCertificateNamesAnotherHostIsRefused) {
@@ -274,7 +268,7 @@ TEST_F(TlsLoopbackTest, AHandshakeThatNeverStartsIsClosedAfterTheHandshakeTimeou
   const Endpoint serverAt = listenTls(guarded);
   asio::ip::tcp::socket silent(io_);
   silent.connect(asio::ip::tcp::endpoint(serverAt.address, serverAt.port));
-  ASSERT_TRUE(runUntil([&] { return guarded.counters().tcpConnectionsAccepted == 1; }));
+  ASSERT_TRUE(runUntil([&] { return guarded.counters().connectionsAccepted.total() == 1; }));
   clock.advance(std::chrono::seconds(9));
   guarded.sweepNow();
   EXPECT_EQ(guarded.counters().tcpOpenConnections, 1u);

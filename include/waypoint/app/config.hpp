@@ -71,6 +71,9 @@ struct StopConfig {
 
 struct MetricsConfig {
   std::string file;  // Prometheus text file written on SIGUSR1 and at exit; empty: none
+  // Where GET /metrics is served (`metrics.listen`); nullopt: no HTTP endpoint.
+  std::optional<transport::Endpoint> listen =
+      transport::Endpoint{boost::asio::ip::make_address_v4("127.0.0.1"), 9260};
 };
 
 struct SecurityConfig {

@@ -5,6 +5,7 @@
 // It logs one debug line per message (with the proxy's decision for a request), shows the
 // messages a running trace matches, and limits the warnings a peer can repeat at will.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include "waypoint/app/message_trace.hpp"
 #include "waypoint/auth/source_guard.hpp"
 #include "waypoint/log/warning_limiter.hpp"
+#include "waypoint/metrics/metric.hpp"
 #include "waypoint/proxy/proxy.hpp"
 #include "waypoint/sip/message.hpp"
 #include "waypoint/transaction/transaction_layer.hpp"
@@ -21,13 +23,61 @@
 
 namespace waypoint::app {
 
+// The methods requests are counted by (Family index); the rest count as "other".
+enum class MethodLabel : std::uint8_t {
+  invite,
+  ack,
+  bye,
+  cancel,
+  register_,
+  options,
+  subscribe,
+  notify,
+  refer,
+  message,
+  info,
+  prack,
+  update,
+  publish,
+  other
+};
+inline constexpr std::array<std::string_view, 15> methodLabels{
+    "INVITE", "ACK",     "BYE",  "CANCEL", "REGISTER", "OPTIONS", "SUBSCRIBE", "NOTIFY",
+    "REFER",  "MESSAGE", "INFO", "PRACK",  "UPDATE",   "PUBLISH", "other"};
+// Case-sensitive, as RFC 3261 matches methods: "invite" is "other".
+MethodLabel methodLabel(std::string_view method);
+
+// What the dispatcher saw; dispatcherMetrics below declares them.
 struct DispatcherCounters {
+  metrics::Family requestsReceived;   // by MethodLabel, malformed ones included
+  metrics::Family responsesReceived;  // by metrics::statusClassIndex(), dropped ones included
   std::uint64_t messagesUnparseable = 0;
-  std::uint64_t requestsReceived = 0;
   std::uint64_t requestsMalformed = 0;  // answered 400 (or 416/505)
   std::uint64_t requestsDropped = 0;    // malformed and unanswerable: no Via, or an ACK
-  std::uint64_t responsesReceived = 0;
   std::uint64_t responsesDropped = 0;
+};
+
+using DispatcherMetric = metrics::Metric<DispatcherCounters>;
+
+inline constexpr std::array dispatcherMetrics{
+    DispatcherMetric::counterFamily("requests_received",
+                                    "SIP requests received (parsed), by method",
+                                    &DispatcherCounters::requestsReceived, "method", methodLabels),
+    DispatcherMetric::counterFamily(
+        "responses_received", "SIP responses received (parsed), by status class",
+        &DispatcherCounters::responsesReceived, "class", metrics::statusClassLabels),
+    DispatcherMetric::counter(
+        "messages_invalid",
+        "Messages refused before the transaction layer, by reason: unparseable (not SIP, "
+        "dropped), request_rejected (answered 400/416/505), request_dropped (malformed "
+        "with no Via, or an ACK), response_dropped (malformed response)",
+        &DispatcherCounters::messagesUnparseable, R"(reason="unparseable")"),
+    DispatcherMetric::counter("messages_invalid", "", &DispatcherCounters::requestsMalformed,
+                              R"(reason="request_rejected")"),
+    DispatcherMetric::counter("messages_invalid", "", &DispatcherCounters::requestsDropped,
+                              R"(reason="request_dropped")"),
+    DispatcherMetric::counter("messages_invalid", "", &DispatcherCounters::responsesDropped,
+                              R"(reason="response_dropped")"),
 };
 
 // The troubleshooting aids the dispatcher and the sender share, owned by the daemon

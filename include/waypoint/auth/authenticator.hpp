@@ -6,6 +6,7 @@
 // takes the same path and the same work and ends in the same challenge: nothing tells a
 // scanner which users exist. Sans-I/O: times are read from the clocks given.
 
+#include <array>
 #include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include "waypoint/auth/source_guard.hpp"
 #include "waypoint/auth/user_store.hpp"
 #include "waypoint/log/warning_limiter.hpp"
+#include "waypoint/metrics/metric.hpp"
 
 namespace waypoint::auth {
 
@@ -50,6 +52,37 @@ struct AuthCounters {
   std::uint64_t replays = 0;   // a nonce count used before
   std::uint64_t held = 0;      // attempts held back by the failure back-off
   std::uint64_t bans = 0;      // sources or users banned for failing too often
+};
+
+using AuthMetric = metrics::Metric<AuthCounters>;
+
+inline constexpr std::array authMetrics{
+    AuthMetric::counter("auth_challenges",
+                        "401/407 challenges sent: no credentials, wrong ones, stale, replays",
+                        &AuthCounters::challenges),
+    AuthMetric::counter("auth_successes", "Requests that authenticated", &AuthCounters::successes),
+    AuthMetric::counter(
+        "auth_failures",
+        "Failed authentications: wrong password, unknown user, bad or foreign nonce",
+        &AuthCounters::failures),
+    AuthMetric::counter("auth_stale", "Credentials with an expired nonce of ours (stale=true)",
+                        &AuthCounters::stale),
+    AuthMetric::counter("auth_replays", "Credentials with a nonce count used before",
+                        &AuthCounters::replays),
+    AuthMetric::counter("auth_held", "Attempts held back by the failure back-off",
+                        &AuthCounters::held),
+    AuthMetric::counter("auth_bans", "Sources or users banned for failing too often",
+                        &AuthCounters::bans),
+};
+
+// How many users the authenticator knows, read from the user store when metrics are
+// rendered.
+struct AuthGauges {
+  std::uint64_t users = 0;
+};
+
+inline constexpr std::array authGaugeMetrics{
+    metrics::Metric<AuthGauges>::gauge("auth_users", "Users in the users file", &AuthGauges::users),
 };
 
 // One request to check: its method, the realm it must authenticate in, whether as a

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "waypoint/metrics/metric.hpp"
+
 namespace waypoint::auth {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
@@ -36,6 +38,22 @@ struct SourceGuardCounters {
   std::uint64_t evictions = 0;       // sources forgotten to stay within maxSources
   std::uint64_t trackedSources = 0;  // gauge
   std::uint64_t activeBans = 0;      // gauge
+};
+
+using FloodMetric = metrics::Metric<SourceGuardCounters>;
+
+inline constexpr std::array floodMetrics{
+    FloodMetric::counter("flood_dropped", "Messages dropped unparsed from banned sources",
+                         &SourceGuardCounters::dropped),
+    FloodMetric::counter("flood_bans", "Sources banned for exceeding the message rate",
+                         &SourceGuardCounters::floodBans),
+    FloodMetric::counter("flood_other_bans", "Sources banned for failed logins",
+                         &SourceGuardCounters::otherBans),
+    FloodMetric::counter("flood_evictions", "Sources forgotten to stay within the tracking limit",
+                         &SourceGuardCounters::evictions),
+    FloodMetric::gauge("flood_tracked_sources", "Sources the flood guard tracks now",
+                       &SourceGuardCounters::trackedSources),
+    FloodMetric::gauge("flood_active_bans", "Sources banned now", &SourceGuardCounters::activeBans),
 };
 
 class SourceGuard {

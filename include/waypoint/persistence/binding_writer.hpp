@@ -4,6 +4,7 @@
 // thread commits what has gathered every batch interval, one transaction per batch. An
 // AOR changed twice within a batch is written once, with its latest list.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "waypoint/metrics/metric.hpp"
 #include "waypoint/persistence/binding_database.hpp"
 
 namespace waypoint::persistence {
@@ -35,6 +37,48 @@ struct PersistenceCounters {
   // 1 while the bindings are not being written: the file would not open, or the last
   // batch failed (its AORs are retried with the next one).
   std::atomic<std::uint64_t> failing{0};
+};
+
+// PersistenceCounters as plain values, read on the loop thread when metrics are rendered;
+// persistenceMetrics declares them.
+struct PersistenceMetricValues {
+  std::uint64_t batchesWritten = 0;
+  std::uint64_t bindingsWritten = 0;
+  std::uint64_t writeErrors = 0;
+  std::uint64_t restored = 0;
+  std::uint64_t droppedAtRestore = 0;
+  std::uint64_t failing = 0;
+};
+inline PersistenceMetricValues metricValues(const PersistenceCounters& c) {
+  return {c.batchesWritten.load(), c.bindingsWritten.load(),  c.writeErrors.load(),
+          c.restored.load(),       c.droppedAtRestore.load(), c.failing.load()};
+}
+
+using PersistenceMetric = metrics::Metric<PersistenceMetricValues>;
+
+inline constexpr std::array persistenceMetrics{
+    PersistenceMetric::counter(
+        "registrar_persistence_batches_written",
+        "Batches (one SQLite transaction each) of binding changes written to the database",
+        &PersistenceMetricValues::batchesWritten),
+    PersistenceMetric::counter("registrar_persistence_bindings_written",
+                               "Bindings written in those batches",
+                               &PersistenceMetricValues::bindingsWritten),
+    PersistenceMetric::counter(
+        "registrar_persistence_write_errors",
+        "Batches that failed (retried with the next one), and a database that would not open",
+        &PersistenceMetricValues::writeErrors),
+    PersistenceMetric::counter("registrar_persistence_restored",
+                               "Bindings put back from the database at start-up",
+                               &PersistenceMetricValues::restored),
+    PersistenceMetric::counter(
+        "registrar_persistence_dropped_at_restore",
+        "Stored bindings not put back at start-up: expired, WebSocket, or a connection behind NAT",
+        &PersistenceMetricValues::droppedAtRestore),
+    PersistenceMetric::gauge("registrar_persistence_failing",
+                             "1 while bindings are not being saved: the database would not open or "
+                             "the last batch failed",
+                             &PersistenceMetricValues::failing),
 };
 
 class BindingWriter {

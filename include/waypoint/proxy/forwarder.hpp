@@ -46,9 +46,10 @@ class Forwarder {
             ForwarderSettings settings, ProxyCounters& counters);
   ~Forwarder();
 
-  // Starts the branches of a routed request (the server transaction's request, taken).
+  // Starts the branches of a routed request (the server transaction's request, taken),
+  // which the proxy got at `received`.
   void start(TransactionId server, sip::Message request, const transport::Source& source,
-             std::string loopKey, Routed routed);
+             std::string loopKey, Routed routed, TimePoint received);
   // A CANCEL for the INVITE of `server`, already answered with 200.
   void cancel(TransactionId server);
   void forwardAck(sip::Message& ack, const Target& target);

@@ -123,15 +123,18 @@ class Proxy final : public transaction::TransactionUser {
  private:
   // A request past the checks and the router, waiting for its admission.
   struct Waiting {
-    Waiting(sip::Message parsed, transport::Source from, std::string key, Routed route)
+    Waiting(sip::Message parsed, transport::Source from, std::string key, Routed route,
+            TimePoint at)
         : request(std::move(parsed)),
           source(from),
           loopKey(std::move(key)),
-          routed(std::move(route)) {}
+          routed(std::move(route)),
+          received(at) {}
     sip::Message request;
     transport::Source source;
     std::string loopKey;
     Routed routed;
+    TimePoint received;
     auth::AuthAttempt attempt;
     std::uint64_t generation = 0;
     std::optional<auth::AuthVerdict> heldAnswer;  // a challenge held back by the back-off
@@ -151,8 +154,9 @@ class Proxy final : public transaction::TransactionUser {
                                                 const Routed& routed) const;
   void checkCredentials(TransactionId server);
   void onVerdict(TransactionId server, std::uint64_t generation, auth::AuthVerdict verdict);
+  // `received`: when onRequest() got it, for the receive-to-forward histogram.
   void proceed(TransactionId server, sip::Message& request, const transport::Source& source,
-               std::string loopKey, Routed routed);
+               std::string loopKey, Routed routed, TimePoint received);
   bool identityAllowed(const sip::Message& request, const auth::AuthAttempt& attempt,
                        const auth::UserRecord& user) const;
   bool answerLocally(TransactionId server, sip::Message& request, const transport::Source& source);

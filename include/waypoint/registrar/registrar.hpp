@@ -3,6 +3,7 @@
 // RFC 5626). Sans-I/O: takes the request, where it came from and the time, and returns
 // the response to send; the bindings live in a LocationStore.
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "waypoint/metrics/metric.hpp"
 #include "waypoint/registrar/location_store.hpp"
 #include "waypoint/sip/message.hpp"
 
@@ -36,10 +38,36 @@ struct RegistrarReply {
   std::vector<std::string> headers;
 };
 
+// What the registrar did; registrarMetrics below declares them.
 struct RegistrarCounters {
   std::uint64_t registersAccepted = 0;
   std::uint64_t registersRejected = 0;
   std::uint64_t bindingsExpired = 0;
+};
+
+inline constexpr std::array registrarMetrics{
+    metrics::Metric<RegistrarCounters>::counter("registrar_registers_accepted",
+                                                "REGISTER requests accepted (answered 200)",
+                                                &RegistrarCounters::registersAccepted),
+    metrics::Metric<RegistrarCounters>::counter("registrar_registers_rejected",
+                                                "REGISTER requests the registrar refused",
+                                                &RegistrarCounters::registersRejected),
+    metrics::Metric<RegistrarCounters>::counter("registrar_bindings_expired",
+                                                "Bindings dropped because they expired",
+                                                &RegistrarCounters::bindingsExpired),
+};
+
+// The size of the location service now, read from the store when metrics are rendered.
+struct RegistrarGauges {
+  std::uint64_t aors = 0;
+  std::uint64_t bindings = 0;
+};
+
+inline constexpr std::array registrarGaugeMetrics{
+    metrics::Metric<RegistrarGauges>::gauge(
+        "registrar_aors", "Addresses of record with a binding now", &RegistrarGauges::aors),
+    metrics::Metric<RegistrarGauges>::gauge("registrar_bindings", "Bindings (contacts) now",
+                                            &RegistrarGauges::bindings),
 };
 
 // "sip:user@host[:port]" with the host lower-cased, escapes resolved and every parameter
@@ -74,6 +102,7 @@ class Registrar {
   std::string aorOf(const sip::Uri& uri) const;  // on every routed request: parsed once
   LocationStore& store() { return store_; }
   const RegistrarCounters& counters() const { return counters_; }
+  RegistrarGauges gauges() const { return {store_.aorCount(), store_.bindingCount()}; }
   const RegistrarSettings& settings() const { return settings_; }
   // A reload: the expiry limits and max contacts of `limits` apply to the next REGISTER;
   // the domain settings stay (they need a restart).

@@ -4,6 +4,7 @@
 // reads time from a Clock, sends through a Sender and tells its TransactionUser; the
 // daemon drives fireDueTimers() from one Asio timer set to nextExpiry().
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -15,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "waypoint/metrics/metric.hpp"
 #include "waypoint/sip/message.hpp"
 #include "waypoint/sip/outgoing.hpp"
 #include "waypoint/transaction/actions.hpp"
@@ -77,9 +79,11 @@ struct LayerSettings {
   std::size_t udpMtu = 1300;  // a bigger request goes over TCP (RFC 3261 §18.1.1)
 };
 
+// What the transaction layer did; transactionMetrics below declares them.
 struct TransactionCounters {
   std::uint64_t serverTransactionsCreated = 0;
   std::uint64_t clientTransactionsCreated = 0;
+  metrics::Family responsesSent;                     // by metrics::statusClassIndex()
   std::uint64_t requestRetransmissionsAbsorbed = 0;  // server: retransmitted requests not passed up
   std::uint64_t acksAbsorbed = 0;                    // ACKs for non-2xx ended here
   std::uint64_t requestRetransmissionsSent = 0;      // client: Timer A/E
@@ -94,6 +98,62 @@ struct TransactionCounters {
   std::uint64_t liveServerTransactions = 0;  // gauges
   std::uint64_t liveClientTransactions = 0;
   std::uint64_t pendingTimers = 0;
+};
+
+using TransactionMetric = metrics::Metric<TransactionCounters>;
+
+inline constexpr std::array transactionMetrics{
+    TransactionMetric::counter("transactions_server_created", "Server transactions created",
+                               &TransactionCounters::serverTransactionsCreated),
+    TransactionMetric::counter("transactions_client_created", "Client transactions created",
+                               &TransactionCounters::clientTransactionsCreated),
+    TransactionMetric::counterFamily(
+        "responses_sent",
+        "Responses sent through server transactions (made here or forwarded), by status class",
+        &TransactionCounters::responsesSent, "class", metrics::statusClassLabels),
+    TransactionMetric::counter(
+        "transactions_request_retransmissions_absorbed",
+        "Retransmitted requests a server transaction absorbed (not passed up)",
+        &TransactionCounters::requestRetransmissionsAbsorbed),
+    TransactionMetric::counter("transactions_acks_absorbed",
+                               "ACKs for non-2xx responses that ended at a transaction",
+                               &TransactionCounters::acksAbsorbed),
+    TransactionMetric::counter("transactions_request_retransmissions_sent",
+                               "Requests retransmitted by client transactions (Timer A/E)",
+                               &TransactionCounters::requestRetransmissionsSent),
+    TransactionMetric::counter(
+        "transactions_response_retransmissions_sent",
+        "Responses retransmitted by server transactions (Timer G, answers to retransmissions)",
+        &TransactionCounters::responseRetransmissionsSent),
+    TransactionMetric::counter("transactions_responses_absorbed",
+                               "Retransmitted final responses a client transaction absorbed",
+                               &TransactionCounters::responsesAbsorbed),
+    TransactionMetric::counter("transactions_client_timeouts",
+                               "Client transactions that timed out (Timer B/F)",
+                               &TransactionCounters::clientTimeouts),
+    TransactionMetric::counter("transactions_server_timeouts",
+                               "INVITE server transactions that got no ACK (Timer H)",
+                               &TransactionCounters::serverTimeouts),
+    TransactionMetric::counter("transactions_transport_errors",
+                               "Transactions ended by a transport error",
+                               &TransactionCounters::transportErrors),
+    TransactionMetric::counter("transactions_stray_responses",
+                               "Responses that matched no client transaction",
+                               &TransactionCounters::strayResponses),
+    TransactionMetric::counter(
+        "transactions_requests_moved_to_tcp",
+        "Requests over the UDP size limit sent over TCP instead (RFC 3261 18.1.1)",
+        &TransactionCounters::requestsMovedToTcp),
+    TransactionMetric::counter(
+        "transactions_requests_retried_over_udp",
+        "Requests moved to TCP, then sent over UDP after TCP was refused or reset",
+        &TransactionCounters::requestsRetriedOverUdp),
+    TransactionMetric::gauge("transactions_live_server", "Server transactions alive now",
+                             &TransactionCounters::liveServerTransactions),
+    TransactionMetric::gauge("transactions_live_client", "Client transactions alive now",
+                             &TransactionCounters::liveClientTransactions),
+    TransactionMetric::gauge("transactions_pending_timers", "Transaction timers pending now",
+                             &TransactionCounters::pendingTimers),
 };
 
 // A request for startClient(), its own Via on top (the Via's branch and the method name

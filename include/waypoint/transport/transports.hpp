@@ -5,6 +5,7 @@
 // WebSocket one per WebSocket message) and handed to one MessageHandler with the flow they arrived
 // on. Outgoing messages reuse the flow named by a Destination where it still exists.
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "waypoint/metrics/metric.hpp"
 #include "waypoint/transport/address.hpp"
 #include "waypoint/transport/clock.hpp"
 #include "waypoint/transport/tls_context.hpp"
@@ -57,14 +59,22 @@ struct TransportSettings {
   std::size_t maxConnections = 16384;
 };
 
-// Counters of what the transports did; read by the metrics code.
+// Connections by transport: Family index connectionIndex(protocol) (UDP has none).
+inline constexpr std::array<std::string_view, 4> connectionTransportLabels{"tcp", "tls", "ws",
+                                                                           "wss"};
+inline constexpr std::size_t connectionIndex(Protocol protocol) {
+  return protocol == Protocol::udp ? 0 : static_cast<std::size_t>(protocol) - 1;
+}
+
+// Counters of what the transports did; transportMetrics below declares them.
 struct TransportCounters {
   std::uint64_t udpDatagramsReceived = 0;
   std::uint64_t udpDatagramsSent = 0;
   std::uint64_t udpOversizeDropped = 0;
   std::uint64_t keepalivesReceived = 0;
-  std::uint64_t tcpConnectionsAccepted = 0;
-  std::uint64_t tcpConnectionsOpened = 0;
+  metrics::Family connectionsAccepted;  // by connectionIndex()
+  metrics::Family connectionsOpened;
+  metrics::Family connectionsOpen;           // a gauge
   std::uint64_t tcpConnectionsRejected = 0;  // per-source or global limit
   std::uint64_t tcpConnectionsClosedIdle = 0;
   std::uint64_t tcpConnectionsClosedOversize = 0;
@@ -74,7 +84,7 @@ struct TransportCounters {
   std::uint64_t tcpMessagesSent = 0;
   std::uint64_t sendErrors = 0;
   std::uint64_t udpUnreachable = 0;      // ICMP errors for datagrams we sent
-  std::uint64_t tcpOpenConnections = 0;  // a gauge
+  std::uint64_t tcpOpenConnections = 0;  // connectionsOpen's total, for waypointctl status
   // WebSocket opening handshakes (RFC 6455 §4, RFC 7118 §4.1).
   std::uint64_t wsHandshakesAccepted = 0;
   std::uint64_t wsHandshakesRefusedRequest = 0;      // not an upgrade, malformed, too big
@@ -85,6 +95,79 @@ struct TransportCounters {
   std::uint64_t tlsHandshakesCompleted = 0;
   std::uint64_t tlsHandshakesFailed = 0;        // bad certificate, not TLS at all, peer gave up
   std::uint64_t tlsHandshakesRefusedLimit = 0;  // over maxHandshakesPerSource
+};
+
+using TransportMetric = metrics::Metric<TransportCounters>;
+
+inline constexpr std::array transportMetrics{
+    TransportMetric::counter("udp_datagrams_received",
+                             "UDP datagrams received, keep-alives included",
+                             &TransportCounters::udpDatagramsReceived),
+    TransportMetric::counter("udp_datagrams_sent", "UDP datagrams sent",
+                             &TransportCounters::udpDatagramsSent),
+    TransportMetric::counter("udp_oversize_dropped",
+                             "UDP datagrams dropped for exceeding the maximum message size",
+                             &TransportCounters::udpOversizeDropped),
+    TransportMetric::counter("keepalives_received",
+                             "Keep-alives received (CRLF pings, RFC 5626), on any transport",
+                             &TransportCounters::keepalivesReceived),
+    TransportMetric::counterFamily(
+        "connections_accepted", "Incoming connections accepted, by transport",
+        &TransportCounters::connectionsAccepted, "transport", connectionTransportLabels),
+    TransportMetric::counterFamily(
+        "connections_opened", "Outgoing connections established, by transport",
+        &TransportCounters::connectionsOpened, "transport", connectionTransportLabels),
+    TransportMetric::gaugeFamily(
+        "connections_open", "Connections open now (either direction), by transport",
+        &TransportCounters::connectionsOpen, "transport", connectionTransportLabels),
+    TransportMetric::counter(
+        "connections_rejected",
+        "Incoming connections refused by the per-source or global connection limit",
+        &TransportCounters::tcpConnectionsRejected),
+    TransportMetric::counter("connections_closed", "Connections closed by waypoint, by reason",
+                             &TransportCounters::tcpConnectionsClosedIdle, R"(reason="idle")"),
+    TransportMetric::counter("connections_closed", "",
+                             &TransportCounters::tcpConnectionsClosedOversize,
+                             R"(reason="oversize")"),
+    TransportMetric::counter("connections_closed", "",
+                             &TransportCounters::tcpConnectionsClosedFraming,
+                             R"(reason="framing")"),
+    TransportMetric::counter("connections_closed", "",
+                             &TransportCounters::tcpConnectionsClosedBackpressure,
+                             R"(reason="backpressure")"),
+    TransportMetric::counter("stream_messages_received",
+                             "SIP messages received over TCP, TLS, WS and WSS",
+                             &TransportCounters::tcpMessagesReceived),
+    TransportMetric::counter("stream_messages_sent", "SIP messages sent over TCP, TLS, WS and WSS",
+                             &TransportCounters::tcpMessagesSent),
+    TransportMetric::counter("send_errors", "Sends that failed, any transport",
+                             &TransportCounters::sendErrors),
+    TransportMetric::counter("udp_unreachable", "ICMP unreachable errors for UDP datagrams sent",
+                             &TransportCounters::udpUnreachable),
+    TransportMetric::counter("ws_handshakes_accepted", "WebSocket opening handshakes accepted",
+                             &TransportCounters::wsHandshakesAccepted),
+    TransportMetric::counter("ws_handshakes_refused",
+                             "WebSocket opening handshakes refused, by reason",
+                             &TransportCounters::wsHandshakesRefusedRequest, R"(reason="request")"),
+    TransportMetric::counter("ws_handshakes_refused", "",
+                             &TransportCounters::wsHandshakesRefusedSubprotocol,
+                             R"(reason="subprotocol")"),
+    TransportMetric::counter("ws_handshakes_refused", "",
+                             &TransportCounters::wsHandshakesRefusedOrigin, R"(reason="origin")"),
+    TransportMetric::counter(
+        "ws_sends_without_connection",
+        "Messages for a WebSocket flow that is gone (waypoint cannot open one)",
+        &TransportCounters::wsSendsWithoutConnection),
+    TransportMetric::counter("tls_handshakes_completed",
+                             "TLS handshakes completed, incoming and outgoing",
+                             &TransportCounters::tlsHandshakesCompleted),
+    TransportMetric::counter("tls_handshakes_failed",
+                             "TLS handshakes that failed, incoming and outgoing",
+                             &TransportCounters::tlsHandshakesFailed),
+    TransportMetric::counter(
+        "tls_handshakes_refused_limit",
+        "TLS connections refused: too many handshakes in progress from the source",
+        &TransportCounters::tlsHandshakesRefusedLimit),
 };
 
 // What one TLS context set (a listener's, or the one outgoing connections use) did on a
