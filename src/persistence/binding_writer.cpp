@@ -1,6 +1,11 @@
 #include "waypoint/persistence/binding_writer.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace waypoint::persistence {
 
@@ -71,6 +76,11 @@ void BindingWriter::start(std::chrono::milliseconds interval) {
 }
 
 void BindingWriter::run(std::chrono::milliseconds interval) {
+  // The writer must never take a core from the event loop (REGISTER latency): on a busy
+  // machine it runs at a lower priority (nice 10). Refused (a sandbox): it runs as it is.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10) != 0) {
+    spdlog::debug("registrar: the bindings writer keeps its priority: {}", std::strerror(errno));
+  }
   auto next = std::chrono::steady_clock::now() + interval;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
