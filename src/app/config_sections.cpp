@@ -44,9 +44,17 @@ std::vector<std::string> changedSections(const ConfigSections& running,
 
 bool reloadable(const std::string& section) {
   static const std::set<std::string> kReloadableSections{"routing", "flood", "log"};
-  static const std::set<std::string> kReloadableKeys{
-      "registrar.min_expires", "registrar.max_expires", "registrar.default_expires",
-      "registrar.max_contacts"};
+  static const std::set<std::string> kReloadableKeys{"registrar.min_expires",
+                                                     "registrar.max_expires",
+                                                     "registrar.default_expires",
+                                                     "registrar.max_contacts",
+                                                     "limits.tcp_idle_timeout",
+                                                     "limits.tcp_connect_timeout",
+                                                     "limits.handshake_timeout",
+                                                     "limits.max_queued_bytes",
+                                                     "limits.tcp_max_connections_per_source",
+                                                     "limits.tcp_max_connections",
+                                                     "limits.max_handshakes_per_source"};
   return kReloadableSections.count(section.substr(0, section.find('.'))) != 0 ||
          kReloadableKeys.count(section) != 0;
 }

@@ -554,6 +554,7 @@ nlohmann::json Daemon::reload() {
   for (const auto& warning : fresh.routing->warnings()) spdlog::warn("reload: {}", warning);
   p.guard.setSettings(fresh.flood);
   p.registrar.setLimits(registrarSettingsFrom(fresh, p.identity));
+  p.transports.setLimits(fresh.transport);
   applyLogSettings(fresh.log);
   report["changed"] = applied;
   report["restart_needed"] = restartNeeded;

@@ -561,4 +561,15 @@ std::vector<ConnectionInfo> Transports::connections() const {
 const TransportCounters& Transports::counters() const { return impl_->transportCounters; }
 const TransportSettings& Transports::settings() const { return impl_->transportSettings; }
 
+void Transports::setLimits(const TransportSettings& limits) {
+  auto& current = impl_->transportSettings;
+  current.tcpIdleTimeout = limits.tcpIdleTimeout;
+  current.tcpConnectTimeout = limits.tcpConnectTimeout;
+  current.handshakeTimeout = limits.handshakeTimeout;
+  current.maxQueuedBytes = limits.maxQueuedBytes;
+  current.maxConnectionsPerSource = limits.maxConnectionsPerSource;
+  current.maxHandshakesPerSource = limits.maxHandshakesPerSource;
+  current.maxConnections = limits.maxConnections;
+}
+
 }  // namespace waypoint::transport

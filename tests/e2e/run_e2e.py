@@ -1200,14 +1200,21 @@ def test_ctl_reload(args):
                 pass
             block = {"rules": [{"name": "block", "match": {"user": "frank"},
                                 "reject": {"status": 403, "reason": "Forbidden"}}]}
-            d.routing = block
-            d.limits["tcp_idle_timeout"] = "300s"
-            d.registrar = {"min_expires": "120s"}
-            d.write_config()
-            done = waypointctl(args, d, "reload")
-            assert done.returncode == 0, done
-            assert "changed: registrar.min_expires, routing" in done.stdout, done.stdout
-            assert "needs a restart: limits.tcp_idle_timeout" in done.stdout, done.stdout
+            with TcpClient(d.port) as before:  # open before the reload: it stays
+                assert_options_ok(before.transact(options_to_server(d.port, before.local, "TCP")))
+                d.routing = block
+                d.limits["max_message_size"] = 32768
+                d.limits["tcp_max_connections_per_source"] = 1
+                d.registrar = {"min_expires": "120s"}
+                d.write_config()
+                done = waypointctl(args, d, "reload")
+                assert done.returncode == 0, done
+                assert ("changed: limits.tcp_max_connections_per_source, registrar.min_expires, routing"
+                        in done.stdout), done.stdout
+                assert "needs a restart: limits.max_message_size" in done.stdout, done.stdout
+                with TcpClient(d.port) as over:
+                    assert over.wait_closed(), "the reloaded tcp_max_connections_per_source did not apply"
+                assert_options_ok(before.transact(options_to_server(d.port, before.local, "TCP")))
             brief = c.transact(make_register("carol", c.local, expires=90))
             assert brief.code == 423 and brief.header("min-expires") == ["120"], \
                 f"the reloaded registrar.min_expires did not apply: {brief}"

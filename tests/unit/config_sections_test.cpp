@@ -48,8 +48,9 @@ TEST_F(ConfigSectionsTest, OnlyWhatTheDaemonAppliesLiveIsReloadable) {
         "registrar.max_expires", "registrar.default_expires"}) {
     EXPECT_TRUE(reloadable(live)) << live;
   }
-  for (const char* restart : {"listen", "limits.tcp_idle_timeout", "domains", "tls.certificate",
-                              "auth.register", "control.socket", "registrar.persistence"}) {
+  for (const char* restart :
+       {"listen", "limits.max_message_size", "limits.udp_mtu", "limits.udp_receive_buffer",
+        "domains", "tls.certificate", "auth.register", "control.socket", "registrar.persistence"}) {
     EXPECT_FALSE(reloadable(restart)) << restart;
   }
   EXPECT_EQ(joinedOrNone({}), "none");

@@ -122,6 +122,27 @@ TEST_F(TransportsLoopbackTest, OpensOneConnectionReusesItAndRepliesOverIt) {
   EXPECT_EQ(server_.counters().sendErrors, 0u);
 }
 
+TEST_F(TransportsLoopbackTest, NewLimitsApplyToTheNextConnectionAndBufferSizesStay) {
+  server_.listen(ListenerConfig{Protocol::tcp, "127.0.0.1", 0, {}, {}});
+  const Endpoint serverAt = server_.boundEndpoints().at(0).second;
+  TransportSettings reloaded;
+  reloaded.maxConnectionsPerSource = 1;
+  reloaded.tcpIdleTimeout = std::chrono::seconds(30);
+  reloaded.maxMessageSize = 2048;
+  server_.setLimits(reloaded);
+  EXPECT_EQ(server_.settings().tcpIdleTimeout, std::chrono::seconds(30));
+  EXPECT_EQ(server_.settings().maxMessageSize, TransportSettings{}.maxMessageSize);
+
+  client_.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt, {}, {}},
+               std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return serverGot_.size() == 1; }));
+  // A second connection from the same address is over the new limit of one.
+  Transports other{io_, TransportSettings{}, [](const Source&, std::string_view) {}};
+  other.send(Destination{Protocol::tcp, serverAt, 0, std::nullopt, {}, {}}, std::string(kOptions));
+  ASSERT_TRUE(runUntil([&] { return server_.counters().tcpConnectionsRejected == 1; }));
+  EXPECT_EQ(serverGot_.size(), 1u);
+}
+
 TEST_F(TransportsLoopbackTest, ReportsARefusedConnectionToTheSender) {
   // A port that was just free: bind, read it, close.
   asio::ip::tcp::acceptor probe(io_,

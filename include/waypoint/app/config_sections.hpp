@@ -22,7 +22,8 @@ std::vector<std::string> changedSections(const ConfigSections& running,
 
 // What a reload applies: the routing rules (swapped in one step, live transactions keep
 // theirs), the flood limits (running bans stay), the log level and pattern, and the
-// registrar's expiry limits and contacts per AOR (bindings made before keep theirs). The
+// registrar's expiry limits and contacts per AOR (bindings made before keep theirs), and
+// the transport's connection limits and timeouts (Transports::setLimits). The
 // users file and the TLS certificate files are read again on every reload. Any other
 // change needs a restart.
 bool reloadable(const std::string& section);

@@ -247,6 +247,11 @@ class Transports {
 
   const TransportCounters& counters() const;
   const TransportSettings& settings() const;
+  // A reload: the connection limits and timeouts of `limits` (idle, connect and handshake
+  // timeouts, connections per source and in all, handshakes per source, queued bytes)
+  // apply from now on, to the connections open too; the sizes fixed when a listener was
+  // bound (max_message_size, udp_mtu, udp_receive_buffer) stay until a restart.
+  void setLimits(const TransportSettings& limits);
 
   struct Impl;  // defined in transports.cpp
 
