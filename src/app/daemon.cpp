@@ -458,11 +458,13 @@ void Daemon::armControlSignals() {
   parts_->controlSignals.async_wait([this](boost::system::error_code ec, int signal) {
     if (ec) return;
     if (signal == SIGUSR1) {
-      if (writeMetricsFile()) {
-        const auto& file = parts_->config.metrics.file;
-        spdlog::info("metrics written{}{}", file.empty() ? "" : " to ", file);
-        spdlog::debug("metrics:\n{}", metricsText());
+      const auto& file = parts_->config.metrics.file;
+      if (file.empty()) {
+        spdlog::info("SIGUSR1: no metrics.file is set, so none was written");
+      } else if (writeMetricsFile()) {
+        spdlog::info("metrics written to {}", file);
       }
+      spdlog::debug("metrics:\n{}", metricsText());
     } else {
       reload();
     }

@@ -1188,6 +1188,27 @@ def test_warnings_rate_limited(args):
         assert suppressed + len(warned) == burst, (summary, len(warned))
 
 
+def test_metrics_file_failure(args):
+    """SIGUSR1 with a metrics file that cannot be written logs the error and never
+    "metrics written"; with no metrics.file it says none was written. The daemon serves on."""
+    d = Daemon(args.daemon)
+    d.metrics_path = os.path.join(d.dir, "no-such-folder", "metrics.prom")
+    with d, UdpClient(d.port) as c:
+        mark = d.log_mark()
+        d.proc.send_signal(signal.SIGUSR1)
+        said = d.wait_log(r"cannot (write|rename)", since=mark)
+        assert "no-such-folder" in said, said
+        assert "metrics written" not in d.stderr(since=mark), d.stderr(since=mark)
+        assert_options_ok(c.transact(make_request("OPTIONS", "sip:localhost", c.local)))
+    unset = Daemon(args.daemon)
+    unset.metrics_path = ""
+    with unset:
+        mark = unset.log_mark()
+        unset.proc.send_signal(signal.SIGUSR1)
+        said = unset.wait_log(r"SIGUSR1: no metrics.file", since=mark)
+        assert "none was written" in said and "metrics written" not in unset.stderr(since=mark), said
+
+
 def test_ctl_reload(args):
     """waypointctl reload is synchronous: it prints what changed and what needs a restart,
     exits 1 when the file is refused (and then nothing changed), and tells systemd
