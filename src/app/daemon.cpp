@@ -89,9 +89,11 @@ proxy::LocalIdentity identityFrom(const Config& config, const transport::Transpo
   return identity;
 }
 
-// Logs the flood bans that are over, once each.
-void sweepBans(auth::SourceGuard& guard, transaction::TimePoint now) {
+// Logs the flood bans that are over, once each, within the ban warnings' rate limit.
+void sweepBans(auth::SourceGuard& guard, transaction::TimePoint now,
+               log::WarningLimiter& warnings) {
   for (const auto& ended : guard.sweep(now)) {
+    if (!warnings.allow(log::reason::floodBan)) continue;
     spdlog::warn("flood: ban of {} ended ({} messages dropped)", transport::toString(ended.source),
                  ended.dropped);
   }
@@ -103,8 +105,14 @@ void sweepBans(auth::SourceGuard& guard, transaction::TimePoint now) {
 class TimerDriver {
  public:
   TimerDriver(asio::io_context& io, const transaction::Clock& clock, proxy::Proxy& proxy,
-              registrar::Registrar& registrar, auth::SourceGuard& guard)
-      : timer_(io), clock_(clock), proxy_(proxy), registrar_(registrar), guard_(guard) {}
+              registrar::Registrar& registrar, auth::SourceGuard& guard,
+              log::WarningLimiter& warnings)
+      : timer_(io),
+        clock_(clock),
+        proxy_(proxy),
+        registrar_(registrar),
+        guard_(guard),
+        warnings_(warnings) {}
 
   void rearm() {
     auto next = proxy_.nextExpiry();
@@ -120,7 +128,7 @@ class TimerDriver {
       armed_ = false;
       proxy_.fireDueTimers();
       registrar_.expire(clock_.now());
-      sweepBans(guard_, clock_.now());
+      sweepBans(guard_, clock_.now(), warnings_);
       rearm();
     });
   }
@@ -132,6 +140,7 @@ class TimerDriver {
   proxy::Proxy& proxy_;
   registrar::Registrar& registrar_;
   auth::SourceGuard& guard_;
+  log::WarningLimiter& warnings_;
   bool armed_ = false;
   transaction::TimePoint armedFor_{};
 };
@@ -292,7 +301,8 @@ struct Daemon::Parts {
         sender, *proxyCore, sip::ParseLimits{config.transport.maxMessageSize},
         SourceFilter{guard, clock, config.trusted}, diagnostics.forMessages());
     transports.limitWarnings(diagnostics.warnings());
-    timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar, guard);
+    timerDriver = std::make_unique<TimerDriver>(io, clock, *proxyCore, registrar, guard,
+                                                diagnostics.warnings());
     transports.onUnreachable([this](const transport::Destination& destination, std::error_code) {
       proxyCore->transactions().destinationUnreachable(destination);
       timerDriver->rearm();
