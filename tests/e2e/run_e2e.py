@@ -1028,7 +1028,9 @@ def test_ctl_commands(args):
         assert waypointctl(args, d, "log-level", "debug").returncode == 0
         mark = d.log_mark()
         c.transact(make_request("OPTIONS", "sip:localhost", c.local))
-        assert "[debug]" in d.stderr(since=mark), "log-level debug did not apply"
+        # A request's debug line is written once its decision is known, which can be just
+        # after its response went out: wait for it rather than read the log at once.
+        assert d.wait_log(r"\[debug\]", since=mark), "log-level debug did not apply"
         bogus = waypointctl(args, d, "log-level", "loud")
         assert bogus.returncode == 1 and "log level must be one of" in bogus.stderr, bogus
         usage = waypointctl(args, d, "bindings", "a", "b")
