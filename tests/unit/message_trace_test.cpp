@@ -144,7 +144,8 @@ TEST_F(MessageTraceTest, DefaultsAreAThousandMessagesOrTenMinutesAndLimitsAreCap
 
 TEST_F(MessageTraceTest, StopEndsOneOrAllAndTheTableIsBounded) {
   for (std::size_t i = 0; i < MessageTracer::kMaxTraces; ++i) {
-    ASSERT_TRUE(tracer.start(TraceFilter::forCallId("c" + std::to_string(i)), TraceLimits{}));
+    ASSERT_TRUE(tracer.start(TraceFilter::forCallId(std::string("c").append(std::to_string(i))),
+                             TraceLimits{}));
   }
   EXPECT_FALSE(tracer.start(TraceFilter::forCallId("one too many"), TraceLimits{}));
   EXPECT_EQ(tracer.stop(2), 1u);
